@@ -1,0 +1,317 @@
+"""The ``corpusgen`` command line: build, vocab, split, inspect, validate (and train, plot, bench).
+
+Every user error ends in one line naming the problem and the fix, exit code 1
+(click's usage errors exit 2); never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from corpusgen.config import BuildConfig
+
+BUNDLED_CORPUS = "enwiki_sample.jsonl.zst"
+BUNDLED_VOCAB = "bert-base-uncased-vocab.txt"
+
+
+def bundled(name: str) -> str:
+    return str(Path(__file__).resolve().parent / "data" / name)
+
+
+class UserError(click.ClickException):
+    """One line, exit 1."""
+
+
+def _fail(exc: Exception) -> UserError:
+    return UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="corpusgen")
+def cli() -> None:
+    """Turn raw text into BERT pretraining data, and pretrain BERT on it."""
+
+
+# --- build -----------------------------------------------------------------------------------
+
+_BUILD_OPTIONS = {
+    # cli name -> config field
+    "max_seq_length": "max_seq_length",
+    "max_predictions_per_seq": "max_predictions_per_seq",
+    "masked_lm_prob": "masked_lm_prob",
+    "short_seq_prob": "short_seq_prob",
+    "dupe_factor": "dupe_factor",
+    "seed": "random_seed",
+    "lower_case": "do_lower_case",
+    "whole_word_mask": "do_whole_word_mask",
+    "next_sentence": "next_sentence",
+    "input_format": "input_format",
+    "text_field": "text_field",
+    "doc_per_file": "doc_per_file",
+    "wikitext": "wikitext_headings",
+    "lang": "lang",
+    "line_breaks": "line_breaks",
+    "heldout_fraction": "heldout_fraction",
+    "rows_per_shard": "rows_per_shard",
+    "zstd_level": "zstd_level",
+    "dedup": "dedup",
+}
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("inputs", nargs=-1, type=click.UNPROCESSED)
+@click.option("-o", "--output", "output", required=True, help="Output directory (shards + manifest.json).")
+@click.option("--vocab", type=click.Path(dir_okay=False), help="vocab.txt or tokenizer.json [default: bundled bert-base-uncased].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or JSON build config; options given here override it.")
+@click.option("--max-seq-length", type=int, help="[128]")
+@click.option("--max-predictions-per-seq", type=int, help="[20]")
+@click.option("--masked-lm-prob", type=float, help="[0.15]")
+@click.option("--short-seq-prob", type=float, help="[0.1]")
+@click.option("--dupe-factor", type=int, help="Copies of the data with different masks [5].")
+@click.option("--seed", type=int, help="random_seed [12345].")
+@click.option("--lower-case/--no-lower-case", default=None, help="[default: follow the vocabulary]")
+@click.option("--whole-word-mask/--no-whole-word-mask", default=None, help="do_whole_word_mask [off].")
+@click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
+@click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]), help="[auto: by file name]")
+@click.option("--text-field", help="Text field/column of JSONL, Parquet, Arrow inputs [text].")
+@click.option("--doc-per-file/--no-doc-per-file", default=None, help="Plain text: one document per file.")
+@click.option("--wikitext/--no-wikitext", default=None, help="Plain text: ' = Title = ' lines start documents.")
+@click.option("--lang", help="Sentence splitting language: en, zh, ja, de, …, auto [en].")
+@click.option("--line-breaks", type=click.Choice(["auto", "sentence", "space"]), help="A single newline is … [auto].")
+@click.option("--heldout-fraction", type=float, help="Documents kept apart for evaluation [0.01].")
+@click.option("--rows-per-shard", type=int, help="[100000]")
+@click.option("--zstd-level", type=int, help="[19]")
+@click.option("--dedup/--no-dedup", default=None, help="Drop exact duplicate documents [on].")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--runner", default=None, help="Beam runner: local (FnApiRunner, default), DataflowRunner, FlinkRunner, SparkRunner, …")
+@click.option("--overwrite", is_flag=True, help="Replace an existing build in OUTPUT.")
+@click.pass_context
+def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runner, overwrite, **options) -> None:
+    """Build shards from INPUT files, folders or globs (default: the bundled Wikipedia sample).
+
+    Unknown --name=value options are passed to Beam (e.g. --project=…, --region=…,
+    --temp_location=gs://…). Inputs and outputs may be on any Beam filesystem.
+    """
+    from corpusgen.tokenizer import VocabError, VocabFile
+
+    paths = [a for a in list(inputs) + ctx.args if not a.startswith("--")]
+    beam_args = [a for a in list(inputs) + ctx.args if a.startswith("--")]
+    try:
+        cfg = BuildConfig.from_file(config_file) if config_file else BuildConfig()
+        given = {_BUILD_OPTIONS[k]: v for k, v in options.items() if v is not None}
+        if not paths:
+            paths = [bundled(BUNDLED_CORPUS)]
+        cfg = cfg.replace(**given)
+        vocab_file = VocabFile.read(vocab or bundled(BUNDLED_VOCAB))
+    except (ValueError, VocabError) as exc:
+        raise _fail(exc) from None
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+
+    from pipelines.inputs import InputError, check_inputs, resolve_inputs
+
+    try:
+        files = resolve_inputs(paths, cfg)
+        check_inputs(files, cfg)
+    except InputError as exc:
+        raise _fail(exc) from None
+    _prepare_output(output, overwrite)
+
+    from pipelines.build import run_build
+
+    _setup_logging()
+    click.echo(f"building {len(files)} file(s) → {output} (runner: {runner or 'local'}, workers: {workers})", err=True)
+    started = time.time()
+    try:
+        run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args)
+    except KeyboardInterrupt:
+        raise UserError("interrupted; the output has no manifest, so no reader takes it; rerun with --overwrite") from None
+    if "://" in output:
+        click.echo(f"done in {time.time() - started:.1f}s; manifest at {output}/manifest.json")
+        return
+    manifest = json.loads((Path(output) / "manifest.json").read_text())
+    click.echo(_summary(manifest, time.time() - started))
+
+
+def _prepare_output(output: str, overwrite: bool) -> None:
+    if "://" in output:
+        return  # remote: the manifest is the commit point; stale shards are not listed in it
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose another -o/--output")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{out}: not empty; pass --overwrite to replace the build there, or choose another -o/--output")
+        if not (out / "manifest.json").exists() and not (out / "shards").exists():
+            raise UserError(f"{out}: holds files that are not a corpusgen build; refusing to delete them, choose another -o/--output")
+        (out / "manifest.json").unlink(missing_ok=True)  # first: the old build stops being a build
+        shutil.rmtree(out / "shards", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("corpusgen").setLevel(logging.INFO)
+
+
+def _summary(manifest: dict, seconds: float) -> str:
+    s = manifest["stats"]
+    shards = manifest["shards"]
+    nbytes = sum(e["bytes"] for e in shards)
+    tokens = sum(e["tokens"] for e in shards)
+    drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
+    m = s["masking"]
+    return "\n".join(
+        [
+            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['heldout']} held out)",
+            f"dropped: {drops}",
+            f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
+            f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",
+            f"NSP random share: {s['nsp']['random_share']}; masked {m['masked_share']} of tokens "
+            f"(mask/random/kept {m['mask_share']}/{m['random_share']}/{m['kept_share']})",
+            f"built in {seconds:.1f}s",
+        ]
+    )
+
+
+# --- validate / inspect ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def validate(build_dir: str, as_json: bool) -> None:
+    """Verify schema, checksums and every row of a build; recompute its statistics. Exit 1 on any defect."""
+    from corpusgen.validate import validate_build
+
+    report = validate_build(build_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        for d in report["defects"]:
+            click.echo(f"DEFECT {d}")
+        c = report["checked"]
+        if c:
+            click.echo(
+                f"{c['shards']} shard(s), {c['rows']} rows, {c['tokens']} tokens, {c['bytes_per_token']} bytes/token; "
+                f"NSP random {c['nsp_random_share']}; mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}"
+            )
+        click.echo("OK" if report["ok"] else f"FAILED: {len(report['defects'])} defect(s)")
+    sys.exit(0 if report["ok"] else 1)
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("-n", "count", default=3, show_default=True, help="Instances to show.")
+@click.option("--shard", "shard_index", default=0, show_default=True, help="Index of the shard in the manifest.")
+def inspect(build_dir: str, count: int, shard_index: int) -> None:
+    """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
+    from corpusgen.shards import ManifestError, load_manifest, open_shard
+    from corpusgen.tokenizer import VocabFile, WordPiece
+
+    try:
+        manifest = load_manifest(build_dir)
+    except ManifestError as exc:
+        raise _fail(exc) from None
+    if not manifest["shards"]:
+        raise UserError(f"{build_dir}: the build has no shards (see the drops in manifest.json)")
+    if not 0 <= shard_index < len(manifest["shards"]):
+        raise UserError(f"--shard {shard_index}: the build has shards 0..{len(manifest['shards']) - 1}")
+    entry = manifest["shards"][shard_index]
+    wp = WordPiece(VocabFile.read(Path(build_dir) / manifest["vocab"]), manifest["config"]["do_lower_case"])
+    reader = open_shard(Path(build_dir) / entry["path"])
+    rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
+    click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
+    for r, row in enumerate(rows):
+        toks = wp.decode_tokens(row["input_ids"])
+        for p, label in zip(row["masked_positions"], row["masked_labels"]):
+            shown, orig = toks[p], wp.tokens[label]
+            toks[p] = f"[MASK→{orig}]" if row["input_ids"][p] == wp.mask_id else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
+        a, b = " ".join(toks[1 : row["a_len"] - 1]), " ".join(toks[row["a_len"] : -1])
+        label = {0: "B follows A", 1: "B is random", -100: "no pair"}.get(row["next_sentence_label"], "?")
+        click.echo(f"\n#{r}  len {len(toks)}  a_len {row['a_len']}  next_sentence_label {row['next_sentence_label']} ({label})")
+        click.echo(f"  A: {a}")
+        if b:
+            click.echo(f"  B: {b}")
+
+
+# --- split / vocab ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--lang", default="en", show_default=True, help="en, zh, ja, de, fr, …, or auto.")
+@click.option("--line-breaks", type=click.Choice(["auto", "sentence", "space"]), default="auto", show_default=True)
+def split(lang: str, line_breaks: str) -> None:
+    """stdin: documents separated by blank lines → stdout: one sentence per line, a blank line between documents."""
+    from corpusgen.clean import clean_text
+    from corpusgen.split import split_sentences
+
+    data = sys.stdin.buffer.read().decode("utf-8", errors="strict") if not sys.stdin.isatty() else ""
+    first = True
+    out = sys.stdout
+    for doc in clean_text(data).split("\n\n"):
+        sentences = split_sentences(doc, lang, line_breaks)
+        if not sentences:
+            continue
+        if not first:
+            out.write("\n")
+        out.write("\n".join(sentences) + "\n")
+        first = False
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="vocab.txt, or tokenizer.json for a full tokenizer.")
+@click.option("--vocab-size", default=30522, show_default=True)
+@click.option("--min-frequency", default=2, show_default=True)
+@click.option("--limit-alphabet", default=1000, show_default=True)
+@click.option("--lower-case/--no-lower-case", default=True, show_default=True)
+@click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]), default="auto")
+@click.option("--text-field", default="text", show_default=True)
+def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field) -> None:
+    """Train a WordPiece vocabulary (Hugging Face tokenizers) on INPUT files."""
+    from corpusgen.vocab import train_vocab
+    from pipelines.inputs import InputError, check_inputs, resolve_inputs
+
+    try:
+        cfg = BuildConfig(input_format=input_format, text_field=text_field)
+        files = resolve_inputs(list(inputs), cfg)
+        check_inputs(files, cfg)
+        result = train_vocab(files, output, cfg, vocab_size=vocab_size, min_frequency=min_frequency,
+                             limit_alphabet=limit_alphabet, lower_case=lower_case)  # fmt: skip
+    except (ValueError, InputError) as exc:
+        raise _fail(exc) from None
+    click.echo(f"{output}: {result['vocab_size']} tokens from {result['documents']} documents")
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks (figures printed, last line JSON)."""
+
+
+def _register_trainer() -> None:
+    from trainer.cli import COMMANDS, bench_loader
+
+    for command in COMMANDS:
+        cli.add_command(command)
+    bench.add_command(bench_loader, "loader")
+
+
+_register_trainer()
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The build configuration: one typed, validated dataclass.
+
+Parameter names follow google-research/bert's ``create_pretraining_data.py`` so a
+reader can map them one to one. A bad value or combination raises ``ValueError``
+when the config is made, before any work starts. The whole config is written into
+the manifest, so a build can be repeated from its output alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "arrow", "hf")
+NEXT_SENTENCE_MODES = ("nsp", "sop", "none")
+UNICODE_FORMS = ("NFC", "NFKC", "none")
+LINE_BREAK_MODES = ("auto", "sentence", "space")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    # --- input -------------------------------------------------------------
+    input_format: str = "auto"
+    """auto (by file name), text, jsonl, parquet, arrow or hf (save_to_disk folder)."""
+    text_field: str = "text"
+    """Name of the text column/field in JSONL, Parquet, Arrow and HF inputs."""
+    doc_per_file: bool = False
+    """Plain text: one document per file instead of blank-line-separated documents."""
+    wikitext_headings: bool = False
+    """Plain text: top-level `` = Title = `` lines start documents (WikiText layout)."""
+    max_line_bytes: int = 1 << 20
+    """Lines longer than this are skipped and counted (``line_too_long``)."""
+    max_document_chars: int = 8 << 20
+    """Documents longer than this are skipped and counted (``document_too_long``)."""
+
+    # --- clean ---------------------------------------------------------------
+    unicode_form: str = "NFC"
+    line_breaks: str = "auto"
+    """How a single newline inside a paragraph is read: ``sentence`` (a boundary,
+    the google-research/bert layout), ``space`` (wrapped text) or ``auto``
+    (a boundary unless the line visibly continues the sentence)."""
+    min_document_chars: int = 1
+    dedup: bool = True
+    """Drop exact duplicates (same normalised text); the first by content key is kept."""
+
+    # --- split / tokenize ------------------------------------------------------
+    lang: str = "en"
+    do_lower_case: bool | None = None
+    """None: follow the vocabulary (uncased when it has no upper-case tokens)."""
+
+    # --- the algorithm (google-research/bert names) ----------------------------
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 5
+    do_whole_word_mask: bool = False
+    random_seed: int = 12345
+    next_sentence: str = "nsp"
+    """nsp (BERT), sop (ALBERT sentence order) or none (single segment, RoBERTa style)."""
+    heldout_fraction: float = 0.01
+    """Share of documents (by seeded hash) whose instances go to held-out shards for evaluation."""
+    nsp_pool_tokens: int = 4_000_000
+    """Random B segments are drawn from a pool: documents are assigned to pools by a
+    seeded hash, ceil(total tokens / nsp_pool_tokens) pools in all."""
+
+    # --- output ----------------------------------------------------------------
+    rows_per_shard: int = 100_000
+    rows_per_batch: int = 16_384
+    length_bin_width: int = 16
+    zstd_level: int = 19
+
+    # --- free-form, recorded but not interpreted ------------------------------
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.input_format in INPUT_FORMATS, f"input_format must be one of {INPUT_FORMATS}, got {self.input_format!r}")
+        need(self.next_sentence in NEXT_SENTENCE_MODES, f"next_sentence must be one of {NEXT_SENTENCE_MODES}, got {self.next_sentence!r}")
+        need(self.unicode_form in UNICODE_FORMS, f"unicode_form must be one of {UNICODE_FORMS}, got {self.unicode_form!r}")
+        need(self.line_breaks in LINE_BREAK_MODES, f"line_breaks must be one of {LINE_BREAK_MODES}, got {self.line_breaks!r}")
+        need(bool(self.text_field), "text_field must not be empty")
+        need(not (self.doc_per_file and self.wikitext_headings), "doc_per_file and wikitext_headings exclude each other: pick one way to cut documents")
+        need(self.max_line_bytes >= 1024, "max_line_bytes must be at least 1024")
+        need(self.max_document_chars >= 1, "max_document_chars must be positive")
+        need(self.min_document_chars >= 1, "min_document_chars must be at least 1")
+        min_len = 3 if self.next_sentence == "none" else 5
+        need(
+            min_len <= self.max_seq_length <= 65535,
+            f"max_seq_length must be in [{min_len}, 65535] (room for the special tokens), got {self.max_seq_length}",
+        )
+        need(0.0 < self.masked_lm_prob < 1.0, f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}")
+        need(self.max_predictions_per_seq >= 1, "max_predictions_per_seq must be at least 1")
+        need(
+            self.max_predictions_per_seq <= self.max_seq_length - 2,
+            f"max_predictions_per_seq ({self.max_predictions_per_seq}) cannot exceed max_seq_length - 2 ({self.max_seq_length - 2})",
+        )
+        need(0.0 <= self.short_seq_prob <= 1.0, f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+        need(self.dupe_factor >= 1, f"dupe_factor must be at least 1, got {self.dupe_factor}")
+        need(0 <= self.random_seed < 2**63, "random_seed must be in [0, 2**63)")
+        need(0.0 <= self.heldout_fraction < 1.0, f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+        need(self.nsp_pool_tokens >= 10_000, "nsp_pool_tokens must be at least 10000")
+        need(self.rows_per_shard >= 1, "rows_per_shard must be at least 1")
+        need(self.rows_per_batch >= 1, "rows_per_batch must be at least 1")
+        need(self.length_bin_width >= 1, "length_bin_width must be at least 1")
+        need(1 <= self.zstd_level <= 22, "zstd_level must be in [1, 22]")
+
+    # --- derived ------------------------------------------------------------------
+    @property
+    def max_num_tokens(self) -> int:
+        """Tokens left for A and B after [CLS] A [SEP] B [SEP] (or [CLS] A [SEP])."""
+        return self.max_seq_length - (2 if self.next_sentence == "none" else 3)
+
+    def bin_of(self, length: int) -> int:
+        """Index of the length bin holding sequences of ``length`` tokens."""
+        return (length - 1) // self.length_bin_width
+
+    def bin_range(self, index: int) -> tuple[int, int]:
+        lo = index * self.length_bin_width + 1
+        return lo, min(self.max_seq_length, lo + self.length_bin_width - 1)
+
+    # --- (de)serialisation ----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> BuildConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> BuildConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BuildConfig:
+        """Read a ``.toml`` or ``.json`` config (top-level keys, or a ``[build]`` table)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read config ({exc.strerror}); check the path") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
+        if isinstance(data.get("build"), dict):
+            data = data["build"]
+        return cls.from_dict(data, source=str(path))

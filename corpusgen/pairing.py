@@ -1,0 +1,197 @@
+"""Cut documents into ``[CLS] A [SEP] B [SEP]`` pairs (google-research/bert semantics).
+
+A document is its token ids, sentence after sentence, with sentence boundaries.
+``create_pairs`` walks one document the way ``create_instances_from_document``
+does: it gathers whole sentences into a chunk until a target length is reached,
+splits the chunk at a random sentence into A and B, and with probability 0.5
+replaces B by sentences of a *different* document of the same pool.
+
+Where this departs from the reference, it is to keep the NSP labels at exactly
+50/50 and to lose no text:
+
+* A chunk closes only once it holds two sentences (google closes it at the target
+  length and then *forces* a random B for one-sentence chunks, which biases NSP
+  towards "random" whenever short targets or long sentences are common).
+* A document's last sentence left alone after the previous chunk is paired with
+  the sentence before it (reused as context, counted) rather than forced random.
+* The short target (``short_seq_prob``) is drawn for every pair, not once per
+  document, so that it is the share of short instances.
+* The label is drawn independently of the chunk; a pool of one document cannot
+  give a random B, so those pairs stay "next" (counted).
+* Truncation removes the same counts the reference's token-by-token loop does
+  (from the longer side, ties from B), in closed form; how many go from the front
+  is binomial(n, 0.5), as the reference's coin per token.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from corpusgen.config import BuildConfig
+
+NEXT = 0  # B follows A
+RANDOM = 1  # B is from another document (NSP) or A and B are swapped (SOP)
+
+
+@dataclass
+class TokenizedDocument:
+    """One document after tokenization.
+
+    ``ids`` holds all its tokens, sentence after sentence; sentence ``i`` is
+    ``ids[bounds[i]:bounds[i + 1]]``. ``key`` is the content key (hex) that seeds
+    every random choice made for the document.
+    """
+
+    key: str
+    ids: np.ndarray
+    bounds: np.ndarray
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.bounds[-1])
+
+
+class Pair(NamedTuple):
+    tokens_a: np.ndarray
+    tokens_b: np.ndarray | None  # None when next_sentence == "none"
+    label: int  # NEXT, RANDOM, or NSP_IGNORE for single segments
+    short: bool  # built with a short target length
+
+
+def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
+    """The generator of every random choice for one (document, dupe) — nothing else seeds it."""
+    k = int(key, 16)
+    return np.random.default_rng([seed, k & 0xFFFFFFFFFFFFFFFF, k >> 64, dupe])
+
+
+def truncation_counts(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:
+    """Tokens to remove from A and from B so that len_a + len_b <= max_tokens.
+
+    The same counts as google's loop "remove one token from the longer segment
+    (B on ties) until it fits", computed without the loop.
+    """
+    excess = len_a + len_b - max_tokens
+    if excess <= 0:
+        return 0, 0
+    if len_a > len_b:
+        first = min(excess, len_a - len_b)
+        rest = excess - first
+        return first + rest // 2, (rest + 1) // 2
+    first = min(excess, len_b - len_a)
+    rest = excess - first
+    return rest // 2, first + (rest + 1) // 2
+
+
+def create_pairs(
+    doc_index: int,
+    pool: Sequence[TokenizedDocument],
+    cfg: BuildConfig,
+    rng: np.random.Generator,
+    counts: Counter,
+) -> list[Pair]:
+    """The pairs of one document for one dupe, drawing B from ``pool`` when random."""
+    doc = pool[doc_index]
+    bounds = doc.bounds
+    n = doc.n_sentences
+    mode = cfg.next_sentence
+    max_num_tokens = cfg.max_num_tokens
+    min_segments = 1 if mode == "none" else 2
+    if n < min_segments:
+        raise ValueError(f"document {doc.key} has {n} sentence(s); pairs need {min_segments} (filter such documents first)")
+
+    def draw_target() -> tuple[int, bool]:
+        # Mostly fill max_seq_length; sometimes (short_seq_prob) aim shorter so the model
+        # also sees short sequences, as in fine-tuning. Drawn per pair, not per document
+        # (as the reference does), so that short_seq_prob is the share of short instances.
+        if rng.random() < cfg.short_seq_prob:
+            return int(rng.integers(2, max_num_tokens + 1)), True
+        return max_num_tokens, False
+
+    target, short = draw_target()
+    covered = np.zeros(doc.n_tokens, dtype=bool)
+    pairs: list[Pair] = []
+    start = 0
+    i = 0
+    while i < n:
+        i += 1
+        if i < n and not (bounds[i] - bounds[start] >= target and i - start >= min_segments):
+            continue
+        reused = i - start < min_segments
+        if reused:
+            # Only the document's last sentence is left: pair it with the one before.
+            start -= 1
+            counts["sentences_reused"] += 1
+        nseg = i - start
+        if mode == "none":
+            a_lo, a_hi = int(bounds[start]), int(bounds[i])
+            cut_a, _ = truncation_counts(a_hi - a_lo, 0, max_num_tokens)
+            front = int(rng.binomial(cut_a, 0.5)) if cut_a else 0
+            a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
+            covered[a_lo:a_hi] = True
+            counts["tokens_placed_own"] += a_hi - a_lo
+            pairs.append(Pair(doc.ids[a_lo:a_hi], None, -100, short))
+            start = i
+            target, short = draw_target()
+            continue
+
+        a_end = 1 if nseg == 1 else int(rng.integers(1, nseg))  # A = first a_end sentences
+        a_lo, a_hi = int(bounds[start]), int(bounds[start + a_end])
+        is_random = bool(rng.random() < 0.5)
+        b_doc: TokenizedDocument = doc
+        b_own = True
+        if is_random and mode == "nsp":
+            if len(pool) < 2:
+                counts["nsp_no_other_document"] += 1
+                is_random = False
+            else:
+                b_own = False
+                r = int(rng.integers(len(pool) - 1))
+                b_doc = pool[r + (r >= doc_index)]
+                ob = b_doc.bounds
+                rs = int(rng.integers(b_doc.n_sentences))
+                target_b = max(1, target - (a_hi - a_lo))
+                rend = int(np.searchsorted(ob, ob[rs] + target_b, side="left"))
+                rend = min(max(rend, rs + 1), b_doc.n_sentences)
+                b_lo, b_hi = int(ob[rs]), int(ob[rend])
+                if reused:
+                    # The left-over last sentence becomes A itself: putting it back would loop.
+                    a_lo, a_hi = int(bounds[n - 1]), int(bounds[n])
+                else:
+                    # The chunk's unused sentences go back to be used by the next pair.
+                    i = start + a_end
+        if b_own:
+            b_lo, b_hi = a_hi, int(bounds[i])
+
+        cut_a, cut_b = truncation_counts(a_hi - a_lo, b_hi - b_lo, max_num_tokens)
+        if cut_a:
+            front = int(rng.binomial(cut_a, 0.5))
+            a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
+        if cut_b:
+            front = int(rng.binomial(cut_b, 0.5))
+            b_lo, b_hi = b_lo + front, b_hi - (cut_b - front)
+        covered[a_lo:a_hi] = True
+        counts["tokens_placed_own"] += a_hi - a_lo
+        if b_own:
+            covered[b_lo:b_hi] = True
+            counts["tokens_placed_own"] += b_hi - b_lo
+        else:
+            counts["tokens_borrowed"] += b_hi - b_lo
+        tokens_a, tokens_b = doc.ids[a_lo:a_hi], b_doc.ids[b_lo:b_hi]
+        if mode == "sop" and is_random:
+            tokens_a, tokens_b = tokens_b, tokens_a
+        pairs.append(Pair(tokens_a, tokens_b, RANDOM if is_random else NEXT, short))
+        start = i
+        target, short = draw_target()
+
+    kept = int(covered.sum())
+    counts["tokens_covered"] += kept
+    counts["tokens_truncated_away"] += doc.n_tokens - kept
+    return pairs

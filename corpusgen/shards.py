@@ -1,0 +1,233 @@
+"""Shard format v1: writing and reading Arrow IPC shards and the manifest.
+
+A build directory holds ``manifest.json`` (the commit point, written last),
+the vocabulary file beside it and ``shards/SPLIT/bin_LLL-HHH/part-IIIII-of-NNNNN.arrow``
+(SPLIT is ``train`` or ``heldout``: held-out documents, for evaluation).
+Each shard is an Arrow IPC *file* whose record batches are compressed with zstd.
+One row per instance:
+
+=====================  ==============================  =========================================
+column                 type                            meaning
+=====================  ==============================  =========================================
+input_ids              list<uint16|uint32>             ``[CLS] A [SEP] B [SEP]``, masks applied
+a_len                  uint16                          tokens of ``[CLS] A [SEP]``
+masked_positions       list<uint8|uint16>              ascending positions to predict
+masked_labels          list<uint16|uint32>             original token at each position
+next_sentence_label    int8                            0 B follows A, 1 B random, -100 none
+=====================  ==============================  =========================================
+
+This module imports neither Beam nor torch: the pipeline writes with it, the
+trainer and ``validate`` read with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SHARDS_DIR = "shards"
+NSP_IGNORE = -100  # next_sentence_label when the build makes no pairs (next_sentence="none")
+COLUMNS = ("input_ids", "a_len", "masked_positions", "masked_labels", "next_sentence_label")
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
+
+
+def position_dtype(max_seq_length: int) -> np.dtype:
+    return np.dtype(np.uint8) if max_seq_length <= 256 else np.dtype(np.uint16)
+
+
+def shard_schema(vocab_size: int, max_seq_length: int) -> pa.Schema:
+    tok = pa.from_numpy_dtype(token_dtype(vocab_size))
+    pos = pa.from_numpy_dtype(position_dtype(max_seq_length))
+    return pa.schema(
+        [
+            pa.field("input_ids", pa.list_(tok), nullable=False),
+            pa.field("a_len", pa.uint16(), nullable=False),
+            pa.field("masked_positions", pa.list_(pos), nullable=False),
+            pa.field("masked_labels", pa.list_(tok), nullable=False),
+            pa.field("next_sentence_label", pa.int8(), nullable=False),
+        ]
+    )
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def _gather(values: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Concatenate the variable-length rows ``rows`` of a flat ``values`` array."""
+    starts = _offsets(lengths)[:-1][rows]
+    lens = lengths[rows]
+    total = int(lens.sum())
+    if total == 0:
+        return values[:0]
+    out_starts = _offsets(lens)[:-1]
+    index = np.repeat(starts - out_starts, lens) + np.arange(total, dtype=np.int64)
+    return values[index]
+
+
+@dataclass
+class Instances:
+    """A columnar batch of instances (flat values + per-row lengths).
+
+    ``order_key`` is a seeded 64-bit hash of each instance's origin; shards are
+    sorted by it, which shuffles them deterministically. It is not written.
+    """
+
+    input_ids: np.ndarray
+    lengths: np.ndarray
+    a_len: np.ndarray
+    masked_positions: np.ndarray
+    num_masked: np.ndarray
+    masked_labels: np.ndarray
+    next_sentence_label: np.ndarray
+    order_key: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    @classmethod
+    def concat(cls, parts: Iterable[Instances]) -> Instances:
+        parts = list(parts)
+        if not parts:
+            raise ValueError("Instances.concat needs at least one part")
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+    def take(self, rows: np.ndarray) -> Instances:
+        """The rows ``rows`` (an index array), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Instances(
+            input_ids=_gather(self.input_ids, self.lengths, rows),
+            lengths=self.lengths[rows],
+            a_len=self.a_len[rows],
+            masked_positions=_gather(self.masked_positions, self.num_masked, rows),
+            num_masked=self.num_masked[rows],
+            masked_labels=_gather(self.masked_labels, self.num_masked, rows),
+            next_sentence_label=self.next_sentence_label[rows],
+            order_key=self.order_key[rows],
+        )
+
+    def to_record_batch(self, schema: pa.Schema) -> pa.RecordBatch:
+        def as_list(values: np.ndarray, lengths: np.ndarray, field: str) -> pa.Array:
+            typ = schema.field(field).type
+            offsets = pa.array(_offsets(lengths).astype(np.int32))
+            return pa.ListArray.from_arrays(offsets, pa.array(values, type=typ.value_type))
+
+        return pa.RecordBatch.from_arrays(
+            [
+                as_list(self.input_ids, self.lengths, "input_ids"),
+                pa.array(self.a_len, type=pa.uint16()),
+                as_list(self.masked_positions, self.num_masked, "masked_positions"),
+                as_list(self.masked_labels, self.num_masked, "masked_labels"),
+                pa.array(self.next_sentence_label, type=pa.int8()),
+            ],
+            schema=schema,
+        )
+
+
+_FIELDS = tuple(f for f in Instances.__dataclass_fields__)
+
+
+def serialize_shard(instances: Instances, schema: pa.Schema, *, zstd_level: int, rows_per_batch: int) -> bytes:
+    """One shard as Arrow IPC file bytes, record batches of ``rows_per_batch`` rows, zstd."""
+    options = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=zstd_level))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema, options=options) as writer:
+        for start in range(0, len(instances), rows_per_batch):
+            rows = np.arange(start, min(start + rows_per_batch, len(instances)))
+            writer.write_batch(instances.take(rows).to_record_batch(schema))
+    return sink.getvalue().to_pybytes()
+
+
+def shard_path(split: str, bin_lo: int, bin_hi: int, index: int, count: int) -> str:
+    """Path of a shard relative to the build directory."""
+    return f"{SHARDS_DIR}/{split}/bin_{bin_lo:03d}-{bin_hi:03d}/part-{index:05d}-of-{count:05d}.arrow"
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def open_shard(path: str | os.PathLike[str]) -> pa.ipc.RecordBatchFileReader:
+    """Open a shard for random access to its record batches (memory-mapped when local)."""
+    path = os.fspath(path)
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs, inner = pafs.FileSystem.from_uri(path)
+        return pa.ipc.open_file(fs.open_input_file(inner))
+    return pa.ipc.open_file(pa.memory_map(path, "r"))
+
+
+def read_shard(path: str | os.PathLike[str]) -> pa.Table:
+    return open_shard(path).read_all()
+
+
+def iter_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """Rows as dicts of Python values (for inspection and tests, not for speed)."""
+    yield from table.to_pylist()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ManifestError(ValueError):
+    """A build directory that cannot be used, with the reason and the fix."""
+
+
+def load_manifest(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and sanity-check ``manifest.json`` of a build directory."""
+    path = Path(build_dir) / MANIFEST_NAME
+    if not path.exists():
+        raise ManifestError(f"{path}: no manifest; point to a finished `corpusgen build` output directory")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: unreadable manifest ({exc}); rebuild the data") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ManifestError(
+            f"{path}: shard format version {version!r}, this corpusgen reads version {FORMAT_VERSION}; "
+            "rebuild the data with this corpusgen or use a matching release"
+        )
+    for key in ("config", "vocab", "shards", "stats", "tokenizer"):
+        if key not in manifest:
+            raise ManifestError(f"{path}: manifest lacks {key!r}; rebuild the data")
+    return manifest
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a local file so that readers see either nothing or all of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,194 @@
+"""Verify a build directory: files, checksums, schema, every row's structure, and the statistics.
+
+``validate_build`` re-reads every shard and recomputes what the manifest claims
+(rows, tokens, NSP labels, mask kinds, length histogram). Any difference or broken
+row is a defect; the CLI exits non-zero when there is one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from corpusgen.shards import NSP_IGNORE, MANIFEST_NAME, ManifestError, load_manifest, open_shard, sha256_file, shard_schema
+
+MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
+
+
+def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, offsets) of a list column."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    values = arr.values.to_numpy(zero_copy_only=False)
+    return values[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | None) -> tuple[list[str], Counter]:
+    """Defects of one shard's rows and the statistics they imply."""
+    tok = manifest["tokenizer"]
+    cfg = manifest["config"]
+    defects: list[str] = []
+    counts: Counter = Counter()
+    n = table.num_rows
+    if n == 0:
+        return defects, counts
+    ids, off = _flat(table.column("input_ids"))
+    ids = ids.astype(np.int64)
+    lengths = np.diff(off)
+    a_len = table.column("a_len").to_numpy().astype(np.int64)
+    pos, poff = _flat(table.column("masked_positions"))
+    labels, loff = _flat(table.column("masked_labels"))
+    labels = labels.astype(np.int64)
+    nsp = table.column("next_sentence_label").to_numpy()
+    n_masked = np.diff(poff)
+    row_start = off[:-1]
+
+    def defect(mask: np.ndarray, what: str) -> None:
+        bad = np.flatnonzero(mask)
+        if len(bad):
+            defects.append(f"{what}: {len(bad)} row(s), e.g. row {int(bad[0])}")
+
+    defect(lengths > cfg["max_seq_length"], "longer than max_seq_length")
+    if bin_range is not None:
+        defect((lengths < bin_range[0]) | (lengths > bin_range[1]), f"length outside the shard's bin {bin_range}")
+    pairs = cfg["next_sentence"] != "none"
+    defect(lengths < (5 if pairs else 3), "too short to hold [CLS] A [SEP] B [SEP]" if pairs else "too short")
+    ok_len = lengths >= (5 if pairs else 3)
+    defect(np.diff(loff) != n_masked, "masked_labels and masked_positions differ in length")
+    if defects:
+        return defects, counts
+    a_bad = (a_len < 3) | (a_len > lengths - (2 if pairs else 0)) if pairs else a_len != lengths
+    defect(a_bad & ok_len, "a_len out of range")
+    if defects:
+        return defects, counts
+
+    cls_id, sep_id, mask_id = tok["cls_id"], tok["sep_id"], tok["mask_id"]
+    is_cls, is_sep = ids == cls_id, ids == sep_id
+    expected_cls = np.zeros(len(ids), bool)
+    expected_cls[row_start] = True
+    expected_sep = np.zeros(len(ids), bool)
+    expected_sep[row_start + a_len - 1] = True
+    expected_sep[off[1:] - 1] = True
+    row_of = np.repeat(np.arange(n), lengths)
+    defect(np.bincount(row_of[is_cls != expected_cls], minlength=n) > 0, "[CLS] not exactly at position 0")
+    defect(np.bincount(row_of[is_sep != expected_sep], minlength=n) > 0, "[SEP] not exactly after A and at the end")
+
+    prow = np.repeat(np.arange(n), n_masked)
+    pos = pos.astype(np.int64)
+    defect(n_masked > cfg["max_predictions_per_seq"], "more masked positions than max_predictions_per_seq")
+    same_row_next = prow[1:] == prow[:-1]
+    defect(np.bincount(prow[1:][same_row_next & (pos[1:] <= pos[:-1])], minlength=n) > 0, "masked positions not strictly ascending")
+    in_range = pos < lengths[prow]
+    defect(np.bincount(prow[~in_range], minlength=n) > 0, "masked position beyond the sequence")
+    flat_pos = row_start[prow] + np.where(in_range, pos, 0)
+    at_special = expected_cls[flat_pos] | expected_sep[flat_pos]
+    defect(np.bincount(prow[at_special & in_range], minlength=n) > 0, "masked position on [CLS]/[SEP]")
+    special_label = np.isin(labels, [cls_id, sep_id, mask_id, tok["pad_id"], tok["unk_id"]])
+    defect(np.bincount(prow[special_label], minlength=n) > 0, "masked label is a special token")
+    defect(labels >= tok["vocab_size"], "masked label outside the vocabulary")
+    defect(ids >= tok["vocab_size"], "token id outside the vocabulary")
+    if pairs:
+        defect(~np.isin(nsp, [0, 1]), "next_sentence_label not 0 or 1")
+    else:
+        defect(nsp != NSP_IGNORE, f"next_sentence_label not {NSP_IGNORE} in a build without pairs")
+
+    shown = ids[flat_pos]
+    kind_mask = shown == mask_id
+    kind_kept = shown == labels
+    counts["instances"] += n
+    counts["instance_tokens"] += int(lengths.sum())
+    counts["masked_mask"] += int(kind_mask.sum())
+    counts["masked_kept"] += int(kind_kept.sum())
+    counts["masked_random"] += int((~kind_mask & ~kind_kept).sum())
+    counts["nsp_next"] += int((nsp == 0).sum())
+    counts["nsp_random"] += int((nsp == 1).sum())
+    for length, c in enumerate(np.bincount(lengths)):
+        if c:
+            counts[f"length_{length}"] += int(c)
+    return defects, counts
+
+
+def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A report: ``ok``, ``defects`` (strings naming file and problem), ``checked`` figures."""
+    build_dir = Path(build_dir)
+    defects: list[str] = []
+    try:
+        manifest = load_manifest(build_dir)
+    except ManifestError as exc:
+        return {"ok": False, "defects": [str(exc)], "checked": {}}
+
+    vocab = build_dir / manifest["vocab"]
+    if not vocab.is_file():
+        defects.append(f"{vocab}: vocabulary file missing")
+    elif sha256_file(vocab) != manifest["vocab_sha256"]:
+        defects.append(f"{vocab}: sha256 differs from the manifest's vocab_sha256")
+
+    cfg = manifest["config"]
+    expected_schema = shard_schema(manifest["tokenizer"]["vocab_size"], cfg["max_seq_length"])
+    total: Counter = Counter()
+    listed = set()
+    rows_checked = 0
+    for entry in manifest["shards"]:
+        path = build_dir / entry["path"]
+        listed.add(path.resolve())
+        where = entry["path"]
+        if not path.is_file():
+            defects.append(f"{where}: listed in the manifest but missing")
+            continue
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            defects.append(f"{where}: {size} bytes, manifest says {entry['bytes']}")
+        if sha256_file(path) != entry["sha256"]:
+            defects.append(f"{where}: sha256 differs from the manifest (corrupt or replaced)")
+            continue
+        try:
+            table = open_shard(path).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            defects.append(f"{where}: unreadable Arrow IPC file ({exc})")
+            continue
+        if not table.schema.equals(expected_schema):
+            defects.append(f"{where}: schema {table.schema} differs from format v1's {expected_schema}")
+            continue
+        if table.num_rows != entry["rows"]:
+            defects.append(f"{where}: {table.num_rows} rows, manifest says {entry['rows']}")
+        bin_range = tuple(entry["bin"]) if entry.get("bin") else None
+        shard_defects, counts = check_table(table, manifest, bin_range)
+        defects += [f"{where}: {d}" for d in shard_defects]
+        if counts["instance_tokens"] != entry["tokens"] and not shard_defects:
+            defects.append(f"{where}: {counts['instance_tokens']} tokens, manifest says {entry['tokens']}")
+        total.update(counts)
+        rows_checked += table.num_rows
+
+    shards_dir = build_dir / "shards"
+    if shards_dir.is_dir():
+        for extra in sorted(p for p in shards_dir.rglob("*") if p.is_file() and p.resolve() not in listed):
+            defects.append(f"{extra.relative_to(build_dir)}: file in shards/ not listed in {MANIFEST_NAME} (stale or partial)")
+
+    claimed = manifest.get("counters", {})
+    for key in sorted(set(total) | {k for k in claimed if k.startswith("length_")} | {"instances", "nsp_next", "nsp_random", "masked_mask", "masked_random", "masked_kept", "instance_tokens"}):
+        if int(claimed.get(key, 0)) != int(total.get(key, 0)):
+            defects.append(f"{MANIFEST_NAME}: statistic {key} is {claimed.get(key, 0)}, the shards give {total.get(key, 0)}")
+
+    masked = total["masked_mask"] + total["masked_random"] + total["masked_kept"]
+    nsp = total["nsp_next"] + total["nsp_random"]
+    return {
+        "ok": not defects,
+        "defects": defects,
+        "checked": {
+            "shards": len(manifest["shards"]),
+            "rows": rows_checked,
+            "tokens": total["instance_tokens"],
+            "nsp_random_share": round(total["nsp_random"] / nsp, 6) if nsp else None,
+            "mask_share": round(total["masked_mask"] / masked, 6) if masked else None,
+            "random_share": round(total["masked_random"] / masked, 6) if masked else None,
+            "kept_share": round(total["masked_kept"] / masked, 6) if masked else None,
+            "bytes_per_token": round(sum(e["bytes"] for e in manifest["shards"]) / total["instance_tokens"], 4)
+            if total["instance_tokens"]
+            else None,
+        },
+    }

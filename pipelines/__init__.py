@@ -1,0 +1,1 @@
+"""Beam pipelines: composite PTransforms wiring corpusgen's functions, one per step."""

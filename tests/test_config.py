@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from corpusgen.config import BuildConfig
+
+
+def test_defaults_follow_google_bert():
+    cfg = BuildConfig()
+    assert (cfg.max_seq_length, cfg.max_predictions_per_seq, cfg.masked_lm_prob, cfg.short_seq_prob) == (128, 20, 0.15, 0.1)
+    assert cfg.max_num_tokens == 125
+    assert BuildConfig(next_sentence="none").max_num_tokens == 126
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"masked_lm_prob": 0.0}, "masked_lm_prob"),
+        ({"masked_lm_prob": 1.5}, "masked_lm_prob"),
+        ({"max_seq_length": 4}, "max_seq_length"),
+        ({"max_predictions_per_seq": 200}, "max_predictions_per_seq"),
+        ({"dupe_factor": 0}, "dupe_factor"),
+        ({"next_sentence": "xyz"}, "next_sentence"),
+        ({"doc_per_file": True, "wikitext_headings": True}, "exclude each other"),
+        ({"short_seq_prob": -0.1}, "short_seq_prob"),
+        ({"zstd_level": 30}, "zstd_level"),
+        ({"heldout_fraction": 1.0}, "heldout_fraction"),
+    ],
+)
+def test_bad_values_raise_before_work(changes, message):
+    with pytest.raises(ValueError, match=message):
+        BuildConfig(**changes)
+
+
+def test_round_trip_and_files(tmp_path):
+    cfg = BuildConfig(max_seq_length=256, dupe_factor=3, next_sentence="sop")
+    assert BuildConfig.from_dict(cfg.to_dict()) == cfg
+    (tmp_path / "c.json").write_text(json.dumps({"max_seq_length": 64}))
+    assert BuildConfig.from_file(tmp_path / "c.json").max_seq_length == 64
+    (tmp_path / "c.toml").write_text("[build]\ndupe_factor = 7\nnext_sentence = 'none'\n")
+    assert BuildConfig.from_file(tmp_path / "c.toml").dupe_factor == 7
+
+
+def test_unknown_and_unreadable_config_name_the_file(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"max_seq_len": 64}))
+    with pytest.raises(ValueError, match=r"c.json: unknown option\(s\) max_seq_len"):
+        BuildConfig.from_file(tmp_path / "c.json")
+    with pytest.raises(ValueError, match="cannot read config"):
+        BuildConfig.from_file(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("x = = 1")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        BuildConfig.from_file(tmp_path / "bad.toml")
+
+
+def test_length_bins():
+    cfg = BuildConfig(length_bin_width=16)
+    assert [cfg.bin_of(n) for n in (1, 16, 17, 128)] == [0, 0, 1, 7]
+    assert cfg.bin_range(7) == (113, 128)

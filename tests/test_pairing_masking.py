@@ -1,0 +1,204 @@
+"""Invariants of pairing and masking (hypothesis), and their rates on large seeded samples."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpusgen.config import BuildConfig
+from corpusgen.masking import KIND_KEPT, KIND_MASK, KIND_RANDOM, VocabTables, mask_pairs
+from corpusgen.pairing import NEXT, RANDOM, TokenizedDocument, create_pairs, document_rng, truncation_counts
+from corpusgen.stats import binomial_halfwidth
+
+FIRST, LAST = 1996, 29611  # ordinary word pieces of bert-base-uncased
+
+
+def make_doc(rng: np.random.Generator, key_int: int, n_sent: int, max_len: int = 40) -> TokenizedDocument:
+    lens = rng.integers(1, max_len + 1, size=n_sent)
+    ids = rng.integers(FIRST, LAST, size=int(lens.sum())).astype(np.uint16)
+    return TokenizedDocument(f"{key_int:032x}", ids, np.concatenate(([0], np.cumsum(lens))).astype(np.int64))
+
+
+def make_pool(seed: int, n_docs: int, min_sent: int = 2, max_sent: int = 30, max_len: int = 40):
+    rng = np.random.default_rng(seed)
+    docs = [make_doc(rng, int(rng.integers(1, 2**62)), int(rng.integers(min_sent, max_sent + 1)), max_len) for _ in range(n_docs)]
+    return sorted(docs, key=lambda d: d.key)
+
+
+def find_slice(hay: np.ndarray, needle: np.ndarray) -> int:
+    """Start of needle as a contiguous slice of hay, or -1."""
+    n = len(needle)
+    for s in np.flatnonzero(hay[: len(hay) - n + 1] == needle[0]):
+        if np.array_equal(hay[s : s + n], needle):
+            return int(s)
+    return -1
+
+
+@pytest.mark.parametrize(
+    "la, lb, m, expected",
+    [(10, 10, 25, (0, 0)), (10, 10, 16, (2, 2)), (10, 10, 15, (2, 3)), (30, 5, 20, (15, 0)), (5, 30, 20, (0, 15)), (12, 10, 19, (2, 1))],
+)
+def test_truncation_counts_match_the_reference_loop(la, lb, m, expected):
+    a, b = la, lb
+    cut_a = cut_b = 0
+    while a + b > m:  # google-research/bert truncate_seq_pair, counting only
+        if a > b:
+            a, cut_a = a - 1, cut_a + 1
+        else:
+            b, cut_b = b - 1, cut_b + 1
+    assert (cut_a, cut_b) == expected == truncation_counts(la, lb, m)
+
+
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(2, 300))
+def test_truncation_counts_property(la, lb, m):
+    ca, cb = truncation_counts(la, lb, m)
+    assert ca >= 0 and cb >= 0
+    assert la - ca + lb - cb == min(la + lb, m)
+    if la + lb > m:
+        assert la - ca >= 1 and lb - cb >= 1 and abs((la - ca) - (lb - cb)) <= max(1, abs(la - lb) - (la + lb - m))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    mode=st.sampled_from(["nsp", "sop", "none"]),
+    max_seq_length=st.integers(8, 160),
+    short_seq_prob=st.sampled_from([0.0, 0.1, 0.9]),
+)
+def test_pairs_are_whole_well_formed_and_deterministic(seed, mode, max_seq_length, short_seq_prob):
+    cfg = BuildConfig(next_sentence=mode, max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, max_predictions_per_seq=3)
+    pool = make_pool(seed, 6, max_len=2 * max_seq_length)
+    for i, doc in enumerate(pool):
+        counts = Counter()
+        pairs = create_pairs(i, pool, cfg, document_rng(seed, doc.key, 0), counts)
+        again = create_pairs(i, pool, cfg, document_rng(seed, doc.key, 0), Counter())
+        assert len(pairs) == len(again) and all(np.array_equal(p.tokens_a, q.tokens_a) for p, q in zip(pairs, again))
+        assert pairs, "every document yields at least one instance"
+        assert counts["tokens_covered"] + counts["tokens_truncated_away"] == doc.n_tokens
+        for p in pairs:
+            n_b = 0 if p.tokens_b is None else len(p.tokens_b)
+            assert len(p.tokens_a) >= 1 and len(p.tokens_a) + n_b <= cfg.max_num_tokens
+            if mode == "none":
+                assert p.tokens_b is None and p.label == -100
+                assert find_slice(doc.ids, p.tokens_a) >= 0
+                continue
+            assert n_b >= 1 and p.label in (NEXT, RANDOM)
+            first, second = (p.tokens_b, p.tokens_a) if (mode == "sop" and p.label == RANDOM) else (p.tokens_a, p.tokens_b)
+            sa = find_slice(doc.ids, first)
+            assert sa >= 0
+            if p.label == NEXT or mode == "sop":
+                sb = find_slice(doc.ids, second)
+                assert sb >= sa + len(first), "B comes after A in the same document"
+            else:
+                others = [d for j, d in enumerate(pool) if j != i]
+                assert any(find_slice(d.ids, second) >= 0 for d in others), "random B comes from another document"
+
+
+def test_nsp_balance_and_short_share_on_a_large_sample():
+    cfg = BuildConfig()
+    pool = make_pool(7, 400, min_sent=2, max_sent=60)
+    counts = Counter()
+    labels, shorts = [], []
+    for dupe in range(3):
+        for i, doc in enumerate(pool):
+            for p in create_pairs(i, pool, cfg, document_rng(99, doc.key, dupe), counts):
+                labels.append(p.label)
+                shorts.append(p.short)
+    n = len(labels)
+    assert n > 3000
+    assert abs(np.mean(labels) - 0.5) <= binomial_halfwidth(n, 0.5)
+    assert abs(np.mean(shorts) - 0.1) <= binomial_halfwidth(n, 0.1)
+
+
+# --- masking -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tables(wordpiece):
+    return VocabTables.from_wordpiece(wordpiece)
+
+
+def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
+    pool = make_pool(seed, n_docs, max_len=30)
+    if vocab_ids is not None:  # realistic word pieces, so whole-word masking has words to keep together
+        for d in pool:
+            d.ids = vocab_ids[np.random.default_rng(seed).integers(0, len(vocab_ids), size=len(d.ids))]
+    counts = Counter()
+    out = []
+    for i, doc in enumerate(pool):
+        rng = document_rng(seed, doc.key, 0)
+        pairs = create_pairs(i, pool, cfg, rng, counts)
+        out.append((pairs, mask_pairs(pairs, tables, cfg, rng, counts)))
+    return out, counts
+
+
+def originals(pairs, tables):
+    rows = []
+    for p in pairs:
+        parts = [[tables.cls_id], p.tokens_a, [tables.sep_id]] + ([p.tokens_b, [tables.sep_id]] if p.tokens_b is not None else [])
+        rows.append(np.concatenate(parts).astype(np.int64))
+    return rows
+
+
+def rows_of(inst):
+    off = np.concatenate(([0], np.cumsum(inst.lengths)))
+    moff = np.concatenate(([0], np.cumsum(inst.num_masked)))
+    for r in range(len(inst)):
+        yield (
+            inst.input_ids[off[r] : off[r + 1]].astype(np.int64),
+            inst.masked_positions[moff[r] : moff[r + 1]].astype(np.int64),
+            inst.masked_labels[moff[r] : moff[r + 1]].astype(np.int64),
+        )
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), wwm=st.booleans(), mode=st.sampled_from(["nsp", "none"]), prob=st.sampled_from([0.15, 0.4]))
+def test_mask_invariants(tables, wordpiece, seed, wwm, mode, prob):
+    cfg = BuildConfig(do_whole_word_mask=wwm, next_sentence=mode, masked_lm_prob=prob, max_seq_length=64, max_predictions_per_seq=12)
+    vocab_ids = np.flatnonzero(~tables.is_special)[:3000] if wwm else None
+    results, _ = masked_instances(tables, cfg, seed, n_docs=8, vocab_ids=vocab_ids)
+    for pairs, inst in results:
+        assert inst.input_ids.dtype == np.uint16 and inst.masked_positions.dtype == np.uint8
+        for orig, (shown, pos, lab) in zip(originals(pairs, tables), rows_of(inst)):
+            assert len(shown) == len(orig)
+            assert np.all(np.diff(pos) > 0), "ascending, unique"
+            assert not tables.is_special[orig[pos]].any(), "never on special tokens"
+            assert np.array_equal(lab, orig[pos]), "labels are the original tokens"
+            untouched = np.ones(len(orig), bool)
+            untouched[pos] = False
+            assert np.array_equal(shown[untouched], orig[untouched])
+            random = (shown[pos] != tables.mask_id) & (shown[pos] != lab)
+            assert not tables.is_special[shown[pos][random]].any(), "random replacements are ordinary tokens"
+            n_cand = int((~tables.is_special[orig]).sum())
+            k = min(cfg.max_predictions_per_seq, max(1, round(n_cand * prob))) if n_cand else 0
+            if wwm:
+                assert len(pos) <= k
+                chosen = np.zeros(len(orig), bool)
+                chosen[pos] = True
+                cont = tables.is_continuation[orig] & ~tables.is_special[orig]
+                prev_ordinary = np.concatenate(([False], ~tables.is_special[orig[:-1]]))
+                joined = cont & prev_ordinary  # a piece glued to the token before it
+                assert np.array_equal(chosen[1:][joined[1:]], chosen[:-1][joined[1:]]), "words masked whole"
+            else:
+                assert len(pos) == k
+
+
+def test_masking_is_deterministic(tables):
+    cfg = BuildConfig()
+    a, _ = masked_instances(tables, cfg, 5)
+    b, _ = masked_instances(tables, cfg, 5)
+    for (_, x), (_, y) in zip(a, b):
+        assert np.array_equal(x.input_ids, y.input_ids) and np.array_equal(x.order_key, y.order_key)
+    c, _ = masked_instances(tables, cfg, 6)
+    assert not all(np.array_equal(x.input_ids, y.input_ids) for (_, x), (_, y) in zip(a, c))
+
+
+def test_mask_rates_on_a_large_sample(tables):
+    _, counts = masked_instances(tables, BuildConfig(), 11, n_docs=600)
+    masked = counts[KIND_MASK] + counts[KIND_RANDOM] + counts[KIND_KEPT]
+    assert masked > 20_000
+    assert abs(masked / counts["mask_candidates"] - 0.15) < 0.005  # round(n * p) per row
+    for kind, p in ((KIND_MASK, 0.8), (KIND_RANDOM, 0.1), (KIND_KEPT, 0.1)):
+        assert abs(counts[kind] / masked - p) <= binomial_halfwidth(masked, p), kind

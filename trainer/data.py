@@ -1,0 +1,448 @@
+"""Streaming BERT batches from a build's shards (format v1, ``corpusgen.shards``).
+
+A batch is a dict of CPU tensors (B rows, T = longest row of the batch rounded up to a multiple
+of 8, P = most predictions of a row in the batch rounded up to a multiple of 8):
+
+======================  =======  ======  ======================================================
+key                     shape    dtype   meaning
+======================  =======  ======  ======================================================
+input_ids               (B, T)   int64   ``[CLS] A [SEP] B [SEP]`` with masks applied, 0-padded
+token_type_ids          (B, T)   int64   0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]``, 0 on padding
+attention_mask          (B, T)   bool    True on real tokens
+masked_positions        (B, P)   int64   ascending positions to predict, 0-padded
+masked_labels           (B, P)   int64   original token at each position, -100 on padding
+masked_valid            (B, P)   bool    True where masked_positions/labels hold a prediction
+next_sentence_label     (B,)     int64   0 B follows A, 1 B random, -100 no NSP in this build
+======================  =======  ======  ======================================================
+
+How rows reach a batch, and why:
+
+* Work units are (shard, record batch) pairs, cut into row ranges when there are fewer units
+  than consumers (DDP ranks x DataLoader workers), so even a build of a few shards spreads over
+  every consumer. Each epoch permutes the units with ``(seed, epoch)``; consumer ``c`` of ``C``
+  takes every C-th unit: within an epoch no row is read twice and none is skipped.
+* A consumer streams its units through one shuffle buffer per length bin (the build writes one
+  bin per shard) and draws each batch from a single bin, so padding stays small; the bin is
+  drawn in proportion to the rows it holds, so rows of every length leave the buffer equally fast.
+* Everything random derives from ``seed``, the epoch and the consumer, and the buffer holds only
+  row *indices*. That makes the state of a consumer a function of how many batches it has
+  produced: resuming replays the index bookkeeping without reading data, then loads only the
+  few units still in the buffer. The state of a loader is one integer (batches consumed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, sha256_file
+
+IGNORE = -100
+STATE_VERSION = 1
+
+
+def round_up(n: int, k: int = 8) -> int:
+    return max(k, -(-n // k) * k)
+
+
+# --- the build --------------------------------------------------------------------------
+
+
+def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None = None) -> dict[str, Any]:
+    """The manifest of a build, after checking what the trainer relies on.
+
+    Raises ``ManifestError`` (one line: what is wrong and the fix) for another format version, a
+    vocabulary file missing or not matching the manifest's sha256 (or ``expect_vocab_sha256``,
+    the vocabulary a checkpoint was trained with), and missing or truncated shards.
+    """
+    data_dir = Path(data_dir)
+    manifest = load_manifest(data_dir)
+    vocab = data_dir / manifest["vocab"]
+    if not vocab.is_file():
+        raise ManifestError(f"{vocab}: vocabulary named by the manifest is missing; copy it back or rebuild the data")
+    digest = sha256_file(vocab)
+    if digest != manifest.get("vocab_sha256"):
+        raise ManifestError(
+            f"{vocab}: sha256 {digest[:12]}… does not match the manifest's {str(manifest.get('vocab_sha256'))[:12]}…; "
+            "the shards were built with another vocabulary: rebuild the data or restore the original file"
+        )
+    if expect_vocab_sha256 is not None and digest != expect_vocab_sha256:
+        raise ManifestError(
+            f"{vocab}: vocabulary sha256 {digest[:12]}… differs from the checkpoint's {expect_vocab_sha256[:12]}…; "
+            "resume on data built with the same vocabulary, or start a new run in another --out"
+        )
+    for entry in manifest["shards"]:
+        path = data_dir / entry["path"]
+        if "://" in str(entry["path"]):
+            continue
+        if not path.is_file():
+            raise ManifestError(f"{path}: shard listed in the manifest is missing; rebuild or restore the data")
+        if "bytes" in entry and path.stat().st_size != entry["bytes"]:
+            raise ManifestError(
+                f"{path}: {path.stat().st_size} bytes, the manifest says {entry['bytes']}; "
+                "the shard is damaged: run `corpusgen validate` and rebuild"
+            )
+    return manifest
+
+
+@dataclass(frozen=True)
+class Units:
+    """Work units as parallel arrays (cheap to pickle to DataLoader workers)."""
+
+    shard: np.ndarray  # index into ShardDataset.paths
+    batch: np.ndarray  # record batch within the shard
+    lo: np.ndarray  # first row within the record batch
+    rows: np.ndarray  # rows in the unit
+    bin: np.ndarray  # index into ShardDataset.bins
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def split(self, parts_at_least: int) -> Units:
+        """Cut units into row ranges until there are at least ``parts_at_least`` of them."""
+        if len(self) >= parts_at_least:
+            return self
+        k = -(-parts_at_least // max(len(self), 1))
+        out: list[tuple[int, int, int, int, int]] = []
+        for s, b, lo, n, bn in zip(self.shard, self.batch, self.lo, self.rows, self.bin, strict=True):
+            step = -(-int(n) // k)
+            out += [(s, b, lo + a, min(step, n - a), bn) for a in range(0, int(n), step)]
+        return Units(*(np.array(col, dtype=np.int64) for col in zip(*out, strict=True)))
+
+
+def _record_batch_rows(path: str, rows: int, rows_per_batch: int) -> list[int]:
+    reader = open_shard(path)
+    n = reader.num_record_batches
+    if n == -(-rows // rows_per_batch):  # the layout serialize_shard writes: full batches, last one partial
+        return [min(rows_per_batch, rows - i * rows_per_batch) for i in range(n)]
+    counts = [reader.get_batch(i).num_rows for i in range(n)]  # another writer: read the real counts
+    if sum(counts) != rows:
+        raise ManifestError(f"{path}: {sum(counts)} rows, the manifest says {rows}; rebuild the data")
+    return counts
+
+
+# --- dense rows -------------------------------------------------------------------------
+
+
+@dataclass
+class Rows:
+    """Rows as dense arrays: ids/mpos/mlab right-padded to fixed widths."""
+
+    ids: np.ndarray  # (n, W)  uint16|uint32
+    length: np.ndarray  # (n,)    int32
+    a_len: np.ndarray  # (n,)    int32
+    mpos: np.ndarray  # (n, Pw) uint8|uint16
+    mlab: np.ndarray  # (n, Pw) uint16|uint32
+    nmask: np.ndarray  # (n,)    int32
+    nsp: np.ndarray  # (n,)    int8
+
+    FIELDS = ("ids", "length", "a_len", "mpos", "mlab", "nmask", "nsp")
+
+    @classmethod
+    def empty_like(cls, other: Rows, n: int) -> Rows:
+        return cls(*(np.empty((n, *getattr(other, f).shape[1:]), getattr(other, f).dtype) for f in cls.FIELDS))
+
+
+def _dense_list(arr: pa.ListArray, width: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as an (n, width) zero-padded matrix and the row lengths, without a Python loop."""
+    offsets = arr.offsets.to_numpy().astype(np.int64)  # absolute into arr.values, also for a sliced array
+    values = arr.values.to_numpy()[offsets[0] : offsets[-1]]
+    lengths = np.diff(offsets)
+    n = len(lengths)
+    if n and lengths.max() > width:
+        raise ManifestError(f"a row has {lengths.max()} {what}, more than the build's limit {width}; rebuild the data")
+    out = np.zeros((n, width), dtype=values.dtype)
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(len(values)) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    out[rows, cols] = values
+    return out, lengths.astype(np.int32)
+
+
+def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int) -> Rows:
+    ids, length = _dense_list(rb.column("input_ids"), width, "tokens")
+    mpos, nmask = _dense_list(rb.column("masked_positions"), predictions, "predictions")
+    mlab, _ = _dense_list(rb.column("masked_labels"), predictions, "labels")
+    return Rows(
+        ids=ids,
+        length=length,
+        a_len=rb.column("a_len").to_numpy().astype(np.int32),
+        mpos=mpos,
+        mlab=mlab,
+        nmask=nmask,
+        nsp=rb.column("next_sentence_label").to_numpy(),
+    )
+
+
+def collate(rows: Rows) -> dict[str, torch.Tensor]:
+    """Dense rows of one bin → the batch dict in the module docstring (T, P rounded up to 8)."""
+    T = round_up(int(rows.length.max()))
+    P = round_up(int(rows.nmask.max()))
+    cols = np.arange(T, dtype=np.int32)
+    attention_mask = cols < rows.length[:, None]
+    token_type_ids = (cols >= rows.a_len[:, None]) & attention_mask
+    masked_valid = np.arange(P, dtype=np.int32) < rows.nmask[:, None]
+    labels = np.where(masked_valid, rows.mlab[:, :P].astype(np.int64), IGNORE)
+    return {
+        "input_ids": torch.from_numpy(rows.ids[:, :T].astype(np.int64)),
+        "token_type_ids": torch.from_numpy(token_type_ids.astype(np.int64)),
+        "attention_mask": torch.from_numpy(attention_mask),
+        "masked_positions": torch.from_numpy(rows.mpos[:, :P].astype(np.int64)),
+        "masked_labels": torch.from_numpy(labels),
+        "masked_valid": torch.from_numpy(masked_valid),
+        "next_sentence_label": torch.from_numpy(rows.nsp.astype(np.int64)),
+    }
+
+
+# --- the dataset --------------------------------------------------------------------------
+
+
+class ShardDataset(IterableDataset):
+    """Batches (dicts of tensors, see the module docstring) from one split of a build.
+
+    ``epochs=None`` streams forever (training: epochs follow each other, rows left in the buffer
+    at an epoch's end go into the next batches, every batch has ``batch_size`` rows).
+    ``epochs=k`` stops after k passes and, unless ``drop_last``, yields the short batches left over
+    (evaluation, tests). Use with ``DataLoader(batch_size=None)`` or, for resumable state,
+    through ``ShardLoader``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        split: str = "train",
+        batch_size: int = 256,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        shuffle_buffer: int = 65536,
+        epochs: int | None = None,
+        drop_last: bool = True,
+        expect_vocab_sha256: str | None = None,
+        manifest: dict[str, Any] | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
+        self.data_dir = Path(data_dir)
+        self.manifest = manifest if manifest is not None else load_build(self.data_dir, expect_vocab_sha256)
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.shuffle, self.shuffle_buffer, self.epochs, self.drop_last = shuffle, shuffle_buffer, epochs, drop_last
+        config = self.manifest["config"]
+        self.max_seq_length = int(config.get("max_seq_length", 512))
+        self.width = round_up(self.max_seq_length)
+        self.predictions = int(config.get("max_predictions_per_seq", self.max_seq_length))
+        self.has_nsp = config.get("next_sentence", "nsp") != "none"
+
+        entries = [e for e in self.manifest["shards"] if e.get("split", "train") == split]
+        self.paths = [str(self.data_dir / e["path"]) for e in entries]
+        self.bins = sorted({tuple(e.get("bin", (1, self.max_seq_length))) for e in entries})
+        bin_index = {b: i for i, b in enumerate(self.bins)}
+        rows_per_batch = int(config.get("rows_per_batch", 16384))
+        cols: list[tuple[int, int, int, int, int]] = []
+        for s, e in enumerate(entries):
+            bn = bin_index[tuple(e.get("bin", (1, self.max_seq_length)))]
+            counts = _record_batch_rows(self.paths[s], int(e["rows"]), rows_per_batch) if e["rows"] else []
+            cols += [(s, b, 0, n, bn) for b, n in enumerate(counts) if n]
+        self.units = Units(*(np.array(c, dtype=np.int64).reshape(-1) for c in zip(*cols, strict=True))) if cols else None
+        self.num_rows = int(sum(int(e["rows"]) for e in entries))
+        self.batches_consumed = 0  # advanced by ShardLoader in the main process
+        self.num_workers = 0
+
+    def __len__(self) -> int:
+        """Batches per epoch over all ranks and workers, as if one consumer (an estimate under DDP)."""
+        if self.drop_last:
+            return self.num_rows // self.batch_size
+        return math.ceil(self.num_rows / self.batch_size)
+
+    # -- state -----------------------------------------------------------------------
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "shuffle_buffer": self.shuffle_buffer,
+            "split": self.split,
+            "shards": [e["sha256"] if "sha256" in e else e["path"] for e in self.manifest["shards"]],
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "batches": self.batches_consumed,
+            "num_workers": self.num_workers,
+            **self._identity(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"data state version {state.get('version')!r}, this trainer reads {STATE_VERSION}")
+        ident = self._identity()
+        changed = [k for k in ident if state.get(k) != ident[k]]
+        if state.get("num_workers") != self.num_workers:
+            changed.append("num_workers")
+        if changed:
+            raise ValueError(
+                f"cannot resume the data stream exactly: {', '.join(changed)} changed since the checkpoint; "
+                "resume with the same data, seed, batch size, workers and world size"
+            )
+        self.batches_consumed = int(state["batches"])
+
+    # -- iteration ---------------------------------------------------------------------
+
+    def _consumer(self) -> tuple[int, int, int, int]:
+        """(consumer id, consumers, this worker's role, workers).
+
+        DataLoader takes batches from workers round-robin starting at worker 0, so after k batches
+        worker i of a fresh loader plays the role worker (i + k) % W had in the original one.
+        """
+        info = get_worker_info()
+        i, W = (info.id, info.num_workers) if info is not None else (0, 1)
+        role = (i + self.batches_consumed) % W
+        return self.rank * W + role, self.world_size * W, role, W
+
+    def _schedule(self, units: Units, consumer: int, consumers: int) -> Iterator[tuple[str, Any]]:
+        """Events ("load", unit) and ("batch", global row ids), indices only, fully deterministic."""
+        starts = np.zeros(len(units) + 1, dtype=np.int64)
+        np.cumsum(units.rows, out=starts[1:])
+        rng = np.random.default_rng([self.seed, consumers, consumer, 0xB0FF])
+        pools = [np.empty(0, dtype=np.int64) for _ in self.bins]
+        sizes = np.zeros(len(self.bins), dtype=np.int64)
+        buffer = max(1, min(self.shuffle_buffer, self.num_rows // consumers))
+        B = self.batch_size
+        epoch = 0
+        while self.epochs is None or epoch < self.epochs:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(units)) if self.shuffle else np.arange(len(units))
+            for u in order[consumer::consumers]:
+                b = units.bin[u]
+                pool = np.concatenate([pools[b], np.arange(starts[u], starts[u + 1])])
+                pools[b] = rng.permutation(pool) if self.shuffle else pool
+                sizes[b] = len(pool)
+                yield "load", int(u)
+                while sizes.sum() >= buffer and sizes.max() >= B:
+                    # a bin in proportion to the rows it holds: every buffered row then leaves at the same
+                    # rate, whatever its bin (largest-first would strand the rare short rows)
+                    weights = np.cumsum(np.where(sizes >= B, sizes, 0))
+                    b = int(np.searchsorted(weights, rng.random() * weights[-1], side="right"))
+                    batch, pools[b] = pools[b][:B], pools[b][B:]
+                    sizes[b] -= B
+                    yield "batch", batch
+            epoch += 1
+        for b in range(len(self.bins)):  # the finite case: drain bin by bin
+            while sizes[b] >= B or (sizes[b] and not self.drop_last):
+                batch, pools[b] = pools[b][:B], pools[b][B:]
+                sizes[b] = len(pools[b])
+                yield "batch", batch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        if self.units is None:
+            raise ManifestError(f"{self.data_dir}: no {self.split!r} rows in the manifest; build with a {self.split} split")
+        consumer, consumers, role, num_workers = self._consumer()
+        if self.batches_consumed and num_workers != max(self.num_workers, 1):
+            raise ValueError(f"data state saved with {self.num_workers} workers, iterating with {num_workers}")
+        if self.num_rows < consumers:
+            raise ManifestError(f"{self.data_dir}: {self.num_rows} {self.split} rows cannot feed {consumers} consumers")
+        units = self.units.split(2 * consumers)
+        starts = np.zeros(len(units) + 1, dtype=np.int64)
+        np.cumsum(units.rows, out=starts[1:])
+        # the batches this role made so far: every W-th, starting at its index
+        skip = max(0, (self.batches_consumed - role + num_workers - 1) // num_workers)
+
+        refs = np.zeros(len(units), dtype=np.int64)  # rows of each unit still waiting in a buffer
+        cache: dict[int, Rows] = {}
+        readers: dict[int, pa.ipc.RecordBatchFileReader] = {}
+
+        def load(u: int) -> Rows:
+            s = int(units.shard[u])
+            if s not in readers:
+                if len(readers) >= 32:
+                    readers.pop(next(iter(readers)))
+                readers[s] = open_shard(self.paths[s])
+            rb = readers[s].get_batch(int(units.batch[u])).slice(int(units.lo[u]), int(units.rows[u]))
+            return rows_from_record_batch(rb, self.width, round_up(self.predictions))
+
+        for kind, arg in self._schedule(units, consumer, consumers):
+            if kind == "load":
+                refs[arg] += units.rows[arg]
+                if skip == 0 and arg not in cache:
+                    cache[arg] = load(arg)
+                continue
+            unit_of = np.searchsorted(starts, arg, side="right") - 1
+            if skip == 0:
+                yield collate(self._gather(cache, unit_of, arg - starts[unit_of]))
+            np.subtract.at(refs, unit_of, 1)
+            for u in np.unique(unit_of):
+                if refs[u] == 0:
+                    cache.pop(int(u), None)
+            if skip:
+                skip -= 1
+                if skip == 0:  # resumed: load what the buffers still point to
+                    cache = {int(u): load(int(u)) for u in np.flatnonzero(refs)}
+
+    @staticmethod
+    def _gather(cache: dict[int, Rows], unit_of: np.ndarray, local: np.ndarray) -> Rows:
+        uniq = np.unique(unit_of)
+        if len(uniq) == 1:
+            src = cache[int(uniq[0])]
+            return Rows(*(getattr(src, f)[local] for f in Rows.FIELDS))
+        out = Rows.empty_like(cache[int(uniq[0])], len(local))
+        for u in uniq:
+            sel = unit_of == u
+            src = cache[int(u)]
+            for f in Rows.FIELDS:
+                getattr(out, f)[sel] = getattr(src, f)[local[sel]]
+        return out
+
+
+class ShardLoader:
+    """A DataLoader over a ``ShardDataset`` that counts consumed batches, so it can resume exactly.
+
+    ``state_dict()`` after k batches + ``load_state_dict`` on a fresh loader (same data, seed, batch
+    size, world size, workers) makes the next batch the (k+1)-th of the uninterrupted stream.
+    """
+
+    def __init__(self, dataset: ShardDataset, *, num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 4):
+        self.dataset = dataset
+        dataset.num_workers = num_workers
+        self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        loader = DataLoader(
+            self.dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor if self.num_workers else None,
+            persistent_workers=False,
+            # its own generator: DataLoader otherwise draws a base seed from the global torch RNG,
+            # which would shift dropout masks between a resumed and an uninterrupted run
+            generator=torch.Generator().manual_seed(self.dataset.seed),
+        )
+        for batch in loader:
+            self.dataset.batches_consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.dataset.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dataset.load_state_dict(state)
+
+
+def nsp_enabled(manifest: dict[str, Any]) -> bool:
+    return manifest["config"].get("next_sentence", "nsp") != "none"
+
+
+__all__ = ["NSP_IGNORE", "ShardDataset", "ShardLoader", "collate", "load_build", "round_up"]

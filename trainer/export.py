@@ -1,0 +1,110 @@
+"""Checkpoint → a Hugging Face folder (config.json + model.safetensors [+ vocabulary]).
+
+``transformers.BertForPreTraining.from_pretrained(folder)`` loads it and computes the same
+outputs as ``trainer.model.BertForPreTraining`` (tests/trainer/test_export.py checks this).
+This module does not import transformers: the names below are its documented parameter names.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from trainer.model import BertConfig
+
+
+def hf_config(mcfg: BertConfig) -> dict[str, Any]:
+    return {
+        "architectures": ["BertForPreTraining"],
+        "model_type": "bert",
+        "vocab_size": mcfg.vocab_size,
+        "hidden_size": mcfg.hidden_size,
+        "num_hidden_layers": mcfg.num_hidden_layers,
+        "num_attention_heads": mcfg.num_attention_heads,
+        "intermediate_size": mcfg.intermediate_size,
+        "hidden_act": "gelu",  # exact (erf) GELU, as F.gelu's default
+        "hidden_dropout_prob": mcfg.hidden_dropout_prob,
+        "attention_probs_dropout_prob": mcfg.attention_probs_dropout_prob,
+        "max_position_embeddings": mcfg.max_position_embeddings,
+        "type_vocab_size": mcfg.type_vocab_size,
+        "initializer_range": mcfg.initializer_range,
+        "layer_norm_eps": mcfg.layer_norm_eps,
+        "pad_token_id": mcfg.pad_token_id,
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+    }
+
+
+def hf_state_dict(state: dict[str, torch.Tensor], mcfg: BertConfig) -> dict[str, torch.Tensor]:
+    """Our parameter names → Hugging Face BERT names (the fused qkv split into query/key/value)."""
+    H = mcfg.hidden_size
+    hf: dict[str, torch.Tensor] = {}
+    emb = "bert.embeddings."
+    hf[emb + "word_embeddings.weight"] = state["emb.word.weight"]
+    hf[emb + "position_embeddings.weight"] = state["emb.position.weight"]
+    hf[emb + "token_type_embeddings.weight"] = state["emb.token_type.weight"]
+    hf[emb + "LayerNorm.weight"] = state["emb.ln.weight"]
+    hf[emb + "LayerNorm.bias"] = state["emb.ln.bias"]
+    for i in range(mcfg.num_hidden_layers):
+        ours, theirs = f"layers.{i}.", f"bert.encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            q, k, v = state[ours + f"qkv.{kind}"].split(H, dim=0)
+            hf[theirs + f"attention.self.query.{kind}"] = q
+            hf[theirs + f"attention.self.key.{kind}"] = k
+            hf[theirs + f"attention.self.value.{kind}"] = v
+            hf[theirs + f"attention.output.dense.{kind}"] = state[ours + f"proj.{kind}"]
+            hf[theirs + f"attention.output.LayerNorm.{kind}"] = state[ours + f"ln1.{kind}"]
+            hf[theirs + f"intermediate.dense.{kind}"] = state[ours + f"fc1.{kind}"]
+            hf[theirs + f"output.dense.{kind}"] = state[ours + f"fc2.{kind}"]
+            hf[theirs + f"output.LayerNorm.{kind}"] = state[ours + f"ln2.{kind}"]
+    for kind in ("weight", "bias"):
+        hf[f"bert.pooler.dense.{kind}"] = state[f"pooler.{kind}"]
+        hf[f"cls.predictions.transform.dense.{kind}"] = state[f"mlm_dense.{kind}"]
+        hf[f"cls.predictions.transform.LayerNorm.{kind}"] = state[f"mlm_ln.{kind}"]
+        hf[f"cls.seq_relationship.{kind}"] = state[f"nsp.{kind}"]
+    # the decoder weight is tied to the word embeddings and left out, as save_pretrained does;
+    # older transformers read decoder.bias, newer ones cls.predictions.bias: write both
+    hf["cls.predictions.bias"] = state["mlm_bias"]
+    hf["cls.predictions.decoder.bias"] = state["mlm_bias"].clone()
+    return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in hf.items()}
+
+
+def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write the Hugging Face folder for ``checkpoint`` (a ckpt-*.pt or a run directory: its latest)."""
+    from trainer.train import checkpoints, load_checkpoint
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        found = checkpoints(checkpoint)
+        if not found:
+            raise FileNotFoundError(f"{checkpoint}: no ckpt-*.pt here; train first or name a checkpoint file")
+        checkpoint = found[-1]
+    ckpt = load_checkpoint(checkpoint)
+    mcfg = BertConfig(**ckpt["model_config"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(hf_config(mcfg), indent=2) + "\n", encoding="utf-8")
+    save_file(hf_state_dict(ckpt["model"], mcfg), str(out / "model.safetensors"), metadata={"format": "pt"})
+    copy_tokenizer(ckpt, out)
+    return out
+
+
+def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
+    """Put the build's vocabulary beside the weights so AutoTokenizer works too, when it is still there."""
+    data_dir = ckpt.get("data_dir")
+    tok = ckpt.get("tokenizer") or {}
+    if not data_dir:
+        return
+    for name in ("vocab.txt", "tokenizer.json"):
+        src = Path(data_dir) / name
+        if src.is_file():
+            shutil.copyfile(src, out / name)
+    if (out / "vocab.txt").exists():
+        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": bool(tok.get("do_lower_case", True)), "model_max_length": 512}
+        (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

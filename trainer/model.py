@@ -1,0 +1,200 @@
+"""BERT for pretraining: encoder, pooler, MLM head and NSP head, in one file.
+
+Post-LN transformer as in Devlin et al. (2018), initialised as google-research/bert does
+(normal std 0.02, zero biases, LayerNorm 1/0). Attention goes through
+``F.scaled_dot_product_attention`` so PyTorch picks a fused kernel. The MLM head runs only at
+the masked positions: at sequence 128 with 20 predictions that skips ~85% of the largest
+matmul of the model (hidden x vocab).
+
+Shapes in comments: B batch, T sequence, H hidden, nh heads, hs head size, P predictions, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IGNORE = -100  # label value the losses skip (padding of masked_labels, next_sentence_label without NSP)
+
+# name: (num_hidden_layers, hidden_size, num_attention_heads); intermediate is 4x hidden
+SIZES = {
+    "tiny": (2, 128, 2),
+    "mini": (4, 256, 4),
+    "small": (4, 512, 8),
+    "base": (12, 768, 12),
+    "large": (24, 1024, 16),
+}
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+
+    @classmethod
+    def from_size(cls, size: str, **overrides) -> BertConfig:
+        if size not in SIZES:
+            raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
+        layers, hidden, heads = SIZES[size]
+        base = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.ln = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)  # (B, T, H)
+        return self.drop(self.ln(x))
+
+
+class Layer(nn.Module):
+    """One post-LN block: x = LN(x + Attn(x)); x = LN(x + MLP(x))."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        H = cfg.hidden_size
+        if H % cfg.num_attention_heads:
+            raise ValueError(f"hidden_size {H} is not a multiple of num_attention_heads {cfg.num_attention_heads}")
+        self.nh = cfg.num_attention_heads
+        self.qkv = nn.Linear(H, 3 * H)  # one matmul for q, k, v; export splits it into query/key/value
+        self.proj = nn.Linear(H, H)
+        self.ln1 = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
+        self.fc1 = nn.Linear(H, cfg.intermediate_size)
+        self.fc2 = nn.Linear(cfg.intermediate_size, H)
+        self.ln2 = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
+        self.attn_drop = cfg.attention_probs_dropout_prob
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.nh, H // self.nh).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0)
+        a = a.transpose(1, 2).reshape(B, T, H)
+        x = self.ln1(x + self.drop(self.proj(a)))
+        return self.ln2(x + self.drop(self.fc2(F.gelu(self.fc1(x)))))
+
+
+class BertForPreTraining(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.cfg = cfg
+        H = cfg.hidden_size
+        self.emb = Embeddings(cfg)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.pooler = nn.Linear(H, H)
+        self.mlm_dense = nn.Linear(H, H)
+        self.mlm_ln = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
+        self.mlm_bias = nn.Parameter(torch.zeros(cfg.vocab_size))  # decoder weight is emb.word.weight (tied)
+        self.nsp = nn.Linear(H, 2)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m: nn.Module) -> None:
+        std = self.cfg.initializer_range
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def encode(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        """Final hidden states (B, T, H)."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        # bool mask (B, 1, 1, T): True = attend; broadcast over heads and query positions
+        mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        x = self.emb(input_ids, token_type_ids)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+    def mlm_logits(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.mlm_ln(F.gelu(self.mlm_dense(h)))
+        return F.linear(h, self.emb.word.weight, self.mlm_bias)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, T) long
+        token_type_ids: torch.Tensor | None = None,  # (B, T) long
+        attention_mask: torch.Tensor | None = None,  # (B, T) bool/int, 1 = real token
+        masked_positions: torch.Tensor | None = None,  # (B, P) long; None: MLM logits at every position
+        masked_labels: torch.Tensor | None = None,  # (B, P) long, IGNORE where padded
+        next_sentence_label: torch.Tensor | None = None,  # (B,) long, IGNORE where there is no NSP
+        **_: torch.Tensor,  # other batch keys (masked_valid, ...) are accepted and unused
+    ) -> dict[str, torch.Tensor]:
+        h = self.encode(input_ids, token_type_ids, attention_mask)  # (B, T, H)
+        if masked_positions is not None:
+            # gather before the head: the head (and its H x V decoder) only sees the P predictions
+            idx = masked_positions[:, :, None].expand(-1, -1, h.shape[-1])
+            h_mlm = torch.gather(h, 1, idx)  # (B, P, H)
+        else:
+            h_mlm = h
+        mlm_logits = self.mlm_logits(h_mlm)  # (B, P, V) or (B, T, V)
+        nsp_logits = self.nsp(torch.tanh(self.pooler(h[:, 0])))  # (B, 2)
+        out = {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
+        if masked_labels is not None:
+            out["mlm_loss"] = masked_mean_ce(mlm_logits, masked_labels)
+            out["loss"] = out["mlm_loss"]
+        if next_sentence_label is not None:
+            out["nsp_loss"] = masked_mean_ce(nsp_logits, next_sentence_label)
+            out["loss"] = out.get("loss", 0.0) + out["nsp_loss"]
+        return out
+
+
+def masked_mean_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over labels != IGNORE, and 0 (not NaN) when there are none.
+
+    ``F.cross_entropy(reduction="mean")`` gives NaN for an all-ignored batch (a no-NSP build) and
+    dividing by a clamped count keeps the graph free of a host sync.
+    """
+    labels = labels.reshape(-1)
+    total = F.cross_entropy(logits.reshape(labels.numel(), -1).float(), labels, ignore_index=IGNORE, reduction="sum")
+    return total / (labels != IGNORE).sum().clamp(min=1)
+
+
+def flops_per_sequence(cfg: BertConfig, seq_len: int, predictions: int | None = None) -> float:
+    """Training FLOPs (forward + backward = 3x forward, 2 per multiply-add) of one sequence.
+
+    ``predictions``: positions the MLM head runs at (None: all ``seq_len``), as the model does.
+    Counts matmuls only (attention scores included), the usual MFU convention.
+    """
+    H, L, I, V, T = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size, seq_len
+    P = T if predictions is None else predictions
+    per_layer = T * (4 * H * H + 2 * H * I) + 2 * T * T * H  # qkv+proj, mlp, scores and weighted sum
+    heads = P * (H * H + H * V) + H * H + 2 * H  # MLM transform + decoder, pooler, NSP
+    return 6.0 * (L * per_layer + heads)
+
+
+def expected_init_loss(vocab_size: int) -> float:
+    return math.log(vocab_size)
