@@ -18,14 +18,25 @@ from pathlib import Path
 import numpy as np
 
 from corpusgen.config import BuildConfig
-from corpusgen.shards import MANIFEST_NAME, Instances, atomic_write_bytes, serialize_shard, sha256_bytes, sha256_file, shard_path, shard_schema
+from corpusgen.shards import (
+    MANIFEST_NAME,
+    Instances,
+    atomic_write_bytes,
+    serialize_shard,
+    sha256_bytes,
+    sha256_file,
+    shard_path,
+    shard_schema,
+)
 
 
 def synthetic_build(out: Path, rows: int, seed: int = 0) -> Path:
     cfg = BuildConfig(max_seq_length=128, max_predictions_per_seq=20, zstd_level=3)
     rng = np.random.default_rng(seed)
     short = rng.random(rows) < cfg.short_seq_prob
-    lengths = np.where(short, rng.integers(5, 129, rows), 128 - rng.geometric(0.25, rows).clip(max=40) + 1).astype(np.int64)
+    lengths = np.where(short, rng.integers(5, 129, rows), 128 - rng.geometric(0.25, rows).clip(max=40) + 1).astype(
+        np.int64
+    )
     a_len = (rng.random(rows) * (lengths - 3)).astype(np.int64) + 2
     nmask = np.minimum(20, np.maximum(1, np.round(0.15 * (lengths - 3)))).astype(np.int64)
     total = int(lengths.sum())
@@ -41,7 +52,15 @@ def synthetic_build(out: Path, rows: int, seed: int = 0) -> Path:
     )  # fmt: skip
     vocab = out / "vocab.txt"
     out.mkdir(parents=True, exist_ok=True)
-    vocab.write_text("\n".join(["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"t{i}" for i in range(30522 - 104)]) + "\n")
+    vocab.write_text(
+        "\n".join(
+            ["[PAD]"]
+            + [f"[unused{i}]" for i in range(99)]
+            + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            + [f"t{i}" for i in range(30522 - 104)]
+        )
+        + "\n"
+    )
     schema = shard_schema(30522, 128)
     shards = []
     bins = (lengths - 1) // cfg.length_bin_width
@@ -54,7 +73,17 @@ def synthetic_build(out: Path, rows: int, seed: int = 0) -> Path:
             data = serialize_shard(chunk, schema, zstd_level=3, rows_per_batch=cfg.rows_per_batch)
             rel = shard_path("train", lo, hi, i, count)
             atomic_write_bytes(out / rel, data)
-            shards.append({"path": rel, "rows": len(chunk), "tokens": chunk.num_tokens, "bin": [lo, hi], "bytes": len(data), "sha256": sha256_bytes(data), "split": "train"})
+            shards.append(
+                {
+                    "path": rel,
+                    "rows": len(chunk),
+                    "tokens": chunk.num_tokens,
+                    "bin": [lo, hi],
+                    "bytes": len(data),
+                    "sha256": sha256_bytes(data),
+                    "split": "train",
+                }
+            )
     manifest = {
         "format_version": 1, "config": cfg.to_dict(), "vocab": "vocab.txt", "vocab_sha256": sha256_file(vocab),
         "tokenizer": {"type": "wordpiece", "vocab_size": 30522, "do_lower_case": True, "pad_id": 0, "unk_id": 100, "cls_id": 101, "sep_id": 102, "mask_id": 103},

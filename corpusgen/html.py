@@ -71,8 +71,9 @@ _BLOCK_TAGS = frozenset(
     " table tbody thead tfoot tr caption ul".split()
 )
 _CELL_TAGS = frozenset({"td", "th"})
-# A heading that is one link is how many blogs print their title; keep it.
-_LINK_DENSITY_EXEMPT = frozenset({"h1", "h2", "body", "html", "main", "article"})
+_LINK_DENSITY_EXEMPT = frozenset({"body", "html", "main", "article"})
+# A heading that is one link is how blogs print a post's title: its text does not count as link text.
+_TITLE_TAGS = frozenset({"h1", "h2", "h3"})
 
 _PARA = "\n\n"
 _BR = "\n"
@@ -159,6 +160,7 @@ def html_to_text(html: str, *, remove_boilerplate: bool = True, max_link_density
     linked = 0  # of which inside <a>
     in_link = 0
     in_pre = 0
+    in_title = 0
     # Each frame: (children iterator, what to undo on exit). Iterative: real pages nest deeper than
     # Python's recursion limit.
     stack = [(root.iter(include_text=True), None)]
@@ -170,12 +172,15 @@ def html_to_text(html: str, *, remove_boilerplate: bool = True, max_link_density
             if frame is None:
                 continue
             kind = frame[0]
+            if kind == "title":
+                in_title -= 1
+                kind = "block"
             if kind == "a":
                 in_link -= 1
             elif kind == "pre":
                 in_pre -= 1
                 out.append(_PARA)
-            else:  # block
+            else:  # block or title
                 _, tag, start, total_at, linked_at = frame
                 block_total = total - total_at
                 if (
@@ -204,7 +209,7 @@ def html_to_text(html: str, *, remove_boilerplate: bool = True, max_link_density
                 out.append(text)
                 n = len(text)
             total += n
-            if in_link:
+            if in_link and not in_title:
                 linked += n
             continue
         if tag[0] == "-" or tag in _SKIP_TAGS or (skip and node.mem_id in skip):
@@ -217,6 +222,9 @@ def html_to_text(html: str, *, remove_boilerplate: bool = True, max_link_density
             if tag == "pre":
                 in_pre += 1
                 frame = ("pre",)
+            elif tag in _TITLE_TAGS:
+                in_title += 1
+                frame = ("title", tag, len(out), total, linked)
             else:
                 frame = ("block", tag, len(out), total, linked)
         elif tag in _CELL_TAGS:

@@ -23,7 +23,10 @@ __all__ = ["split_sentences", "guess_language", "LINE_BREAK_MODES"]
 
 LINE_BREAK_MODES = ("auto", "sentence", "space")
 
-_CLOSERS = "\"'”’»)\\]}」』】〕〉》）〗〙〛＂＇›"
+# Closers count only right after a stop, so German's closing “ and ‘ can be
+# listed beside English's ” and ’.
+_CLOSERS = "\"'”’“‘»«)\\]}」』】〕〉》）〗〙〛＂＇›‹"
+_CJK_CLOSERS = "\"'”’»)\\]}」』】〕〉》）〗〙〛＂＇›"
 _OPENERS = "\"'“‘«„‚(\\[{¿¡「『【〔〈《（‹"
 _BULLETS = "•◦▪●‣■►▸⁃"
 _TERMINALS = ".!?…‽‼⁇⁈⁉।॥؟"
@@ -44,9 +47,9 @@ _CANDIDATE = re.compile(
     # or brackets, then whitespace. French puts a space before its closing ».
     rf"(?<=[{_TERMINALS}])(?P<t>[{_TERMINALS}]*(?:[ \u00a0][.…]+(?!\w))*)"
     rf"(?P<c>[{_CLOSERS}]*(?:[ \u00a0\u202f]»)?)(?=\s|\Z)"
-    # CJK stop: no space follows it; ASCII !? count when CJK text follows.
-    rf"|(?:(?<=[{_CJK_TERMINALS}])[{_CJK_TERMINALS}!?]*|(?<=[!?])[!?]*(?=[{_CLOSERS}]*[{_CJK_CHARS}])|(?<=．)(?![0-9０-９]))"
-    rf"(?P<kc>[{_CLOSERS}]*)"
+    # CJK stop: no space follows it; ASCII !? count between CJK characters.
+    rf"|(?:(?<=[{_CJK_TERMINALS}])[{_CJK_TERMINALS}!?]*(?:[…⋯]+(?=[{_CJK_CLOSERS}]))?|(?<=[{_CJK_CHARS}][!?])[!?]*(?=[{_CJK_CLOSERS}]*[{_CJK_CHARS}])|(?<=[^A-Za-zＡ-Ｚａ-ｚ0-9０-９]．)(?![0-9０-９]))"
+    rf"(?P<kc>[{_CJK_CLOSERS}]*)"
     rf"|(?<=[{_BREAK_CHARS}])(?P<n>(?:{_HSPACE}*{_BREAK})*)"
     rf"|(?<=[{_BULLETS}])(?P<b>)"
     r"|(?<=\))(?P<m>)(?=\s)"
@@ -55,6 +58,7 @@ _CANDIDATE = re.compile(
 )
 _LIST_PAREN = re.compile(r"(?<!\S)([0-9]{1,2})(\.?)\)\Z")
 _NEXT_TOKEN = re.compile(r"\s*(\S*)")
+_TOKEN_TAIL = re.compile(rf"[^{_CJK_CHARS}\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]*\Z")
 _WORD = re.compile(r"\w+")
 _ACRONYM = re.compile(r"(?:[^\W\d_]{1,3}\.)+[^\W\d_]{1,3}")
 _ROMAN = re.compile(r"[IVXLC]+\b")
@@ -63,6 +67,15 @@ _INNER_BREAKS = re.compile(rf"\s*{_BREAK}\s*")
 _HAS_BREAK = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]")
 _LINE_BREAKS = re.compile(_BREAK)
 _VOWELS = frozenset("aeiouyAEIOUY")
+_SPACE_AND_BULLETS = _BULLETS + " \t\n\r\u00a0\u3000"
+_CJK_AFTER_STOP = frozenset("，、,;；：:.!?．" + _CJK_CLOSERS + _CJK_TERMINALS)
+
+# Words that continue a sentence after a quoted sentence: 「法官如何判決？」等問題,
+# 「行く。」と言った.
+_QUOTE_PARTICLES = {
+    "zh": ("等", "的", "和", "與", "与", "及"),
+    "ja": ("と", "って", "っ", "など", "の"),
+}
 
 # Languages that write ordinal numbers with a period ("am 3. Oktober").
 _ORDINAL_DOT = frozenset("de pl cs sk da no nb nn sv fi hu sl hr sr bs et lv lt is tr".split())
@@ -79,7 +92,8 @@ class _Rules:
     starters: frozenset[str]
     lowercase_starts: bool
     ordinal_dot: bool
-    quote_particles: str
+    quote_particles: tuple[str, ...]
+    suffixes: tuple[str, ...]
 
 
 @lru_cache(maxsize=64)
@@ -94,8 +108,8 @@ def _rules_for(lang: str) -> _Rules:
         # word after a period as a new sentence.
         lowercase_starts=lang in ("en", "xx"),
         ordinal_dot=lang in _ORDINAL_DOT,
-        # Japanese quotes a sentence and goes on: 「行く。」と言った。
-        quote_particles="とっ" if lang == "ja" else "",
+        quote_particles=_QUOTE_PARTICLES.get(lang, _QUOTE_PARTICLES["zh"]),
+        suffixes=split_rules.ABBREVIATION_SUFFIXES.get(lang, ()),
     )
 
 
@@ -206,6 +220,9 @@ def _find_cuts(text: str, rules: _Rules, line_breaks: str) -> tuple[list[int], b
             window = text[max(last, s - 64) : s]
             prev = "" if not window or window[-1].isspace() else window.rsplit(None, 1)[-1]
             nxt = _NEXT_TOKEN.match(text, e).group(1)
+            if not prev.isascii():
+                # "米尔斯（C. Wright": the word starts after the last CJK character.
+                prev = _TOKEN_TAIL.search(prev).group()
             core = prev.lstrip(_OPENERS + _BULLETS)
             # "1. First item 2. Second item": a number or letter marker opens a
             # sentence; a marker continuing the sequence opens a new one.
@@ -214,7 +231,7 @@ def _find_cuts(text: str, rules: _Rules, line_breaks: str) -> tuple[list[int], b
                 token_start = s - len(core)
                 style = "." if numeral else ".a"
                 value = int(core) if numeral else ord(core.lower()[0])
-                if not text[last:token_start].strip(_BULLETS + " \t\n\r\u00a0"):
+                if _only_space_between(text, last, token_start):
                     marker = (style, value, e)
                     held = e
                     continue
@@ -222,7 +239,7 @@ def _find_cuts(text: str, rules: _Rules, line_breaks: str) -> tuple[list[int], b
                     marker is not None
                     and marker[0] == style
                     and marker[1] + 1 == value
-                    and text[marker[2] : s - len(prev)].strip()
+                    and not _only_space_between(text, marker[2], s - len(prev))
                 ):
                     marker = (style, value, e)
                     cut = s - len(prev)
@@ -256,9 +273,14 @@ def _find_cuts(text: str, rules: _Rules, line_breaks: str) -> tuple[list[int], b
                 style = ".)" if paren.group(2) else ")"
                 value = int(paren.group(1))
                 s = paren.start()
-                if not text[last:s].strip(_BULLETS + " \t\n\r\u00a0"):
+                if _only_space_between(text, last, s):
                     marker = (style, value, e)
-                elif marker is not None and marker[0] == style and marker[1] + 1 == value and text[marker[2] : s].strip():
+                elif (
+                    marker is not None
+                    and marker[0] == style
+                    and marker[1] + 1 == value
+                    and not _only_space_between(text, marker[2], s)
+                ):
                     marker = (style, value, e)
                     cut = s
         else:  # emoticon: ends a sentence unless a lowercase word goes on (web text: even then)
@@ -296,12 +318,14 @@ def _judge_cjk_stop(text: str, rules: _Rules, closers: str, s: int, e: int, last
     if e >= size:
         return e
     following = text[e]
-    if following in "，、,;；：:" or following in _CLOSERS:
+    # "。」。", "！……" or "？」、「": the sentence goes on, or a later stop ends it.
+    if following in _CJK_AFTER_STOP:
         return -1
-    if closers and following in rules.quote_particles:
+    if closers and text.startswith(rules.quote_particles, e):
         return -1
     # Stops inside a title 《你好！李焕英》 belong to the title.
-    if text.rfind("《", last, s) > text.rfind("》", last, s):
+    lo = max(last, s - 100)
+    if text.rfind("《", lo, s) > text.rfind("》", lo, s):
         return -1
     return e
 
@@ -312,6 +336,8 @@ def _classify(core: str, rules: _Rules) -> int:
         return kind
     if len(core) == 1 and core.isalpha():
         return _INITIAL
+    if rules.suffixes and core.lower().endswith(rules.suffixes):
+        return AMBIGUOUS
     bare = core.rstrip(_CLOSERS)
     if bare and (bare[0].isdigit() or (bare[0] in "$€£¥#+-±~" and bare[1:2].isdigit())):
         if not any(ch.isalpha() for ch in bare):
@@ -323,7 +349,9 @@ def _classify(core: str, rules: _Rules) -> int:
 
 def _starts_sentence(word: str, rules: _Rules) -> bool:
     m = _WORD.match(word)
-    return m is not None and m.group().lower() in rules.starters
+    if m is None or (m.end() == 1 and word[1:2] == "."):
+        return False  # an initial ("H. A. Simon") opens no sentence
+    return m.group().lower() in rules.starters
 
 
 def _judge_stop(
@@ -344,7 +372,11 @@ def _judge_stop(
     head = nxt.lstrip(_OPENERS)
     first = head[:1]
     lower = first.islower()
-    if first in (",", ";", ":") or _EMOTICON.fullmatch(nxt):
+    if (
+        first in (",", ";", ":")
+        or (nxt[0] in ":;=^<" and _EMOTICON.fullmatch(nxt))
+        or head.startswith(rules.quote_particles)
+    ):
         # ", 2000 Carr" is no sentence; "great! :)" keeps its emoticon.
         return -1
 
@@ -385,7 +417,8 @@ def _judge_stop(
     if cls == NUMERIC:
         if digit or first in "#№" or _ROMAN.match(head):
             return -1
-        cls = _WORDLIKE
+        # "с. 5" is a page but "А. С. Пушкин" an initial
+        cls = _INITIAL if len(core) == 1 else _WORDLIKE
     if cls == AMBIGUOUS or cls == _ACRONYM_CLASS or cls == _INITIAL:
         if lower or digit or not first.isalpha():
             return -1
@@ -405,13 +438,26 @@ def _judge_stop(
     if lower:
         if not rules.lowercase_starts:
             return -1
-        if len(core) <= 3 and core.isalpha() and not any(ch in _VOWELS for ch in core):
-            return -1  # probably an unlisted abbreviation ("pls.", "wrt.")
+        if len(core) <= 3 and core.isalpha():
+            if not any(ch in _VOWELS for ch in core):
+                return -1  # probably an unlisted abbreviation ("pls.", "wrt.")
+            before = text[max(last, s - len(prev) - 24) : s - len(prev)].split()
+            if before and before[-1][:1].isdigit():
+                return -1  # a unit after a number ("12 in. by 4 ft.")
         return e
     return e
 
 
+_TIME_PREPOSITIONS = frozenset("at by before after until around about from since".split())
+
+
 def _fronted_time(text: str, last: int, s: int) -> bool:
     """True for a sentence opening with a time phrase: "At 5 a.m. Mr. Smith left"."""
-    words = text[last:s].split()
-    return len(words) <= 4 and words[0].lower() in ("at", "by", "before", "after", "until", "around", "about", "from", "since")
+    words = text[max(last, s - 40) : s].split()
+    return s - last <= 40 and len(words) <= 4 and words[0].lower() in _TIME_PREPOSITIONS
+
+
+def _only_space_between(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] holds nothing but whitespace and bullets (looked at
+    only near `start`, so a long sentence costs no more than a short one)."""
+    return end - start <= 64 and not text[start:end].strip(_SPACE_AND_BULLETS)

@@ -134,7 +134,9 @@ STARTERS = {
         der die das dem den des ein eine einer einem einen er sie es ich wir ihr du man in im am an auf
         aus bei mit nach von vor zu zum zur über unter aber und oder doch dann denn dies diese dieser
         dieses auch als wenn weil da damit deshalb daher trotzdem außerdem so nun jetzt hier heute
-        seit sein seine ihre unser wie was wer wo warum nicht kein keine herr frau dr prof
+        seit sein seine ihre unser wie was wer wo warum nicht kein keine herr frau dr prof danach dabei
+        dazu darauf deswegen somit zudem jedoch allerdings später zuvor schließlich alle viele einige
+        beide mehr nur noch bis während obwohl ob
     """,
     "fr": """
         le la les l un une des du de ce cet cette ces il elle ils elles on nous vous je j c ça cela
@@ -166,7 +168,8 @@ STARTERS = {
     "ru": """
         в во на с со к ко по о об от до из за для при после перед над под через без и а но или да же
         он она оно они мы вы я ты это этот эта эти тот та те так там тут здесь сейчас теперь тогда
-        однако поэтому потому если когда как что кто где почему его её их наш ваш мой не нет
+        однако поэтому потому если когда как что кто где почему его её их наш ваш мой не нет потом
+        затем также кроме впрочем вот все всё многие сегодня вчера завтра теперь сначала
     """,
     "pl": """
         w we na z ze do od po przy za przez dla bez i a ale lub oraz czy to ten ta te tym jego jej ich
@@ -184,8 +187,9 @@ BANG_WORDS = frozenset("yahoo jeopardy joomla oklahoma wham".split())
 
 # Frequent function words used to guess a Latin-script document's language.
 LANG_HINTS = {
-    "en": "the and of to is in that it was for with as on are by this be",
-    "de": "der die und das ist nicht ein eine zu den von mit sich des auf für im dem",
+    "en": "the and of to is in that it was for with as on are by this be he she they you not have has from but",
+    "de": """der die und das ist nicht ein eine zu den von mit sich des auf für im dem er sie es ich wir nach auch
+        war wurde wird aber oder sind hat haben noch nur dann""",
     "fr": "le la les et des est une que du dans pour pas qui sur au avec il elle ce",
     "es": "el la los las y que del en un una es por con para se al lo como más",
     "it": "il di che la è e un una per non del della sono con gli le si al da",
@@ -193,6 +197,9 @@ LANG_HINTS = {
     "nl": "de het een en van is dat op te in niet zijn met voor die er ook aan",
     "pl": "i w na z się nie do to że jest o jak po od za co ale tak przez",
 }
+
+# Word endings that mark an abbreviation in compounds ("Hauptstr. 5").
+ABBREVIATION_SUFFIXES = {"de": ("str",), "nl": ("str",)}
 
 _TABLES = {"en": _EN, "de": _DE, "fr": _FR, "es": _ES, "it": _IT, "pt": _PT, "nl": _NL, "ru": _RU, "pl": _PL}
 

@@ -205,7 +205,9 @@ def tokenize_documents(
     if structural.any():
         counts["special_tokens_in_text"] += int(structural.sum())
         ids[structural] = wp.unk_id
-    counts["unk_tokens"] += int((ids == wp.unk_id).sum())
+    unk = int((ids == wp.unk_id).sum())
+    if unk:
+        counts["unk_tokens"] += unk
     ids = ids.astype(token_dtype(wp.vocab_size))
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])

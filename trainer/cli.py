@@ -18,24 +18,43 @@ import click
 # option name → TrainConfig field; options left out keep the config file's or TrainConfig's value
 _TRAIN_OPTIONS = [
     click.option("--data", "data", type=click.Path(file_okay=False), help="A `corpusgen build` output directory."),
-    click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), help="TOML/JSON file of train options ([train] table); flags override it."),
-    click.option("--model", type=click.Choice(["tiny", "mini", "small", "base", "large"]), help="Model size (default tiny)."),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="TOML/JSON file of train options ([train] table); flags override it.",
+    ),
+    click.option(
+        "--model", type=click.Choice(["tiny", "mini", "small", "base", "large"]), help="Model size (default tiny)."
+    ),
     click.option("--steps", type=int, help="Total optimizer steps of the run; fixes the LR schedule (default 1000)."),
     click.option("--batch-size", type=int, help="Sequences per micro-batch per process (default 32)."),
     click.option("--accumulation", type=int, help="Micro-batches per optimizer step (default 1)."),
-    click.option("--lr", type=float, help="Peak learning rate (default by size: tiny/mini 1e-3, small 5e-4, base/large 1e-4)."),
+    click.option(
+        "--lr", type=float, help="Peak learning rate (default by size: tiny/mini 1e-3, small 5e-4, base/large 1e-4)."
+    ),
     click.option("--min-lr", type=float, help="Learning rate at the end of the decay (default 0)."),
     click.option("--warmup", type=int, help="Warmup steps (default 1% of --steps)."),
     click.option("--decay-power", type=float, help="Polynomial decay power: 1 linear (default), 0.5 for LAMB recipes."),
-    click.option("--optimizer", type=click.Choice(["adamw", "lamb"]), help="adamw (default; fused on CUDA) or lamb for large batches."),
+    click.option(
+        "--optimizer",
+        type=click.Choice(["adamw", "lamb"]),
+        help="adamw (default; fused on CUDA) or lamb for large batches.",
+    ),
     click.option("--weight-decay", type=float, help="Default 0.01 (not on biases and LayerNorm)."),
     click.option("--grad-clip", type=float, help="Clip the gradient norm to this (0: off; default 1.0)."),
     click.option("--dropout", type=float, help="Hidden and attention dropout (default 0.1)."),
     click.option("--seed", type=int, help="Seeds weights, dropout and data order (default 0)."),
-    click.option("--out", type=click.Path(file_okay=False), help="Run directory: logs, checkpoints (default runs/bert)."),
+    click.option(
+        "--out", type=click.Path(file_okay=False), help="Run directory: logs, checkpoints (default runs/bert)."
+    ),
     click.option("--log-every", type=int, help="Log every N steps (default 10)."),
-    click.option("--eval-every", type=int, help="Evaluate on held-out shards every N steps (default: at the end only)."),
-    click.option("--eval-batches", type=int, help="Cap on held-out batches per evaluation per process (default 50, 0: all)."),
+    click.option(
+        "--eval-every", type=int, help="Evaluate on held-out shards every N steps (default: at the end only)."
+    ),
+    click.option(
+        "--eval-batches", type=int, help="Cap on held-out batches per evaluation per process (default 50, 0: all)."
+    ),
     click.option("--save-every", type=int, help="Checkpoint every N steps (default: at the end and at --stop-after)."),
     click.option("--keep-checkpoints", type=int, help="Checkpoints kept in --out (default 3)."),
     click.option("--stop-after", type=int, help="End this invocation at step N with a checkpoint (preemptible jobs)."),
@@ -43,9 +62,13 @@ _TRAIN_OPTIONS = [
     click.option("--workers", type=int, help="DataLoader worker processes (default 2 on CUDA, 0 on CPU)."),
     click.option("--shuffle-buffer", type=int, help="Rows per consumer in the shuffle buffer (default 65536)."),
     click.option("--device", help="auto (default), cpu, cuda, cuda:1, ..."),
-    click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU."),
+    click.option(
+        "--dtype", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU."
+    ),
     click.option("--compile/--no-compile", default=None, help="torch.compile the model."),
-    click.option("--tensorboard/--no-tensorboard", default=None, help="Also log to OUT/tensorboard (needs tensorboard)."),
+    click.option(
+        "--tensorboard/--no-tensorboard", default=None, help="Also log to OUT/tensorboard (needs tensorboard)."
+    ),
     click.option("--progress/--no-progress", default=None, help="Console log lines and live progress (default on)."),
 ]
 
@@ -93,7 +116,13 @@ def plot(run_dir: str, output: str | None) -> None:
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for config.json + model.safetensors.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for config.json + model.safetensors.",
+)
 def export(checkpoint: str, output: str) -> None:
     """Convert a checkpoint (or a run directory's latest) for transformers' BertForPreTraining."""
     from trainer.export import export as run
@@ -104,7 +133,9 @@ def export(checkpoint: str, output: str) -> None:
 @click.command("loader")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes (0: this process).")
+@click.option(
+    "--workers", type=int, default=0, show_default=True, help="DataLoader worker processes (0: this process)."
+)
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="How long to measure.")
 @click.option("--split", default="train", show_default=True)
 def bench_loader(data_dir: str, batch_size: int, workers: int, seconds: float, split: str) -> None:
@@ -115,11 +146,15 @@ def bench_loader(data_dir: str, batch_size: int, workers: int, seconds: float, s
         result = measure_loader(data_dir, batch_size=batch_size, workers=workers, seconds=seconds, split=split)
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{result['seq_per_s']:,.0f} seq/s  {result['tokens_per_s']:,.0f} tokens/s  padding {result['pad_fraction']:.1%}  ({result['batches']} batches of {batch_size}, {workers} workers)")
+    click.echo(
+        f"{result['seq_per_s']:,.0f} seq/s  {result['tokens_per_s']:,.0f} tokens/s  padding {result['pad_fraction']:.1%}  ({result['batches']} batches of {batch_size}, {workers} workers)"
+    )
     click.echo(json.dumps(result))
 
 
-def measure_loader(data_dir: str, *, batch_size: int = 256, workers: int = 0, seconds: float = 10.0, split: str = "train") -> dict:
+def measure_loader(
+    data_dir: str, *, batch_size: int = 256, workers: int = 0, seconds: float = 10.0, split: str = "train"
+) -> dict:
     """Batches/s of a training stream after a short warm-up (start-up and worker spawn excluded)."""
     from trainer.data import ShardDataset, ShardLoader
 

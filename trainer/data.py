@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -255,7 +256,9 @@ class ShardDataset(IterableDataset):
             bn = bin_index[tuple(e.get("bin", (1, self.max_seq_length)))]
             counts = _record_batch_rows(self.paths[s], int(e["rows"]), rows_per_batch) if e["rows"] else []
             cols += [(s, b, 0, n, bn) for b, n in enumerate(counts) if n]
-        self.units = Units(*(np.array(c, dtype=np.int64).reshape(-1) for c in zip(*cols, strict=True))) if cols else None
+        self.units = (
+            Units(*(np.array(c, dtype=np.int64).reshape(-1) for c in zip(*cols, strict=True))) if cols else None
+        )
         self.num_rows = int(sum(int(e["rows"]) for e in entries))
         self.batches_consumed = 0  # advanced by ShardLoader in the main process
         self.num_workers = 0
@@ -324,7 +327,11 @@ class ShardDataset(IterableDataset):
         B = self.batch_size
         epoch = 0
         while self.epochs is None or epoch < self.epochs:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(units)) if self.shuffle else np.arange(len(units))
+            order = (
+                np.random.default_rng([self.seed, epoch]).permutation(len(units))
+                if self.shuffle
+                else np.arange(len(units))
+            )
             for u in order[consumer::consumers]:
                 b = units.bin[u]
                 pool = np.concatenate([pools[b], np.arange(starts[u], starts[u + 1])])
@@ -348,7 +355,9 @@ class ShardDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if self.units is None:
-            raise ManifestError(f"{self.data_dir}: no {self.split!r} rows in the manifest; build with a {self.split} split")
+            raise ManifestError(
+                f"{self.data_dir}: no {self.split!r} rows in the manifest; build with a {self.split} split"
+            )
         consumer, consumers, role, num_workers = self._consumer()
         if self.batches_consumed and num_workers != max(self.num_workers, 1):
             raise ValueError(f"data state saved with {self.num_workers} workers, iterating with {num_workers}")
@@ -413,7 +422,9 @@ class ShardLoader:
     size, world size, workers) makes the next batch the (k+1)-th of the uninterrupted stream.
     """
 
-    def __init__(self, dataset: ShardDataset, *, num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 4):
+    def __init__(
+        self, dataset: ShardDataset, *, num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 4
+    ):
         self.dataset = dataset
         dataset.num_workers = num_workers
         self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor

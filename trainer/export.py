@@ -106,5 +106,9 @@ def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
         if src.is_file():
             shutil.copyfile(src, out / name)
     if (out / "vocab.txt").exists():
-        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": bool(tok.get("do_lower_case", True)), "model_max_length": 512}
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": bool(tok.get("do_lower_case", True)),
+            "model_max_length": 512,
+        }
         (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

@@ -50,7 +50,9 @@ class BertConfig:
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
         layers, hidden, heads = SIZES[size]
-        base = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
+        base = dict(
+            num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden
+        )
         return cls(**{**base, **overrides})
 
     def to_dict(self) -> dict:
@@ -189,9 +191,9 @@ def flops_per_sequence(cfg: BertConfig, seq_len: int, predictions: int | None = 
     ``predictions``: positions the MLM head runs at (None: all ``seq_len``), as the model does.
     Counts matmuls only (attention scores included), the usual MFU convention.
     """
-    H, L, I, V, T = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size, seq_len
+    H, L, F_, V, T = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size, seq_len
     P = T if predictions is None else predictions
-    per_layer = T * (4 * H * H + 2 * H * I) + 2 * T * T * H  # qkv+proj, mlp, scores and weighted sum
+    per_layer = T * (4 * H * H + 2 * H * F_) + 2 * T * T * H  # qkv+proj, mlp, scores and weighted sum
     heads = P * (H * H + H * V) + H * H + 2 * H  # MLM transform + decoder, pooler, NSP
     return 6.0 * (L * per_layer + heads)
 

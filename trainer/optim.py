@@ -18,7 +18,7 @@ def lr_at(step: int, *, lr: float, warmup: int, steps: int, power: float = 1.0, 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices and embeddings; not biases or LayerNorm weights (as BERT does)."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         (decay if p.dim() >= 2 else no_decay).append(p)
@@ -61,7 +61,9 @@ class Lamb(torch.optim.Optimizer):
         return loss
 
 
-def make_optimizer(model: torch.nn.Module, name: str, *, lr: float, weight_decay: float, fused: bool) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: torch.nn.Module, name: str, *, lr: float, weight_decay: float, fused: bool
+) -> torch.optim.Optimizer:
     groups = param_groups(model, weight_decay)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6, fused=fused or None)

@@ -268,7 +268,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # --- resume or start ---
     found = checkpoints(out) if out.is_dir() else []
     if found and not cfg.resume:
-        raise SystemExit(f"{out}: holds checkpoints already; pass --resume to continue that run, or choose another --out")
+        raise SystemExit(
+            f"{out}: holds checkpoints already; pass --resume to continue that run, or choose another --out"
+        )
     ckpt = load_checkpoint(found[-1]) if cfg.resume and found else None
     if ckpt is not None and ckpt["step"] >= cfg.steps:
         console.line(f"{found[-1].name}: already at step {ckpt['step']} of --steps {cfg.steps}; nothing to do")
@@ -306,7 +308,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             pad_token_id=int(manifest["tokenizer"].get("pad_id", 0)),
         )
     raw = BertForPreTraining(mcfg).to(device)
-    optimizer = make_optimizer(raw, cfg.optimizer, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+    optimizer = make_optimizer(
+        raw, cfg.optimizer, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+    )
     acc = torch.zeros(9, device=device)
     step = 0
     torch.manual_seed(cfg.seed + rank)  # dropout differs across ranks, as it should
@@ -348,7 +352,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     last_eval: dict | None = ckpt.get("last_eval") if ckpt else None
     t0 = time.time()
     while step < end:
-        lr = lr_at(step, lr=cfg.peak_lr, warmup=cfg.warmup_steps, steps=cfg.steps, power=cfg.decay_power, min_lr=cfg.min_lr)
+        lr = lr_at(
+            step, lr=cfg.peak_lr, warmup=cfg.warmup_steps, steps=cfg.steps, power=cfg.decay_power, min_lr=cfg.min_lr
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         for micro in range(cfg.accumulation):
@@ -372,7 +378,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             stats = all_reduce(acc.clone())
             dt = time.time() - t0
             seqs, tokens = stats[M_SEQS].item(), stats[M_TOKENS].item()
-            last_train = {"step": step, **summarize(stats), "lr": lr, "seq_per_s": round(seqs / dt, 2), "tokens_per_s": round(tokens / dt, 1)}
+            last_train = {
+                "step": step,
+                **summarize(stats),
+                "lr": lr,
+                "seq_per_s": round(seqs / dt, 2),
+                "tokens_per_s": round(tokens / dt, 1),
+            }
             if device.type == "cuda":
                 last_train["mfu"] = round(mfu(mcfg, stats, dt, world, device), 4)
             acc.zero_()
@@ -382,7 +394,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 log_tensorboard(tb, "train", last_train)
                 console.line(format_metrics(last_train, cfg.steps))
         else:
-            console.progress(f"step {step}/{cfg.steps} lr {lr:.2e} ({(time.time() - t0) / max(step % cfg.log_every, 1):.2f}s/step)")
+            console.progress(
+                f"step {step}/{cfg.steps} lr {lr:.2e} ({(time.time() - t0) / max(step % cfg.log_every, 1):.2f}s/step)"
+            )
 
         if eval_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
             last_eval = {"step": step, **evaluate(raw, eval_data, device, autocast, cfg.eval_batches)}
@@ -399,7 +413,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     "step": step,
                     "model": raw.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "scheduler": {"warmup": cfg.warmup_steps, "steps": cfg.steps, "lr": cfg.peak_lr, "power": cfg.decay_power, "min_lr": cfg.min_lr},
+                    "scheduler": {
+                        "warmup": cfg.warmup_steps,
+                        "steps": cfg.steps,
+                        "lr": cfg.peak_lr,
+                        "power": cfg.decay_power,
+                        "min_lr": cfg.min_lr,
+                    },
                     "model_config": mcfg.to_dict(),
                     "train_config": dataclasses.asdict(cfg),
                     "data": loader.state_dict(),

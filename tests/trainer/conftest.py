@@ -30,7 +30,9 @@ FIRST_WORD = 5
 TOPICS = 8
 
 
-def make_instances(n: int, *, vocab_size: int, max_seq_length: int, max_predictions: int, seed: int, nsp: bool = True) -> Instances:
+def make_instances(
+    n: int, *, vocab_size: int, max_seq_length: int, max_predictions: int, seed: int, nsp: bool = True
+) -> Instances:
     rng = np.random.default_rng(seed)
     words = vocab_size - FIRST_WORD
     zipf = 1.0 / np.arange(1, words + 1)
@@ -106,7 +108,14 @@ def make_build(
     for split, n, s in (("train", rows, seed), ("heldout", heldout_rows, seed + 1000)):
         if not n:
             continue
-        inst = make_instances(n, vocab_size=vocab_size, max_seq_length=max_seq_length, max_predictions=max_predictions, seed=s, nsp=next_sentence != "none")
+        inst = make_instances(
+            n,
+            vocab_size=vocab_size,
+            max_seq_length=max_seq_length,
+            max_predictions=max_predictions,
+            seed=s,
+            nsp=next_sentence != "none",
+        )
         bins = (inst.lengths - 1) // bin_width
         for bn in np.unique(bins):
             part = inst.take(np.flatnonzero(bins == bn))
@@ -118,14 +127,31 @@ def make_build(
                 data = serialize_shard(chunk, schema, zstd_level=3, rows_per_batch=rows_per_batch)
                 atomic_write_bytes(out / rel, data)
                 shards.append(
-                    {"path": rel, "rows": len(chunk), "tokens": chunk.num_tokens, "bin": [lo, hi], "bytes": len(data), "sha256": sha256_bytes(data), "split": split}
+                    {
+                        "path": rel,
+                        "rows": len(chunk),
+                        "tokens": chunk.num_tokens,
+                        "bin": [lo, hi],
+                        "bytes": len(data),
+                        "sha256": sha256_bytes(data),
+                        "split": split,
+                    }
                 )
     manifest = {
         "format_version": 1,
         "config": cfg.to_dict(),
         "vocab": "vocab.txt",
         "vocab_sha256": sha256_file(out / "vocab.txt"),
-        "tokenizer": {"type": "wordpiece", "vocab_size": vocab_size, "do_lower_case": True, "pad_id": PAD, "unk_id": UNK, "cls_id": CLS, "sep_id": SEP, "mask_id": MASK},
+        "tokenizer": {
+            "type": "wordpiece",
+            "vocab_size": vocab_size,
+            "do_lower_case": True,
+            "pad_id": PAD,
+            "unk_id": UNK,
+            "cls_id": CLS,
+            "sep_id": SEP,
+            "mask_id": MASK,
+        },
         "shards": shards,
         "stats": {"instances": rows + heldout_rows},
         "created": "2026-01-01T00:00:00Z",
@@ -143,4 +169,11 @@ def build_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_build_dir(tmp_path_factory) -> Path:
     """One shard of one record batch: fewer units than consumers, so units get cut into row ranges."""
-    return make_build(tmp_path_factory.mktemp("small"), rows=300, heldout_rows=0, rows_per_shard=10_000, rows_per_batch=10_000, bin_width=64)
+    return make_build(
+        tmp_path_factory.mktemp("small"),
+        rows=300,
+        heldout_rows=0,
+        rows_per_shard=10_000,
+        rows_per_batch=10_000,
+        bin_width=64,
+    )

@@ -49,7 +49,15 @@ def shard_rows(build, split="train"):
         if e["split"] != split:
             continue
         for r in read_shard(build / e["path"]).to_pylist():
-            rows.append((tuple(r["input_ids"]), r["a_len"], tuple(r["masked_positions"]), tuple(r["masked_labels"]), r["next_sentence_label"]))
+            rows.append(
+                (
+                    tuple(r["input_ids"]),
+                    r["a_len"],
+                    tuple(r["masked_positions"]),
+                    tuple(r["masked_labels"]),
+                    r["next_sentence_label"],
+                )
+            )
     return Counter(rows)
 
 
@@ -59,7 +67,16 @@ def consumer_rows(build, monkeypatch, *, world, workers, seed, batch_size=32, ep
     for rank in range(world):
         for w in range(workers):
             monkeypatch.setattr(data_mod, "get_worker_info", lambda w=w: SimpleNamespace(id=w, num_workers=workers))
-            ds = ShardDataset(build, batch_size=batch_size, seed=seed, rank=rank, world_size=world, epochs=epochs, drop_last=False, shuffle_buffer=300)
+            ds = ShardDataset(
+                build,
+                batch_size=batch_size,
+                seed=seed,
+                rank=rank,
+                world_size=world,
+                epochs=epochs,
+                drop_last=False,
+                shuffle_buffer=300,
+            )
             rows = []
             for b in ds:
                 rows += row_keys(b)
@@ -125,7 +142,10 @@ def test_same_seed_same_stream_and_epochs_differ(build_dir):
     b = take(ShardDataset(build_dir, batch_size=32, seed=5), 130)
     c = take(ShardDataset(build_dir, batch_size=32, seed=6), 130)
     assert all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(a, b, strict=True))
-    assert not all(x["input_ids"].shape == y["input_ids"].shape and torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(a, c, strict=True))
+    assert not all(
+        x["input_ids"].shape == y["input_ids"].shape and torch.equal(x["input_ids"], y["input_ids"])
+        for x, y in zip(a, c, strict=True)
+    )
     per_epoch = 2000 // 32
     first = [r for x in a[:per_epoch] for r in row_keys(x)]
     second = [r for x in a[per_epoch : 2 * per_epoch] for r in row_keys(x)]

@@ -88,7 +88,12 @@ def test_padding_does_not_change_real_positions():
     b = batch()
     short = {k: v[1:2] for k, v in b.items()}
     n = int(short["attention_mask"].sum())
-    trimmed = {**short, "input_ids": short["input_ids"][:, :n], "token_type_ids": short["token_type_ids"][:, :n], "attention_mask": short["attention_mask"][:, :n]}
+    trimmed = {
+        **short,
+        "input_ids": short["input_ids"][:, :n],
+        "token_type_ids": short["token_type_ids"][:, :n],
+        "attention_mask": short["attention_mask"][:, :n],
+    }
     with torch.no_grad():
         a, c = model(**short), model(**trimmed)
     torch.testing.assert_close(a["mlm_logits"], c["mlm_logits"], rtol=1e-5, atol=1e-5)

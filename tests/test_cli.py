@@ -1,0 +1,105 @@
+"""The command line: one-line errors before any work, and the end-to-end path."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from corpusgen.cli import cli
+from tests.conftest import DATA
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def one_line_error(code, output, *needles):
+    assert code == 1, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_no_input_matched(tmp_path):
+    one_line_error(*run("build", str(tmp_path / "nothing*.txt"), "-o", str(tmp_path / "o")), "no input matched", "quote the glob")
+    one_line_error(*run("build", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "o")), "missing.txt: no such file")
+
+
+def test_unreadable_vocab(tmp_path):
+    (tmp_path / "in.txt").write_text("One. Two.\n")
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--vocab", str(tmp_path / "v.txt")), "v.txt: cannot read vocabulary", "--vocab")
+    (tmp_path / "v.txt").write_text("hello\nworld\n" * 5)
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--vocab", str(tmp_path / "v.txt")), "v.txt")
+
+
+def test_bad_option_combination(tmp_path):
+    (tmp_path / "in.txt").write_text("One. Two.\n")
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--max-seq-length", "32", "--max-predictions-per-seq", "40"), "max_predictions_per_seq")
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--masked-lm-prob", "2"), "masked_lm_prob")
+    assert not (tmp_path / "o").exists(), "no work before the error"
+
+
+def test_missing_text_field_named_with_fix(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"body": "x", "id": 1}) + "\n")
+    one_line_error(*run("build", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o")), "in.jsonl", "'text'", "--text-field")
+
+
+def test_refuses_non_empty_output(tmp_path):
+    (tmp_path / "in.txt").write_text("One. Two.\n")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("precious")
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o")), "--overwrite")
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--overwrite"), "not a corpusgen build")
+    assert (tmp_path / "o" / "mine.txt").read_text() == "precious"
+
+
+def test_validate_reports_defects(tmp_path):
+    code, out = run("validate", str(tmp_path))
+    assert code == 1 and "no manifest" in out
+
+
+def test_split_command():
+    code, out = run("split", input="Dr. Smith arrived at 5 p.m. He was late.\n\n第一句。第二句！\n")
+    assert code == 0
+    assert out.splitlines()[:2] == ["Dr. Smith arrived at 5 p.m.", "He was late."]
+    assert "" in out.splitlines()  # a blank line between documents
+
+
+def test_vocab_command_trains_a_usable_vocab(tmp_path):
+    out = tmp_path / "v.txt"
+    code, msg = run("vocab", str(DATA / "sample_text.txt"), "-o", str(out), "--vocab-size", "300")
+    assert code == 0, msg
+    tokens = out.read_text().split("\n")[:-1]
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and 100 < len(tokens) <= 300
+    code, msg = run("build", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "b"), "--vocab", str(out), "--dupe-factor", "1")
+    assert code == 0, msg
+    assert run("validate", str(tmp_path / "b"))[0] == 0
+
+
+@pytest.mark.e2e
+def test_end_to_end_build_validate_inspect_train(tmp_path):
+    """The main path from the shell: build the bundled corpus, validate, inspect, train a few steps."""
+    cg = [sys.executable, "-m", "corpusgen.cli"]
+    data = tmp_path / "data"
+    p = subprocess.run([*cg, "build", "-o", str(data), "--dupe-factor", "1"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "NSP random share" in p.stdout
+    p = subprocess.run([*cg, "validate", str(data), "--json"], capture_output=True, text=True)
+    assert p.returncode == 0 and json.loads(p.stdout)["ok"]
+    p = subprocess.run([*cg, "inspect", str(data), "-n", "2"], capture_output=True, text=True)
+    assert p.returncode == 0 and "A: " in p.stdout and "[MASK→" in p.stdout
+    run_dir = tmp_path / "run"
+    p = subprocess.run(
+        [*cg, "train", "--data", str(data), "--model", "tiny", "--steps", "20", "--batch-size", "16", "--out", str(run_dir), "--log-every", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    logs = [json.loads(line) for f in run_dir.glob("*.jsonl") for line in f.read_text().splitlines()]
+    train_logs = [r for r in logs if "mlm_loss" in r and "nsp_loss" in r]
+    assert train_logs and train_logs[-1]["step"] == 20

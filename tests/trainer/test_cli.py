@@ -1,0 +1,70 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from trainer.cli import COMMANDS, bench_loader, main, run_module
+
+
+def test_commands_are_exported_for_corpusgen():
+    assert [c.name for c in COMMANDS] == ["train", "plot", "export"]
+    assert bench_loader.name == "loader"
+
+
+def test_bench_loader_prints_json_last(build_dir):
+    result = CliRunner().invoke(main, ["bench", "loader", str(build_dir), "--batch-size", "32", "--seconds", "0.5"])
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.output.strip().splitlines()[-1])
+    assert {"seq_per_s", "tokens_per_s", "pad_fraction"} <= last.keys() and last["seq_per_s"] > 0
+
+
+def test_bad_data_dir_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and "no manifest" in result.output
+
+
+@pytest.mark.e2e
+def test_train_stop_resume_plot_export(build_dir, tmp_path):
+    run = CliRunner()
+    args = [
+        "train",
+        "--data",
+        str(build_dir),
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "12",
+        "--batch-size",
+        "8",
+        "--log-every",
+        "4",
+        "--no-progress",
+    ]
+    r = run.invoke(main, [*args, "--stop-after", "8"])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(main, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["step"] == 12
+    r = run.invoke(main, ["plot", str(tmp_path / "run")])
+    assert r.exit_code == 0 and (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    r = run.invoke(main, ["export", str(tmp_path / "run"), "-o", str(tmp_path / "hf")])
+    assert r.exit_code == 0 and (tmp_path / "hf" / "model.safetensors").exists()
+
+
+def test_module_entry_defaults_to_train(build_dir, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run_module(
+            [
+                "--data",
+                str(build_dir),
+                "--out",
+                str(tmp_path / "run"),
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--no-progress",
+            ]
+        )
+    assert exc.value.code == 0
+    assert (tmp_path / "run" / "ckpt-0000002.pt").exists()

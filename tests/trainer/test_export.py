@@ -1,0 +1,52 @@
+import json
+
+import pytest
+import torch
+
+from trainer.export import export, hf_state_dict
+from trainer.model import BertConfig, BertForPreTraining
+from trainer.train import TrainConfig, train
+
+
+def inputs(V, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, V, (2, 24), generator=g)
+    mask = torch.ones(2, 24, dtype=torch.long)
+    mask[1, 17:] = 0
+    types = torch.zeros(2, 24, dtype=torch.long)
+    types[:, 10:] = 1
+    types[1, 17:] = 0
+    return {"input_ids": ids * mask, "token_type_ids": types, "attention_mask": mask}
+
+
+def test_mapping_covers_every_parameter_once():
+    cfg = BertConfig.from_size("tiny", vocab_size=64)
+    model = BertForPreTraining(cfg)
+    hf = hf_state_dict(model.state_dict(), cfg)
+    ours = sum(p.numel() for p in model.parameters())
+    # everything but the duplicated decoder bias maps one to one
+    assert sum(v.numel() for k, v in hf.items() if k != "cls.predictions.decoder.bias") == ours
+    assert "cls.predictions.decoder.weight" not in hf  # tied to the word embeddings
+
+
+def test_transformers_loads_the_export_with_identical_outputs(build_dir, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    train(
+        TrainConfig(data=str(build_dir), out=str(tmp_path / "run"), steps=3, batch_size=8, log_every=1, progress=False)
+    )
+    folder = export(tmp_path / "run", tmp_path / "hf")
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in folder.iterdir()}
+    ckpt = torch.load(next((tmp_path / "run").glob("ckpt-*.pt")), weights_only=False)
+    ours = BertForPreTraining(BertConfig(**ckpt["model_config"])).eval()
+    ours.load_state_dict(ckpt["model"])
+    theirs, info = transformers.BertForPreTraining.from_pretrained(folder, output_loading_info=True)
+    theirs.eval()
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    x = inputs(ours.cfg.vocab_size)
+    with torch.no_grad():
+        a = ours(**x)
+        b = theirs(**x)
+    real = x["attention_mask"].bool()
+    torch.testing.assert_close(a["mlm_logits"][real], b.prediction_logits[real], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a["nsp_logits"], b.seq_relationship_logits, rtol=1e-4, atol=1e-4)
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "bert"

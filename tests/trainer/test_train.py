@@ -1,0 +1,122 @@
+import json
+
+import pytest
+import torch
+
+from trainer.optim import Lamb, lr_at
+from trainer.train import TrainConfig, checkpoints, load_checkpoint, train
+
+METRICS = ("mlm_loss", "nsp_loss", "loss", "mlm_acc", "nsp_acc", "lr")
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def config(build, out, **kw):
+    base = dict(
+        data=str(build),
+        out=str(out),
+        model="tiny",
+        steps=30,
+        batch_size=16,
+        log_every=5,
+        seed=0,
+        progress=False,
+        eval_batches=4,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_lr_schedule():
+    kw = dict(lr=1.0, warmup=10, steps=110)
+    assert lr_at(0, **kw) == pytest.approx(0.1)
+    assert lr_at(9, **kw) == pytest.approx(1.0)
+    assert lr_at(60, **kw) == pytest.approx(0.5)
+    assert lr_at(110, **kw) == 0.0
+    assert lr_at(60, **kw, power=0.5) == pytest.approx(0.5**0.5)
+    assert lr_at(110, **kw, min_lr=0.1) == pytest.approx(0.1)
+
+
+def test_lamb_minimises_a_quadratic():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(10, 10))
+    opt = Lamb([w], lr=0.05, weight_decay=0.0)
+    start = (w**2).sum().item()
+    for _ in range(100):
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+    assert (w**2).sum().item() < 0.05 * start
+
+
+def test_bad_config_is_refused_before_work(tmp_path):
+    with pytest.raises(ValueError, match="--model"):
+        TrainConfig(data="x", model="huge")
+    with pytest.raises(ValueError, match="--data"):
+        TrainConfig()
+
+
+def test_training_lowers_the_loss_and_logs_every_key(build_dir, tmp_path):
+    result = train(config(build_dir, tmp_path / "run", steps=60, log_every=10, eval_every=30, lr=2e-3, warmup=5))
+    log = read(tmp_path / "run" / "train.jsonl")
+    assert [r["step"] for r in log] == [10, 20, 30, 40, 50, 60]
+    for r in log:
+        assert {
+            "step",
+            "mlm_loss",
+            "nsp_loss",
+            "loss",
+            "mlm_acc",
+            "nsp_acc",
+            "lr",
+            "seq_per_s",
+            "tokens_per_s",
+        } <= r.keys()
+    assert log[-1]["mlm_loss"] < log[0]["mlm_loss"] - 0.25
+    evals = read(tmp_path / "run" / "eval.jsonl")
+    assert [r["step"] for r in evals] == [30, 60] and result["eval"]["step"] == 60
+    assert [p.name for p in checkpoints(tmp_path / "run")] == ["ckpt-0000060.pt"]
+
+
+def test_stop_and_resume_equals_an_uninterrupted_run(build_dir, tmp_path):
+    train(config(build_dir, tmp_path / "full", steps=30, eval_every=10, accumulation=2))
+    stopped = train(config(build_dir, tmp_path / "split", steps=30, eval_every=10, accumulation=2, stop_after=13))
+    assert stopped["step"] == 13 and [p.name for p in checkpoints(tmp_path / "split")] == ["ckpt-0000013.pt"]
+    resumed = train(config(build_dir, tmp_path / "split", steps=30, eval_every=10, accumulation=2, resume=True))
+    assert resumed["step"] == 30
+    for name in ("train.jsonl", "eval.jsonl"):
+        full, split = read(tmp_path / "full" / name), read(tmp_path / "split" / name)
+        assert [r["step"] for r in full] == [r["step"] for r in split]
+        for a, b in zip(full, split, strict=True):
+            assert {k: a.get(k) for k in METRICS} == {k: b.get(k) for k in METRICS}
+    a, b = load_checkpoint(checkpoints(tmp_path / "full")[-1]), load_checkpoint(checkpoints(tmp_path / "split")[-1])
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_out_with_checkpoints_needs_resume(build_dir, tmp_path):
+    train(config(build_dir, tmp_path / "run", steps=2, log_every=1))
+    with pytest.raises(SystemExit, match="--resume"):
+        train(config(build_dir, tmp_path / "run", steps=4))
+    with pytest.raises(ValueError, match="batch_size"):
+        train(config(build_dir, tmp_path / "run", steps=4, batch_size=8, resume=True))
+    # already done: nothing to do, no error
+    assert train(config(build_dir, tmp_path / "run", steps=2, resume=True))["step"] == 2
+
+
+def test_save_every_keeps_the_latest(build_dir, tmp_path):
+    train(config(build_dir, tmp_path / "run", steps=8, save_every=2, keep_checkpoints=2, log_every=4, optimizer="lamb"))
+    assert [p.name for p in checkpoints(tmp_path / "run")] == ["ckpt-0000006.pt", "ckpt-0000008.pt"]
+    assert not list((tmp_path / "run").glob(".*tmp*"))
+    ckpt = load_checkpoint(checkpoints(tmp_path / "run")[-1])
+    assert {"model", "optimizer", "scheduler", "step", "data", "rng", "model_config", "train_config"} <= ckpt.keys()
+    assert ckpt["data"]["batches"] == 8
+
+
+def test_no_nsp_build_trains_mlm_only(tmp_path):
+    from .conftest import make_build
+
+    build = make_build(tmp_path / "none", rows=300, heldout_rows=64, next_sentence="none")
+    result = train(config(build, tmp_path / "run", steps=5, log_every=5))
+    assert result["train"]["nsp_loss"] is None and result["train"]["nsp_acc"] is None
+    assert result["train"]["loss"] == result["train"]["mlm_loss"]
