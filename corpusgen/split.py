@@ -53,14 +53,16 @@ _CANDIDATE = re.compile(
     rf"|(?<=[{_BREAK_CHARS}])(?P<n>(?:{_HSPACE}*{_BREAK})*)"
     rf"|(?<=[{_BULLETS}])(?P<b>)"
     r"|(?<=\))(?P<m>)(?=\s)"
-    r"|(?<=[:;=])(?P<e>[-o']?[)(\]\[dDpP/|*3]|(?<=\^)_*\^|(?<=<)3)(?=\s|\Z)"
+    r"|(?P<e>(?<=[:;=])[-o']?[)(\]\[dDpP/|*3]|(?<=\^)_*\^|(?<=<)3)(?=\s|\Z)"
     r")"
 )
 _LIST_PAREN = re.compile(r"(?<!\S)([0-9]{1,2})(\.?)\)\Z")
 _NEXT_TOKEN = re.compile(r"\s*(\S*)")
 _TOKEN_TAIL = re.compile(rf"[^{_CJK_CHARS}\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]*\Z")
 _WORD = re.compile(r"\w+")
-_ACRONYM = re.compile(r"(?:[^\W\d_]{1,3}\.)+[^\W\d_]{1,3}")
+_ACRONYM = re.compile(r"(?:[^\W\d_]{1,4}\.)+([^\W\d_]{1,4})")
+# Host names look like acronyms ("www.bbc.co.uk") but end sentences like words.
+_DOMAINS = frozenset("com org net edu gov mil int info biz io co uk de fr jp cn ru au ca in nl eu us".split())
 _ROMAN = re.compile(r"[IVXLC]+\b")
 _EMOTICON = re.compile(r"[:;=][-o']?[)(\]\[dDpP/|*3]|\^_*\^|<3")
 _INNER_BREAKS = re.compile(rf"\s*{_BREAK}\s*")
@@ -68,6 +70,8 @@ _HAS_BREAK = re.compile(r"[\r\n\u2028\u2029\x85\x0b\x0c]")
 _LINE_BREAKS = re.compile(_BREAK)
 _VOWELS = frozenset("aeiouyAEIOUY")
 _SPACE_AND_BULLETS = _BULLETS + " \t\n\r\u00a0\u3000"
+_LINE_FINAL = frozenset(_TERMINALS + _CJK_TERMINALS + "．")
+_CONTINUATION = frozenset(",;:)]}%")
 _CJK_AFTER_STOP = frozenset("，、,;；：:.!?．" + _CJK_CLOSERS + _CJK_TERMINALS)
 
 # Words that continue a sentence after a quoted sentence: 「法官如何判決？」等問題,
@@ -106,7 +110,7 @@ def _rules_for(lang: str) -> _Rules:
         starters=split_rules.starters(lang),
         # Only English web text is known well enough to trust a lowercase
         # word after a period as a new sentence.
-        lowercase_starts=lang in ("en", "xx"),
+        lowercase_starts=lang == "en",
         ordinal_dot=lang in _ORDINAL_DOT,
         quote_particles=_QUOTE_PARTICLES.get(lang, _QUOTE_PARTICLES["zh"]),
         suffixes=split_rules.ABBREVIATION_SUFFIXES.get(lang, ()),
@@ -260,7 +264,7 @@ def _find_cuts(text: str, rules: _Rules, line_breaks: str) -> tuple[list[int], b
             elif line_breaks == "space":
                 cut = -1
             else:
-                cut = _judge_line_break(text, s, e, last, held, size)
+                cut = _judge_line_break(text, s, e, last, held)
             if cut < 0:
                 joined = True
         elif kind == "b":
@@ -298,18 +302,18 @@ def _is_paragraph_break(gap: str) -> bool:
     return len(_LINE_BREAKS.findall(gap)) > 1 or "\u2029" in gap or "\x0c" in gap
 
 
-def _judge_line_break(text: str, s: int, e: int, last: int, held: int, size: int) -> int:
+def _judge_line_break(text: str, s: int, e: int, last: int, held: int) -> int:
     """Auto mode: a single line break is a boundary unless the line visibly continues."""
     window = text[max(last, s - 80) : s]
     before = window.rstrip()
     if not before:
         return -1
     ends_at = s - (len(window) - len(before))
-    if before.rstrip(_CLOSERS)[-1:] in _TERMINALS + _CJK_TERMINALS + "！？":
+    if before.rstrip(_CLOSERS)[-1:] in _LINE_FINAL:
         # A stop already judged non-final ("Mr.", "e.g.") continues over the break.
         return -1 if held == ends_at else s
     following = text[e : e + 1]
-    if following.islower() or (following and following in ",;:)]}%"):
+    if following.islower() or following in _CONTINUATION:
         return -1
     return s
 
@@ -342,8 +346,10 @@ def _classify(core: str, rules: _Rules) -> int:
     if bare and (bare[0].isdigit() or (bare[0] in "$€£¥#+-±~" and bare[1:2].isdigit())):
         if not any(ch.isalpha() for ch in bare):
             return _NUMBER
-    if "." in core and "@" not in core and "/" not in core and _ACRONYM.fullmatch(core):
-        return _ACRONYM_CLASS
+    if "." in core and "@" not in core and "/" not in core:
+        m = _ACRONYM.fullmatch(core)
+        if m is not None and m.group(1).lower() not in _DOMAINS:
+            return _ACRONYM_CLASS
     return _WORDLIKE
 
 

@@ -38,7 +38,7 @@ _EN = {
         =Mon =Tue =Tues =Wed =Thu =Thur =Thurs =Fri =Sat =Sun
         =Ala =Ariz =Ark =Calif =Colo =Conn =Del =Fla =Ga =Ill =Ind =Kan =Ky =La =Md =Mass =Mich
         =Minn =Miss =Mo =Mont =Neb =Nev =Okla =Ore =Pa =Tenn =Tex =Va =Vt =Wash =Wis =Wyo
-        dept vet stat stats bros gov admin
+        dept vet stat stats bros gov admin lit
     """,
 }
 
@@ -177,10 +177,6 @@ STARTERS = {
         jeśli jak co kto gdzie dlaczego pan pani
     """,
 }
-# Lowercase sentence openers of English web text ("i went home. it was late."):
-# after a plain word and a period, a lowercase word starts a sentence in web
-# text far more often than an unlisted abbreviation precedes it.
-STARTERS["xx"] = STARTERS["en"]
 
 # Words that end in "!" without ending the sentence ("Yahoo! Mail").
 BANG_WORDS = frozenset("yahoo jeopardy joomla oklahoma wham".split())
