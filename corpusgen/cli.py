@@ -211,8 +211,8 @@ def validate(build_dir: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.option("-n", "count", default=3, show_default=True, help="Instances to show.")
-@click.option("--shard", "shard_index", default=0, show_default=True, help="Index of the shard in the manifest.")
-def inspect(build_dir: str, count: int, shard_index: int) -> None:
+@click.option("--shard", "shard_index", type=int, default=None, help="Index of the shard in the manifest [the largest train shard].")
+def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
     from corpusgen.shards import ManifestError, load_manifest, open_shard
     from corpusgen.tokenizer import VocabFile, WordPiece
@@ -223,6 +223,9 @@ def inspect(build_dir: str, count: int, shard_index: int) -> None:
         raise _fail(exc) from None
     if not manifest["shards"]:
         raise UserError(f"{build_dir}: the build has no shards (see the drops in manifest.json)")
+    if shard_index is None:
+        shards = manifest["shards"]
+        shard_index = max(range(len(shards)), key=lambda i: (shards[i].get("split") == "train", shards[i]["rows"]))
     if not 0 <= shard_index < len(manifest["shards"]):
         raise UserError(f"--shard {shard_index}: the build has shards 0..{len(manifest['shards']) - 1}")
     entry = manifest["shards"][shard_index]

@@ -17,11 +17,11 @@ depends on neither bundle order nor worker count.
 Choosing the parameters (the S-curve). A pair with Jaccard similarity s becomes a candidate with
 probability P(s) = 1 - (1 - s**rows)**bands. Candidates are then verified against the threshold, so a
 false candidate only costs a comparison while a missed one is a duplicate kept: the bands are chosen
-to put P well above 0.9 at the threshold. Defaults: 128 permutations, 16 bands x 8 rows, threshold 0.8
+to put P above 0.9 at the threshold. Defaults: 128 permutations, 16 bands x 8 rows, threshold 0.8
 on word 5-grams:
 
     s      0.5    0.6    0.7    0.8    0.9
-    P(s)   0.06   0.25   0.69   0.98   1.00
+    P(s)   0.06   0.24   0.61   0.95   1.00
 
 :func:`lsh_params` computes (bands, rows) for another threshold or signature size.
 """
@@ -56,7 +56,7 @@ NEAR_DUPLICATE = "near_duplicate"
 # it is applied after the min, to num_perm values instead of shingles x num_perm.
 _SHINGLE_BITS = np.uint64(0xFFFFFFFF)
 _EMPTY = np.uint32(0xFFFFFFFF)  # signature of a text without words: not below any real value
-_CHUNK = 4096  # shingles per block of the (shingles x permutations) matrix: bounds memory on long texts
+_CHUNK = 1024  # shingles per block of the (shingles x permutations) matrix: 1 MiB, stays in cache
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Words are \w+ runs; each Han/Kana character is a word of its own (no spaces in Chinese/Japanese).

@@ -316,14 +316,17 @@ def _repetition_reason(words: list[str], cfg: QualityConfig) -> str | None:
         for n, limit in zip((2, 3, 4), cfg.max_top_ngram_chars, strict=True):
             if len(ids) < n:
                 break
-            keys = np.sort(_ngram_keys(ids, n))
-            run_starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-            counts = np.diff(np.append(run_starts, len(keys)))
-            top = int(np.argmax(counts))
-            if counts[top] < 2:
+            keys = _ngram_keys(ids, n)
+            ordered = np.sort(keys)
+            run_starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+            counts = np.diff(np.append(run_starts, len(ordered)))
+            top_count = int(counts.max())
+            if top_count < 2:
                 continue
-            start = int(np.argmax(_ngram_keys(ids, n) == keys[run_starts[top]]))
-            chars = int(cum[start + n] - cum[start]) * int(counts[top])
+            # Ties between equally frequent n-grams go to the longest in characters: deterministic, and
+            # the n-gram that covers the most text is the one the rule is about.
+            tied = np.isin(keys, ordered[run_starts[counts == top_count]])
+            chars = int((cum[n:] - cum[:-n])[tied].max()) * top_count
             if chars / total_chars > limit:
                 return REPEATED_TOP_NGRAM
     if cfg.max_dup_ngram_chars is not None:

@@ -69,7 +69,7 @@ _TRAIN_OPTIONS = [
     click.option(
         "--tensorboard/--no-tensorboard", default=None, help="Also log to OUT/tensorboard (needs tensorboard)."
     ),
-    click.option("--progress/--no-progress", default=None, help="Console log lines and live progress (default on)."),
+    click.option("--progress/--no-progress", default=None, help="Live progress line between log lines on a terminal (default on)."),
 ]
 
 

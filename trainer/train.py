@@ -75,6 +75,7 @@ class TrainConfig:
     compile: bool = False
     tensorboard: bool = False
     progress: bool = True
+    """Live progress line between log lines (only on a terminal)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -225,9 +226,9 @@ def evaluate(model: BertForPreTraining, data: ShardDataset, device: torch.device
 class Console:
     """One log line per log step; between them a live progress line when the console is a terminal."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, live: bool):
         self.enabled = enabled
-        self.live = enabled and sys.stderr.isatty()
+        self.live = enabled and live and sys.stderr.isatty()
 
     def progress(self, text: str) -> None:
         if self.live:
@@ -260,7 +261,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     use_bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     master = rank == 0
-    console = Console(master and cfg.progress)
+    console = Console(master, cfg.progress)
     out = Path(cfg.out)
     if master:
         out.mkdir(parents=True, exist_ok=True)
