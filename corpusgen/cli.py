@@ -6,6 +6,7 @@ Every user error ends in one line naming the problem and the fix, exit code 1
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -63,6 +64,9 @@ _BUILD_OPTIONS = {
     "rows_per_shard": "rows_per_shard",
     "zstd_level": "zstd_level",
     "dedup": "dedup",
+    "encoding": "encoding",
+    "html": "html",
+    "write_removed": "write_removed",
 }
 
 
@@ -90,6 +94,12 @@ _BUILD_OPTIONS = {
 @click.option("--rows-per-shard", type=int, help="[100000]")
 @click.option("--zstd-level", type=int, help="[19]")
 @click.option("--dedup/--no-dedup", default=None, help="Drop exact duplicate documents [on].")
+@click.option("--encoding", help="Input encoding: auto (detect), utf-8 (strict) or a codec name [auto].")
+@click.option("--html", type=click.Choice(["auto", "always", "never"]), help="Raw HTML to visible text [auto: per document].")
+@click.option("--quality/--no-quality", default=None, help="C4/Gopher quality filters and boilerplate-line removal [off].")
+@click.option("--language", "languages", multiple=True, help="With --quality: keep only these languages (ISO 639-1; repeatable).")
+@click.option("--near-dedup", type=float, default=None, metavar="THRESHOLD", help="MinHash near-duplicate removal at this Jaccard threshold, e.g. 0.8 [off].")
+@click.option("--write-removed/--no-write-removed", default=None, help="Write dropped documents with their reason to OUTPUT/removed/.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @click.option("--runner", default=None, help="Beam runner: local (FnApiRunner, default), DataflowRunner, FlinkRunner, SparkRunner, …")
 @click.option("--overwrite", is_flag=True, help="Replace an existing build in OUTPUT.")
@@ -106,7 +116,17 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
     beam_args = [a for a in list(inputs) + ctx.args if a.startswith("--")]
     try:
         cfg = BuildConfig.from_file(config_file) if config_file else BuildConfig()
+        quality, languages, near = options.pop("quality"), options.pop("languages"), options.pop("near_dedup")
         given = {_BUILD_OPTIONS[k]: v for k, v in options.items() if v is not None}
+        if quality is not None or languages:
+            from corpusgen.quality import QualityConfig
+
+            base = cfg.quality or QualityConfig()
+            given["quality"] = None if quality is False else dataclasses.replace(base, languages=tuple(languages) or base.languages)
+        if near is not None:
+            from corpusgen.neardup import NearDupConfig
+
+            given["near_dedup"] = dataclasses.replace(cfg.near_dedup or NearDupConfig(), threshold=near)
         if not paths:
             paths = [bundled(BUNDLED_CORPUS)]
         cfg = cfg.replace(**given)
@@ -150,10 +170,11 @@ def _prepare_output(output: str, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"{out}: not empty; pass --overwrite to replace the build there, or choose another -o/--output")
-        if not (out / "manifest.json").exists() and not (out / "shards").exists():
+        if not any((out / name).exists() for name in ("manifest.json", "shards", "removed")):
             raise UserError(f"{out}: holds files that are not a corpusgen build; refusing to delete them, choose another -o/--output")
         (out / "manifest.json").unlink(missing_ok=True)  # first: the old build stops being a build
         shutil.rmtree(out / "shards", ignore_errors=True)
+        shutil.rmtree(out / "removed", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 
 

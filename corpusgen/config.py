@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "arrow", "hf")
+from corpusgen.neardup import NearDupConfig
+from corpusgen.quality import QualityConfig
+
+INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "arrow", "hf", "html")
+HTML_MODES = ("auto", "always", "never")
 NEXT_SENTENCE_MODES = ("nsp", "sop", "none")
 UNICODE_FORMS = ("NFC", "NFKC", "none")
 LINE_BREAK_MODES = ("auto", "sentence", "space")
@@ -37,7 +41,15 @@ class BuildConfig:
     max_document_chars: int = 8 << 20
     """Documents longer than this are skipped and counted (``document_too_long``)."""
 
+    encoding: str = "auto"
+    """Input text encoding: ``auto`` (UTF-8, else by BOM, HTML/XML declaration or detection),
+    ``utf-8`` (strict: anything else is dropped as invalid_utf8) or a codec name (cp1252, gb18030, …)."""
+
     # --- clean ---------------------------------------------------------------
+    html: str = "auto"
+    """Raw HTML to visible text: ``auto`` (per document, by its look), ``always`` or ``never``."""
+    fix_mojibake: bool = True
+    """Repair UTF-8 read as Latin-1/cp1252 ("cafÃ©") with ftfy, where a cheap check sees signs of it."""
     unicode_form: str = "NFC"
     line_breaks: str = "auto"
     """How a single newline inside a paragraph is read: ``sentence`` (a boundary,
@@ -46,6 +58,12 @@ class BuildConfig:
     min_document_chars: int = 1
     dedup: bool = True
     """Drop exact duplicates (same normalised text); the first by content key is kept."""
+    near_dedup: NearDupConfig | None = None
+    """MinHash/LSH near-duplicate removal (None: off); keeps the smallest content key of a cluster."""
+    quality: QualityConfig | None = None
+    """C4/Gopher-style document filters and boilerplate-line removal (None: off)."""
+    write_removed: bool = False
+    """Write every dropped document with its reason to ``removed/`` beside the shards."""
 
     # --- split / tokenize ------------------------------------------------------
     lang: str = "en"
@@ -82,6 +100,11 @@ class BuildConfig:
             if not ok:
                 raise ValueError(msg)
 
+        need(self.html in HTML_MODES, f"html must be one of {HTML_MODES}, got {self.html!r}")
+        if self.encoding not in ("auto", "utf-8"):
+            from corpusgen.encoding import normalize_encoding
+
+            normalize_encoding(self.encoding)  # raises ValueError naming the bad codec
         need(self.input_format in INPUT_FORMATS, f"input_format must be one of {INPUT_FORMATS}, got {self.input_format!r}")
         need(self.next_sentence in NEXT_SENTENCE_MODES, f"next_sentence must be one of {NEXT_SENTENCE_MODES}, got {self.next_sentence!r}")
         need(self.unicode_form in UNICODE_FORMS, f"unicode_form must be one of {UNICODE_FORMS}, got {self.unicode_form!r}")
@@ -139,6 +162,19 @@ class BuildConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        data = dict(data)
+        for name, typ in (("quality", QualityConfig), ("near_dedup", NearDupConfig)):
+            value = data.get(name)
+            if value is True:
+                data[name] = typ()
+            elif value is False:
+                data[name] = None
+            elif isinstance(value, dict):
+                fields = {f.name: f for f in dataclasses.fields(typ)}
+                bad = sorted(set(value) - set(fields))
+                if bad:
+                    raise ValueError(f"{source}: unknown {name} option(s) {', '.join(bad)}; known: {', '.join(sorted(fields))}")
+                data[name] = typ(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
         return cls(**data)
 
     @classmethod

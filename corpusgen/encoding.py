@@ -401,6 +401,19 @@ _FTFY_CONFIG = ftfy.TextFixerConfig(
 )
 
 
+# The two-character shapes UTF-8 takes when read as Latin-1/cp1252: a lead byte (Â–ô) followed by a
+# continuation byte shown as a C1 control, a Latin-1 symbol or a cp1252 punctuation character.
+_MOJIBAKE_HINT_RE = re.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
+
+
+def might_be_mojibake(text: str) -> bool:
+    """A cheap (regex) screen: False means ftfy would find nothing to fix in the usual mojibake."""
+    return _MOJIBAKE_HINT_RE.search(text) is not None or _ASCII_CONTROL_RE.search(text) is not None
+
+
 def fix_mojibake(text: str) -> str:
     """Repair mojibake (UTF-8 read as a legacy code page, C1 controls, terminal escapes) with ftfy.
 

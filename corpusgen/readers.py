@@ -31,6 +31,7 @@ WIKITEXT_HEADING_LINES = "wikitext_heading_lines"  # structure, not prose: count
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd", ".xz", ".deflate")
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
+_HTML_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml")
 _CHUNK = 1 << 20
 
 _WIKITEXT_TITLE = re.compile(rb"^ ?= [^=].* = ?$")
@@ -56,6 +57,8 @@ def detect_format(path: str, cfg: BuildConfig) -> str:
         return "jsonl"
     if name.endswith(".parquet"):
         return "parquet"
+    if name.endswith(_HTML_SUFFIXES):
+        return "html"
     return "text"
 
 
@@ -114,20 +117,30 @@ def iter_lines(stream: IO[bytes], max_line_bytes: int, counts: Counter) -> Itera
         yield b"".join(pending)
 
 
-def _sniff(stream: IO[bytes], counts: Counter) -> tuple[bytes, str] | None:
-    """First block of a stream and its encoding; None (counted) if empty or binary."""
-    head = stream.read(_CHUNK)
-    if not head:
-        counts[EMPTY_FILE] += 1
-        return None
-    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-                     (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):  # fmt: skip
-        if head.startswith(bom):
-            return head, enc
-    if b"\x00" in head[:8192]:
-        counts[BINARY_FILE] += 1
-        return None
-    return head, "utf-8"
+UNDECODABLE_FILE = "undecodable_file"
+LEGACY_ENCODING_FILES = "legacy_encoding_files"  # not a drop: files decoded from a non-UTF-8 codec
+_DETECT_BYTES = 1 << 16
+
+
+def _utf8_prefix_ok(head: bytes) -> bool:
+    """Whether ``head`` is UTF-8, allowing a character cut at its end."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+    return True
+
+
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _mostly_utf8(probe: bytes) -> bool:
+    """UTF-8 with a few broken bytes (drop those documents), not a legacy encoding (decode the file)."""
+    text = probe.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = len(_NON_ASCII.findall(text)) - bad
+    # Legacy-encoded text read as UTF-8 yields almost no valid multi-byte sequences.
+    return good >= 2 and good >= bad
 
 
 class _Prefixed:
@@ -143,27 +156,84 @@ class _Prefixed:
         return self.rest.read(n)
 
 
-def _reencoded(head: bytes, rest: IO[bytes], encoding: str, counts: Counter) -> IO[bytes] | None:
-    """A UTF-16/32 file re-encoded as UTF-8 (these are small in practice; read whole)."""
-    import io
+class _Recoded:
+    """A stream in another encoding, re-encoded to UTF-8 on the fly (strictly: stops at a bad byte)."""
 
-    try:
-        return io.BytesIO((head + rest.read()).decode(encoding).encode("utf-8"))
-    except UnicodeDecodeError:
-        counts[INVALID_UTF8] += 1
+    def __init__(self, head: bytes, rest: IO[bytes], codec: str, counts: Counter) -> None:
+        import codecs
+
+        self.source = _Prefixed(head, rest)
+        self.decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+        self.counts = counts
+        self.done = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.done:
+            block = self.source.read(n if n > 0 else _CHUNK)
+            try:
+                text = self.decoder.decode(block, final=not block)
+            except UnicodeDecodeError:
+                # The rest of the file does not fit the codec: keep what came before, count the file.
+                self.counts[UNDECODABLE_FILE] += 1
+                self.done = True
+                return b""
+            if not block:
+                self.done = True
+            if text:
+                return text.encode("utf-8")
+        return b""
+
+
+def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: bool = True) -> IO[bytes] | None:
+    """The file as a UTF-8 byte stream, or None (counted) when empty, binary or undecodable.
+
+    ``detect=False`` (JSON, which RFC 8259 defines as UTF-8): no code-page detection; invalid
+    bytes make their records invalid_utf8.
+    """
+    from corpusgen import encoding
+
+    head = stream.read(_CHUNK)
+    if not head:
+        counts[EMPTY_FILE] += 1
         return None
-
-
-def _open_text(stream: IO[bytes], counts: Counter) -> IO[bytes] | None:
-    sniffed = _sniff(stream, counts)
-    if sniffed is None:
-        return None
-    head, encoding = sniffed
-    if encoding == "utf-8-sig":
+    probe = head[:_DETECT_BYTES]
+    if cfg.encoding not in ("auto", "utf-8"):
+        codec = encoding.normalize_encoding(cfg.encoding)
+        for bom, bom_codec in encoding._BOMS:  # a byte-order mark outranks a declaration
+            if head.startswith(bom):
+                codec = bom_codec
+                break
+    elif head.startswith(b"\xef\xbb\xbf"):
         return _Prefixed(head[3:], stream)
-    if encoding != "utf-8":
-        return _reencoded(head, stream, encoding, counts)
-    return _Prefixed(head, stream)
+    elif b"\x00" not in probe and (cfg.encoding == "utf-8" or not detect or _utf8_prefix_ok(head) or _mostly_utf8(probe)):
+        return _Prefixed(head, stream)  # the common case: no detection at all
+    elif (cfg.encoding == "utf-8" or not detect) and not encoding._sniff_utf16_32(probe):
+        counts[BINARY_FILE] += 1
+        return None
+    else:
+        # Detection looks at a prefix; cut back to a whole character for multi-byte codecs.
+        for cut in range(4):
+            try:
+                _, codec = encoding.decode_bytes(probe[: len(probe) - cut] if len(head) > len(probe) else head)
+                break
+            except encoding.DecodeError as exc:
+                if exc.reason == encoding.BINARY:
+                    counts[BINARY_FILE] += 1
+                    return None
+        else:
+            counts[UNDECODABLE_FILE] += 1
+            return None
+        if codec == "utf-8":
+            return _Prefixed(head, stream)
+    for bom, bom_codec in encoding._BOMS:
+        if bom_codec == codec and head.startswith(bom):
+            head = head[len(bom) :]
+            break
+    if codec == "utf-8-sig":
+        return _Prefixed(head, stream)
+    if not codec.startswith(("utf-16", "utf-32")):
+        counts[LEGACY_ENCODING_FILES] += 1
+    return _Recoded(head, stream, codec, counts)
 
 
 def _finish(lines: list[bytes], cfg: BuildConfig, counts: Counter) -> str | None:
@@ -178,6 +248,28 @@ def _finish(lines: list[bytes], cfg: BuildConfig, counts: Counter) -> str | None
     return text
 
 
+def read_html_document(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> Iterator[str]:
+    """One web page per file, decoded by BOM, declared encoding, <meta charset> or detection."""
+    from corpusgen import encoding
+
+    data = stream.read(cfg.max_document_chars * 4 + 1)
+    if not data:
+        counts[EMPTY_FILE] += 1
+        return
+    if len(data) > cfg.max_document_chars * 4:
+        counts[DOCUMENT_TOO_LONG] += 1
+        return
+    declared = None if cfg.encoding in ("auto", "utf-8") else cfg.encoding
+    try:
+        text, codec = encoding.decode_bytes(data, declared)
+    except encoding.DecodeError as exc:
+        counts[BINARY_FILE if exc.reason == encoding.BINARY else UNDECODABLE_FILE] += 1
+        return
+    if codec not in ("utf-8", "utf-8-sig", "ascii"):
+        counts[LEGACY_ENCODING_FILES] += 1
+    yield text
+
+
 def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> Iterator[str]:
     """Documents of a plain-text file.
 
@@ -187,7 +279,7 @@ def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) ->
     `` = Title = `` line starts a document, blank lines separate paragraphs, and
     heading lines are dropped (counted).
     """
-    text_stream = _open_text(stream, counts)
+    text_stream = _open_text(stream, cfg, counts)
     if text_stream is None:
         return
     lines: list[bytes] = []
@@ -228,7 +320,7 @@ def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) ->
 
 def read_jsonl_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> Iterator[str]:
     """Documents of a JSON-lines file: the ``cfg.text_field`` string of each object."""
-    text_stream = _open_text(stream, counts)
+    text_stream = _open_text(stream, cfg, counts, detect=False)
     if text_stream is None:
         return
     field = cfg.text_field

@@ -16,7 +16,9 @@ from corpusgen import readers
 EMPTY_DOCUMENT = "empty_document"
 DUPLICATE_DOCUMENT = "duplicate_document"
 EMPTY_AFTER_TOKENIZATION = "empty_after_tokenization"
-TOO_FEW_SENTENCES = "too_few_sentences"
+SINGLE_SENTENCE = "single_sentence"  # no pair can be cut from one sentence (nsp/sop builds)
+NEAR_DUPLICATE_DOCUMENT = "near_duplicate_document"
+QUALITY_PREFIX = "quality_"  # quality_<reason> for each rule of corpusgen.quality
 
 DROP_REASONS = (
     readers.BINARY_FILE,
@@ -29,9 +31,11 @@ DROP_REASONS = (
     readers.NON_STRING_TEXT,
     readers.DOCUMENT_TOO_LONG,
     EMPTY_DOCUMENT,
+    readers.UNDECODABLE_FILE,
     DUPLICATE_DOCUMENT,
+    NEAR_DUPLICATE_DOCUMENT,
     EMPTY_AFTER_TOKENIZATION,
-    TOO_FEW_SENTENCES,
+    SINGLE_SENTENCE,
 )
 LENGTH_PREFIX = "length_"
 
@@ -83,7 +87,16 @@ def summarize(c: Mapping[str, int]) -> dict:
             "borrowed": g("tokens_borrowed"),
             "in_instances": g("instance_tokens"),
         },
-        "drops": {reason: g(reason) for reason in DROP_REASONS if g(reason)},
+        "drops": {
+            **{reason: g(reason) for reason in DROP_REASONS if g(reason)},
+            **{k: int(v) for k, v in sorted(c.items()) if k.startswith(QUALITY_PREFIX) and v},
+        },
+        "cleaning": {
+            "legacy_encoding_files": g(readers.LEGACY_ENCODING_FILES),
+            "html_documents": g("html_documents"),
+            "mojibake_fixed_documents": g("mojibake_fixed_documents"),
+            "boilerplate_lines_removed": g("boilerplate_lines_removed"),
+        },
         "other": {
             readers.WIKITEXT_HEADING_LINES: g(readers.WIKITEXT_HEADING_LINES),
             "nsp_no_other_document": g("nsp_no_other_document"),

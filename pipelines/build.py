@@ -23,9 +23,11 @@ from corpusgen.masking import VocabTables
 from corpusgen.shards import FORMAT_VERSION, MANIFEST_NAME
 from corpusgen.tokenizer import VocabFile, WordPiece
 from pipelines.transforms import (
+    REMOVED,
     STATS,
     CleanDocuments,
     CreateInstances,
+    DropNearDuplicates,
     MergeCounts,
     ReadDocuments,
     SplitAndTokenize,
@@ -73,12 +75,25 @@ def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: Bui
     started = time.time()
 
     read = p | "Files" >> beam.Create(sorted(files)) | "Read" >> ReadDocuments(cfg)
-    unique, clean_stats = read.docs | "Clean" >> CleanDocuments(cfg)
+    unique, clean_stats, removed = read.docs | "Clean" >> CleanDocuments(cfg)
+    stat_parts, removed_parts = [read[STATS], clean_stats], [removed]
+    if cfg.near_dedup is not None:
+        unique, near_stats, near_removed = unique | "DropNearDuplicates" >> DropNearDuplicates(cfg)
+        stat_parts.append(near_stats)
+        removed_parts.append(near_removed)
     tokenized = unique | "SplitAndTokenize" >> SplitAndTokenize(cfg, vocab)
+    removed_parts.append(tokenized[REMOVED])
     instances = tokenized.docs | "CreateInstances" >> CreateInstances(cfg, tables)
     entries = instances.instances | "WriteShards" >> WriteShards(output_dir, cfg, wp.vocab_size)
+    if cfg.write_removed:
+        (
+            tuple(removed_parts)
+            | "AllRemoved" >> beam.Flatten()
+            | "WriteRemoved"
+            >> beam.io.WriteToText(FileSystems.join(output_dir, "removed", "part"), file_name_suffix=".jsonl.gz")
+        )
     counts = (
-        (read[STATS], clean_stats, tokenized[STATS], instances[STATS])
+        (*stat_parts, tokenized[STATS], instances[STATS])
         | "AllStats" >> beam.Flatten()
         | "SumStats" >> beam.CombineGlobally(MergeCounts())
     )

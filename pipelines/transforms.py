@@ -9,6 +9,7 @@ the manifest's counts are exact on every runner.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -33,6 +34,7 @@ from corpusgen.shards import Instances, serialize_shard, shard_path, shard_schem
 from corpusgen.tokenizer import VocabFile, WordPiece, tokenize_documents
 
 STATS = "stats"
+REMOVED = "removed"  # dropped documents with their reason, when cfg.write_removed
 log = logging.getLogger("corpusgen")
 
 
@@ -55,6 +57,12 @@ class CountingDoFn(beam.DoFn):
             Metrics.counter("corpusgen", name).inc(value)
         yield TaggedOutput(STATS, WindowedValue(dict(self.counts), MIN_TIMESTAMP, [GlobalWindow()]))
         self.counts = Counter()
+
+    def drop(self, reason: str, text: str | None, cfg: BuildConfig):
+        """Count a dropped document; with ``write_removed``, also emit it (yield from this)."""
+        self.counts[reason] += 1
+        if cfg.write_removed and text is not None:
+            yield TaggedOutput(REMOVED, json.dumps({"reason": reason, "text": text}, ensure_ascii=False))
 
 
 class MergeCounts(beam.CombineFn):
@@ -92,7 +100,7 @@ class _ParseFile(CountingDoFn):
                     self.counts["documents_read"] += 1
                     yield doc
                 return
-            parse = readers.read_jsonl_documents if fmt == "jsonl" else readers.read_text_documents
+            parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(fmt, readers.read_text_documents)
             with FileSystems.open(path) as stream:
                 for doc in parse(stream, self.cfg, self.counts):
                     self.counts["documents_read"] += 1
@@ -126,23 +134,44 @@ class _Clean(CountingDoFn):
         self.cfg = cfg
 
     def process(self, text: str) -> Iterator[tuple[str, str]]:
-        text = clean_text(text, self.cfg.unicode_form)
-        if len(text) < self.cfg.min_document_chars:
-            self.counts[stats.EMPTY_DOCUMENT] += 1
+        from corpusgen.encoding import fix_mojibake, might_be_mojibake
+        from corpusgen.html import html_to_text, looks_like_html
+
+        cfg = self.cfg
+        raw = text
+        if cfg.html == "always" or (cfg.html == "auto" and looks_like_html(text)):
+            text = html_to_text(text)
+            self.counts["html_documents"] += 1
+        if cfg.fix_mojibake and might_be_mojibake(text):
+            fixed = fix_mojibake(text)
+            if fixed != text:
+                self.counts["mojibake_fixed_documents"] += 1
+                text = fixed
+        text = clean_text(text, cfg.unicode_form)
+        if cfg.quality is not None and cfg.quality.strip_boilerplate:
+            from corpusgen.quality import strip_boilerplate_lines
+
+            text, removed = strip_boilerplate_lines(text, cfg.quality)
+            if removed:
+                self.counts["boilerplate_lines_removed"] += removed
+        if len(text) < cfg.min_document_chars:
+            yield from self.drop(stats.EMPTY_DOCUMENT, raw, cfg)
             return
         self.counts["documents_cleaned"] += 1
         yield content_key(text), text
 
 
 class _KeepOne(CountingDoFn):
-    def __init__(self, dedup: bool) -> None:
-        self.dedup = dedup
+    def __init__(self, cfg: BuildConfig) -> None:
+        self.cfg = cfg
+        self.dedup = cfg.dedup
 
     def process(self, group: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
         key, texts = group
         texts = sorted(texts)  # group order differs between runners; the choice must not
         if self.dedup:
-            self.counts[stats.DUPLICATE_DOCUMENT] += len(texts) - 1
+            for dup in texts[1:]:
+                yield from self.drop(stats.DUPLICATE_DOCUMENT, dup, self.cfg)
             self.counts["documents_unique"] += 1
             yield key, texts[0]
             return
@@ -159,14 +188,85 @@ class CleanDocuments(beam.PTransform):
         self.cfg = cfg
 
     def expand(self, docs):
-        cleaned = docs | "Normalize" >> beam.ParDo(_Clean(self.cfg)).with_outputs(STATS, main="docs")
+        cleaned = docs | "Normalize" >> beam.ParDo(_Clean(self.cfg)).with_outputs(STATS, REMOVED, main="docs")
         unique = (
             cleaned.docs
             | "GroupByContent" >> beam.GroupByKey()
-            | "KeepOne" >> beam.ParDo(_KeepOne(self.cfg.dedup)).with_outputs(STATS, main="docs")
+            | "KeepOne" >> beam.ParDo(_KeepOne(self.cfg)).with_outputs(STATS, REMOVED, main="docs")
         )
         stats_ = (cleaned[STATS], unique[STATS]) | "FlattenStats" >> beam.Flatten()
-        return unique.docs, stats_
+        removed = (cleaned[REMOVED], unique[REMOVED]) | "FlattenRemoved" >> beam.Flatten()
+        return unique.docs, stats_, removed
+
+
+class _Signature(beam.DoFn):
+    def __init__(self, cfg: BuildConfig) -> None:
+        self.nd = cfg.near_dedup
+
+    def process(self, kv: tuple[str, str]):
+        from corpusgen.neardup import lsh_band_keys, minhash_signature
+
+        key, text = kv
+        nd = self.nd
+        sig = minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed)
+        for band in lsh_band_keys(sig, nd.bands, nd.rows):
+            yield band, (key, sig)
+
+
+class _DropInBucket(beam.DoFn):
+    def __init__(self, cfg: BuildConfig) -> None:
+        self.threshold = cfg.near_dedup.threshold
+
+    def process(self, group):
+        from corpusgen.neardup import near_duplicates_to_drop
+
+        _, members = group
+        members = sorted(members, key=lambda m: m[0])
+        if len(members) > 1:
+            for key in near_duplicates_to_drop(members, self.threshold):
+                yield key, True
+
+
+class _KeepUnmarked(CountingDoFn):
+    def __init__(self, cfg: BuildConfig) -> None:
+        self.cfg = cfg
+
+    def process(self, joined):
+        key, grouped = joined
+        texts, marks = list(grouped["docs"]), list(grouped["drop"])
+        for text in texts:
+            if marks:
+                yield from self.drop(stats.NEAR_DUPLICATE_DOCUMENT, text, self.cfg)
+            else:
+                yield key, text
+
+
+class DropNearDuplicates(beam.PTransform):
+    """(key, text) → (key, text) without near-duplicates: MinHash, LSH bands, verified pairs.
+
+    Documents sharing a band are candidates; a candidate pair whose signatures agree on at
+    least ``threshold`` of their values is a near-duplicate, and of each cluster the smallest
+    content key is kept. Nothing is held globally: buckets and the join are keyed shuffles.
+    """
+
+    def __init__(self, cfg: BuildConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, docs):
+        marks = (
+            docs
+            | "Signature" >> beam.ParDo(_Signature(self.cfg))
+            | "GroupBands" >> beam.GroupByKey()
+            | "FindDuplicates" >> beam.ParDo(_DropInBucket(self.cfg))
+            | "OncePerKey" >> beam.CombinePerKey(lambda values: True)
+        )
+        out = (
+            {"docs": docs, "drop": marks}
+            | "Join" >> beam.CoGroupByKey()
+            | "Keep" >> beam.ParDo(_KeepUnmarked(self.cfg)).with_outputs(STATS, REMOVED, main="docs")
+        )
+        return out.docs, out[STATS], out[REMOVED]
 
 
 # --- split + tokenize ---------------------------------------------------------------------
@@ -187,18 +287,31 @@ class _SplitTokenize(CountingDoFn):
 
     def process(self, batch: list[tuple[str, str]]) -> Iterator[tuple[str, TokenizedDocument]]:
         cfg = self.cfg
-        keys = [k for k, _ in batch]
         sentence_lists = [self.split(text, cfg.lang, cfg.line_breaks) for _, text in batch]
         self.counts["sentences_read"] += sum(len(s) for s in sentence_lists)
+        if cfg.quality is not None:
+            from corpusgen.quality import check_document
+
+            kept = []
+            for (key, text), sentences in zip(batch, sentence_lists):
+                reason = check_document(text, sentences, cfg.quality)
+                if reason is None:
+                    kept.append((key, text, sentences))
+                else:
+                    yield from self.drop(f"quality_{reason}", text, cfg)
+            batch = [(k, t) for k, t, _ in kept]
+            sentence_lists = [s for _, _, s in kept]
+        texts = dict(batch) if cfg.write_removed else {}
+        keys = [k for k, _ in batch]
         min_sentences = 1 if cfg.next_sentence == "none" else 2
         for key, ids, bounds in tokenize_documents(keys, sentence_lists, self.wp, cfg.max_num_tokens, self.counts):
             n_tokens, n_sent = int(bounds[-1]), len(bounds) - 1
             self.counts["tokens_read"] += n_tokens
             if n_tokens == 0:
-                self.counts[stats.EMPTY_AFTER_TOKENIZATION] += 1
+                yield from self.drop(stats.EMPTY_AFTER_TOKENIZATION, texts.get(key), cfg)
                 continue
             if n_sent < min_sentences:
-                self.counts[stats.TOO_FEW_SENTENCES] += 1
+                yield from self.drop(stats.SINGLE_SENTENCE, texts.get(key), cfg)
                 self.counts["tokens_in_dropped_documents"] += n_tokens
                 continue
             heldout = seeded_hash(cfg.random_seed, key, "heldout") < cfg.heldout_fraction * 2.0**64
@@ -225,7 +338,7 @@ class SplitAndTokenize(beam.PTransform):
         return (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
-            | "SplitTokenize" >> beam.ParDo(_SplitTokenize(self.cfg, self.vocab)).with_outputs(STATS, main="docs")
+            | "SplitTokenize" >> beam.ParDo(_SplitTokenize(self.cfg, self.vocab)).with_outputs(STATS, REMOVED, main="docs")
         )
 
 

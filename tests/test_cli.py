@@ -103,3 +103,14 @@ def test_end_to_end_build_validate_inspect_train(tmp_path):
     logs = [json.loads(line) for f in run_dir.glob("*.jsonl") for line in f.read_text().splitlines()]
     train_logs = [r for r in logs if "mlm_loss" in r and "nsp_loss" in r]
     assert train_logs and train_logs[-1]["step"] == 20
+
+
+def test_cleaning_options_reach_the_config(tmp_path):
+    (tmp_path / "in.txt").write_text("First sentence here. Second one there.\n")
+    code, out = run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--quality",
+                    "--language", "en", "--near-dedup", "0.85", "--encoding", "cp1252", "--html", "never", "--write-removed")  # fmt: skip
+    assert code == 0, out
+    cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
+    assert cfg["quality"]["languages"] == ["en"] and cfg["near_dedup"]["threshold"] == 0.85
+    assert (cfg["encoding"], cfg["html"], cfg["write_removed"]) == ("cp1252", "never", True)
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "p"), "--encoding", "klingon"), "klingon")

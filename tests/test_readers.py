@@ -41,9 +41,39 @@ def test_wikitext_headings_cut_documents_and_are_counted():
 
 
 def test_invalid_utf8_drops_only_that_document():
-    docs, counts = text_docs(b"Good doc.\n\nBad \xff\xfe doc.\n\nAnother good.\n")
-    assert docs == ["Good doc.", "Another good."]
+    data = "Grüße aus Köln.\n\nBad ".encode() + b"\xff\xfe" + " doc.\n\nAnother good, naïve café.\n".encode()
+    docs, counts = text_docs(data)
+    assert docs == ["Grüße aus Köln.", "Another good, naïve café."]
     assert counts == Counter({readers.INVALID_UTF8: 1})
+    # with --encoding utf-8 even a lone bad byte in ASCII text is invalid UTF-8, not a legacy code page
+    docs, counts = text_docs(b"Good doc.\n\nBad \xff doc.\n", encoding="utf-8")
+    assert docs == ["Good doc."] and counts == Counter({readers.INVALID_UTF8: 1})
+
+
+def test_legacy_encodings_are_decoded_not_dropped():
+    text = (
+        "Le cœur a ses raisons que la raison ne connaît point. On le sait en mille choses.\n"
+        "Déjà, l’été dernier, nous étions à côté de la forêt, près du château où vécut l’écrivain.\n"
+        "Ça n’a rien d’étonnant : la société française garde ses traditions et ses fêtes.\n"
+    )
+    docs, counts = text_docs((text * 5).encode("cp1252"))
+    assert docs == [(text * 5).strip()]
+    assert counts == Counter({readers.LEGACY_ENCODING_FILES: 1})
+    ru = "Москва - столица России, крупнейший по численности населения город страны.\n"
+    docs, _ = text_docs((ru * 30).encode("koi8-r"))
+    assert docs == [(ru * 30).strip()]
+    docs, _ = text_docs("Ça marche.\n".encode("latin-1"), encoding="latin-1")
+    assert docs == ["Ça marche."]
+    zh = "北京是中华人民共和国的首都，也是全国的政治和文化中心。\n"
+    docs, _ = text_docs((zh * 40).encode("gb18030"))
+    assert docs == [(zh * 40).strip()]
+
+
+def test_html_file_is_one_document_decoded_by_meta_charset():
+    page = '<html><head><meta charset="windows-1251"></head><body><p>Привет, мир.</p></body></html>'
+    counts = Counter()
+    docs = list(readers.read_html_document(io.BytesIO(page.encode("cp1251")), BuildConfig(), counts))
+    assert docs == [page] and counts == Counter({readers.LEGACY_ENCODING_FILES: 1})
 
 
 def test_binary_and_empty_files_are_counted():

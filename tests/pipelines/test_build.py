@@ -112,7 +112,8 @@ def test_bad_inputs_are_skipped_and_counted(tmp_path, vocab_file):
     good = (DATA / "sample_text.txt").read_bytes()
     (src / "good.txt").write_bytes(good)
     (src / "dup.txt").write_bytes(good)  # every document an exact duplicate
-    (src / "latin1.txt").write_bytes("Caf\xe9 au lait.\nSecond line here.\n".encode("latin-1"))
+    (src / "latin1.txt").write_bytes("Caf\xe9 au lait, cr\xe8me br\xfbl\xe9e.\nSecond line here.\n".encode("latin-1"))
+    (src / "broken.txt").write_bytes("Grüße aus Köln. Schön.\n\n".encode() + b"Kaputt \xff\xfe hier.\n")
     (src / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     (src / "empty.txt").write_bytes(b"")
     (src / "long.txt").write_bytes(b"A" * (2 << 20) + b"\n\nShort doc. Two sentences here.\n")
@@ -131,5 +132,6 @@ def test_bad_inputs_are_skipped_and_counted(tmp_path, vocab_file):
         "non_string_text": 1,
         "duplicate_document": 3,
     }
-    assert m["stats"]["documents"]["kept"] == 5  # 3 of sample_text, the short doc, the JSON one
+    assert m["stats"]["documents"]["kept"] == 7  # 3 of sample_text, latin-1, German, the short doc, the JSON one
+    assert m["stats"]["cleaning"]["legacy_encoding_files"] == 1
     assert validate_build(out)["ok"]

@@ -56,7 +56,7 @@ def test_read_documents_all_formats_and_compressions(tmp_path):
 def test_clean_documents_dedups_exactly():
     texts = ["Hello  world.", "hello world.", "Other text.", "   ", "Third."]
     with local_pipeline() as p:
-        docs, counts = p | beam.Create(texts) | CleanDocuments(BuildConfig())
+        docs, counts, _ = p | beam.Create(texts) | CleanDocuments(BuildConfig())
         assert_that(
             docs,
             equal_to([(content_key("Hello world."), "Hello world."), (content_key("Other text."), "Other text."), (content_key("Third."), "Third.")]),
@@ -94,7 +94,7 @@ def test_split_and_tokenize(vocab_file):
                         "documents_kept": 1,
                         "documents_heldout": 0,
                         "sentences_kept": 2,
-                        stats.TOO_FEW_SENTENCES: 2,
+                        stats.SINGLE_SENTENCE: 2,
                         "tokens_in_dropped_documents": 7,
                     }
                 ]
