@@ -65,10 +65,21 @@ def main() -> None:
     enc = wp.tokenizer.encode_batch(texts, add_special_tokens=False)
     bare_s = time.perf_counter() - t0
     tokens = sum(len(e.ids) for e in enc)
-    print(f"input: {args.input.name}, {len(docs)} documents, {mb:.1f} MB, {tokens / 1e6:.2f} M tokens, {os.cpu_count()} cores")
-    print(f"bare tokenizer (encode_batch): {bare_s:.2f} s  {mb / bare_s:.2f} MB/s  {tokens / bare_s / 1e6:.2f} M tokens/s")
+    print(
+        f"input: {args.input.name}, {len(docs)} documents, {mb:.1f} MB, {tokens / 1e6:.2f} M tokens, {os.cpu_count()} cores"
+    )
+    print(
+        f"bare tokenizer (encode_batch): {bare_s:.2f} s  {mb / bare_s:.2f} MB/s  {tokens / bare_s / 1e6:.2f} M tokens/s"
+    )
 
-    results = {"documents": len(docs), "mb": round(mb, 2), "tokens": tokens, "bare_s": round(bare_s, 3), "bare_mb_per_s": round(mb / bare_s, 3), "builds": []}
+    results = {
+        "documents": len(docs),
+        "mb": round(mb, 2),
+        "tokens": tokens,
+        "bare_s": round(bare_s, 3),
+        "bare_mb_per_s": round(mb / bare_s, 3),
+        "builds": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "input.jsonl"
         src.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
@@ -89,9 +100,15 @@ def main() -> None:
                     f"ratio to bare tokenizer {ratio:.3f}  ({m['stats']['instances']} instances, {nbytes / ntok:.3f} bytes/token)"
                 )
                 results["builds"].append(
-                    {"dupe_factor": dupe, "workers": workers, "seconds": round(build_s, 3), "mb_per_s": round(mb / build_s, 3),
-                     "ratio_to_bare_tokenizer": round(ratio, 3), "bytes_per_token": round(nbytes / ntok, 4),
-                     "instances": m["stats"]["instances"]}  # fmt: skip
+                    {
+                        "dupe_factor": dupe,
+                        "workers": workers,
+                        "seconds": round(build_s, 3),
+                        "mb_per_s": round(mb / build_s, 3),
+                        "ratio_to_bare_tokenizer": round(ratio, 3),
+                        "bytes_per_token": round(nbytes / ntok, 4),
+                        "instances": m["stats"]["instances"],
+                    }  # fmt: skip
                 )
     print(json.dumps(results))
 

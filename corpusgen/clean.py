@@ -59,4 +59,3 @@ def content_key(text: str) -> str:
 def replacement_share(text: str) -> float:
     """Share of U+FFFD characters: text damaged by an earlier lossy decode."""
     return text.count(REPLACEMENT_CHAR) / max(1, len(text))
-

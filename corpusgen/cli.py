@@ -73,8 +73,15 @@ _BUILD_OPTIONS = {
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("inputs", nargs=-1, type=click.UNPROCESSED)
 @click.option("-o", "--output", "output", required=True, help="Output directory (shards + manifest.json).")
-@click.option("--vocab", type=click.Path(dir_okay=False), help="vocab.txt or tokenizer.json [default: bundled bert-base-uncased].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or JSON build config; options given here override it.")
+@click.option(
+    "--vocab", type=click.Path(dir_okay=False), help="vocab.txt or tokenizer.json [default: bundled bert-base-uncased]."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML or JSON build config; options given here override it.",
+)
 @click.option("--max-seq-length", type=int, help="[128]")
 @click.option("--max-predictions-per-seq", type=int, help="[20]")
 @click.option("--masked-lm-prob", type=float, help="[0.15]")
@@ -84,7 +91,11 @@ _BUILD_OPTIONS = {
 @click.option("--lower-case/--no-lower-case", default=None, help="[default: follow the vocabulary]")
 @click.option("--whole-word-mask/--no-whole-word-mask", default=None, help="do_whole_word_mask [off].")
 @click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
-@click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]), help="[auto: by file name]")
+@click.option(
+    "--input-format",
+    type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]),
+    help="[auto: by file name]",
+)
 @click.option("--text-field", help="Text field/column of JSONL, Parquet, Arrow inputs [text].")
 @click.option("--doc-per-file/--no-doc-per-file", default=None, help="Plain text: one document per file.")
 @click.option("--wikitext/--no-wikitext", default=None, help="Plain text: ' = Title = ' lines start documents.")
@@ -95,13 +106,33 @@ _BUILD_OPTIONS = {
 @click.option("--zstd-level", type=int, help="[19]")
 @click.option("--dedup/--no-dedup", default=None, help="Drop exact duplicate documents [on].")
 @click.option("--encoding", help="Input encoding: auto (detect), utf-8 (strict) or a codec name [auto].")
-@click.option("--html", type=click.Choice(["auto", "always", "never"]), help="Raw HTML to visible text [auto: per document].")
-@click.option("--quality/--no-quality", default=None, help="C4/Gopher quality filters and boilerplate-line removal [off].")
-@click.option("--language", "languages", multiple=True, help="With --quality: keep only these languages (ISO 639-1; repeatable).")
-@click.option("--near-dedup", type=float, default=None, metavar="THRESHOLD", help="MinHash near-duplicate removal at this Jaccard threshold, e.g. 0.8 [off].")
-@click.option("--write-removed/--no-write-removed", default=None, help="Write dropped documents with their reason to OUTPUT/removed/.")
+@click.option(
+    "--html", type=click.Choice(["auto", "always", "never"]), help="Raw HTML to visible text [auto: per document]."
+)
+@click.option(
+    "--quality/--no-quality", default=None, help="C4/Gopher quality filters and boilerplate-line removal [off]."
+)
+@click.option(
+    "--language", "languages", multiple=True, help="With --quality: keep only these languages (ISO 639-1; repeatable)."
+)
+@click.option(
+    "--near-dedup",
+    type=float,
+    default=None,
+    metavar="THRESHOLD",
+    help="MinHash near-duplicate removal at this Jaccard threshold, e.g. 0.8 [off].",
+)
+@click.option(
+    "--write-removed/--no-write-removed",
+    default=None,
+    help="Write dropped documents with their reason to OUTPUT/removed/.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
-@click.option("--runner", default=None, help="Beam runner: local (FnApiRunner, default), DataflowRunner, FlinkRunner, SparkRunner, …")
+@click.option(
+    "--runner",
+    default=None,
+    help="Beam runner: local (FnApiRunner, default), DataflowRunner, FlinkRunner, SparkRunner, …",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing build in OUTPUT.")
 @click.pass_context
 def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runner, overwrite, **options) -> None:
@@ -122,7 +153,9 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
             from corpusgen.quality import QualityConfig
 
             base = cfg.quality or QualityConfig()
-            given["quality"] = None if quality is False else dataclasses.replace(base, languages=tuple(languages) or base.languages)
+            given["quality"] = (
+                None if quality is False else dataclasses.replace(base, languages=tuple(languages) or base.languages)
+            )
         if near is not None:
             from corpusgen.neardup import NearDupConfig
 
@@ -153,7 +186,9 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
     try:
         run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args)
     except KeyboardInterrupt:
-        raise UserError("interrupted; the output has no manifest, so no reader takes it; rerun with --overwrite") from None
+        raise UserError(
+            "interrupted; the output has no manifest, so no reader takes it; rerun with --overwrite"
+        ) from None
     if "://" in output:
         click.echo(f"done in {time.time() - started:.1f}s; manifest at {output}/manifest.json")
         return
@@ -169,9 +204,13 @@ def _prepare_output(output: str, overwrite: bool) -> None:
         raise UserError(f"{out}: exists and is not a folder; choose another -o/--output")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"{out}: not empty; pass --overwrite to replace the build there, or choose another -o/--output")
+            raise UserError(
+                f"{out}: not empty; pass --overwrite to replace the build there, or choose another -o/--output"
+            )
         if not any((out / name).exists() for name in ("manifest.json", "shards", "removed")):
-            raise UserError(f"{out}: holds files that are not a corpusgen build; refusing to delete them, choose another -o/--output")
+            raise UserError(
+                f"{out}: holds files that are not a corpusgen build; refusing to delete them, choose another -o/--output"
+            )
         (out / "manifest.json").unlink(missing_ok=True)  # first: the old build stops being a build
         shutil.rmtree(out / "shards", ignore_errors=True)
         shutil.rmtree(out / "removed", ignore_errors=True)
@@ -179,7 +218,9 @@ def _prepare_output(output: str, overwrite: bool) -> None:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
     logging.getLogger("corpusgen").setLevel(logging.INFO)
 
 
@@ -232,7 +273,13 @@ def validate(build_dir: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.option("-n", "count", default=3, show_default=True, help="Instances to show.")
-@click.option("--shard", "shard_index", type=int, default=None, help="Index of the shard in the manifest [the largest train shard].")
+@click.option(
+    "--shard",
+    "shard_index",
+    type=int,
+    default=None,
+    help="Index of the shard in the manifest [the largest train shard].",
+)
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
     from corpusgen.shards import ManifestError, load_manifest, open_shard
@@ -258,10 +305,16 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         toks = wp.decode_tokens(row["input_ids"])
         for p, label in zip(row["masked_positions"], row["masked_labels"]):
             shown, orig = toks[p], wp.tokens[label]
-            toks[p] = f"[MASK→{orig}]" if row["input_ids"][p] == wp.mask_id else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
+            toks[p] = (
+                f"[MASK→{orig}]"
+                if row["input_ids"][p] == wp.mask_id
+                else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
+            )
         a, b = " ".join(toks[1 : row["a_len"] - 1]), " ".join(toks[row["a_len"] : -1])
         label = {0: "B follows A", 1: "B is random", -100: "no pair"}.get(row["next_sentence_label"], "?")
-        click.echo(f"\n#{r}  len {len(toks)}  a_len {row['a_len']}  next_sentence_label {row['next_sentence_label']} ({label})")
+        click.echo(
+            f"\n#{r}  len {len(toks)}  a_len {row['a_len']}  next_sentence_label {row['next_sentence_label']} ({label})"
+        )
         click.echo(f"  A: {a}")
         if b:
             click.echo(f"  B: {b}")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from corpusgen.neardup import NearDupConfig
 from corpusgen.quality import QualityConfig
@@ -105,12 +106,27 @@ class BuildConfig:
             from corpusgen.encoding import normalize_encoding
 
             normalize_encoding(self.encoding)  # raises ValueError naming the bad codec
-        need(self.input_format in INPUT_FORMATS, f"input_format must be one of {INPUT_FORMATS}, got {self.input_format!r}")
-        need(self.next_sentence in NEXT_SENTENCE_MODES, f"next_sentence must be one of {NEXT_SENTENCE_MODES}, got {self.next_sentence!r}")
-        need(self.unicode_form in UNICODE_FORMS, f"unicode_form must be one of {UNICODE_FORMS}, got {self.unicode_form!r}")
-        need(self.line_breaks in LINE_BREAK_MODES, f"line_breaks must be one of {LINE_BREAK_MODES}, got {self.line_breaks!r}")
+        need(
+            self.input_format in INPUT_FORMATS,
+            f"input_format must be one of {INPUT_FORMATS}, got {self.input_format!r}",
+        )
+        need(
+            self.next_sentence in NEXT_SENTENCE_MODES,
+            f"next_sentence must be one of {NEXT_SENTENCE_MODES}, got {self.next_sentence!r}",
+        )
+        need(
+            self.unicode_form in UNICODE_FORMS,
+            f"unicode_form must be one of {UNICODE_FORMS}, got {self.unicode_form!r}",
+        )
+        need(
+            self.line_breaks in LINE_BREAK_MODES,
+            f"line_breaks must be one of {LINE_BREAK_MODES}, got {self.line_breaks!r}",
+        )
         need(bool(self.text_field), "text_field must not be empty")
-        need(not (self.doc_per_file and self.wikitext_headings), "doc_per_file and wikitext_headings exclude each other: pick one way to cut documents")
+        need(
+            not (self.doc_per_file and self.wikitext_headings),
+            "doc_per_file and wikitext_headings exclude each other: pick one way to cut documents",
+        )
         need(self.max_line_bytes >= 1024, "max_line_bytes must be at least 1024")
         need(self.max_document_chars >= 1, "max_document_chars must be positive")
         need(self.min_document_chars >= 1, "min_document_chars must be at least 1")
@@ -173,7 +189,9 @@ class BuildConfig:
                 fields = {f.name: f for f in dataclasses.fields(typ)}
                 bad = sorted(set(value) - set(fields))
                 if bad:
-                    raise ValueError(f"{source}: unknown {name} option(s) {', '.join(bad)}; known: {', '.join(sorted(fields))}")
+                    raise ValueError(
+                        f"{source}: unknown {name} option(s) {', '.join(bad)}; known: {', '.join(sorted(fields))}"
+                    )
                 data[name] = typ(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
         return cls(**data)
 

@@ -19,8 +19,8 @@ would overflow and tries smaller ones; here selection stops there instead).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -83,7 +83,9 @@ def mask_pairs(
         if p.tokens_b is not None:
             pieces += [p.tokens_b, sep_]
     ids = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
-    lengths = np.array([len(p.tokens_a) + (3 + len(p.tokens_b) if p.tokens_b is not None else 2) for p in pairs], dtype=np.int64)
+    lengths = np.array(
+        [len(p.tokens_a) + (3 + len(p.tokens_b) if p.tokens_b is not None else 2) for p in pairs], dtype=np.int64
+    )
     row_of, row_start = _segment_rows(lengths)
 
     # Candidates: ordinary tokens only ([CLS]/[SEP]/[UNK]… are special ids).

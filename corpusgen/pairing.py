@@ -26,8 +26,9 @@ Where this departs from the reference, it is to keep the NSP labels at exactly
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,7 +106,9 @@ def create_pairs(
     max_num_tokens = cfg.max_num_tokens
     min_segments = 1 if mode == "none" else 2
     if n < min_segments:
-        raise ValueError(f"document {doc.key} has {n} sentence(s); pairs need {min_segments} (filter such documents first)")
+        raise ValueError(
+            f"document {doc.key} has {n} sentence(s); pairs need {min_segments} (filter such documents first)"
+        )
 
     def draw_target() -> tuple[int, bool]:
         # Mostly fill max_seq_length; sometimes (short_seq_prob) aim shorter so the model

@@ -11,8 +11,9 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from corpusgen.config import BuildConfig
 
@@ -205,7 +206,9 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
                 break
     elif head.startswith(b"\xef\xbb\xbf"):
         return _Prefixed(head[3:], stream)
-    elif b"\x00" not in probe and (cfg.encoding == "utf-8" or not detect or _utf8_prefix_ok(head) or _mostly_utf8(probe)):
+    elif b"\x00" not in probe and (
+        cfg.encoding == "utf-8" or not detect or _utf8_prefix_ok(head) or _mostly_utf8(probe)
+    ):
         return _Prefixed(head, stream)  # the common case: no detection at all
     elif (cfg.encoding == "utf-8" or not detect) and not encoding._sniff_utf16_32(probe):
         counts[BINARY_FILE] += 1

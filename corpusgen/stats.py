@@ -8,7 +8,7 @@ snake_case names below, the same names the tests assert on.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from corpusgen import readers
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -58,7 +58,9 @@ def _txt_tokens(data: bytes, source: str) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise VocabError(f"{source}: vocabulary is not UTF-8 text; pass a WordPiece vocab.txt (one token per line)") from None
+        raise VocabError(
+            f"{source}: vocabulary is not UTF-8 text; pass a WordPiece vocab.txt (one token per line)"
+        ) from None
     # Split on \n only: some vocabularies hold U+2028 as a token, which splitlines() would cut.
     tokens = text.split("\n")
     if tokens and tokens[-1] == "":
@@ -77,7 +79,9 @@ class WordPiece:
         if vocab.kind == "txt":
             tokens = _txt_tokens(vocab.data, source)
             if len(tokens) < len(SPECIAL_TOKENS) + 1:
-                raise VocabError(f"{source}: only {len(tokens)} tokens; pass a WordPiece vocab.txt (one token per line)")
+                raise VocabError(
+                    f"{source}: only {len(tokens)} tokens; pass a WordPiece vocab.txt (one token per line)"
+                )
             if len(set(tokens)) != len(tokens):
                 dup = next(t for i, t in enumerate(tokens) if t in tokens[:i])
                 raise VocabError(f"{source}: token {dup!r} appears twice; a vocab.txt must list each token once")
@@ -97,9 +101,13 @@ class WordPiece:
                 tok = Tokenizer.from_str(vocab.data.decode("utf-8"))
                 spec = json.loads(vocab.data)
             except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-                raise VocabError(f"{source}: not a valid tokenizer.json ({str(exc)[:120]}); save one with tokenizers' Tokenizer.save") from None
+                raise VocabError(
+                    f"{source}: not a valid tokenizer.json ({str(exc)[:120]}); save one with tokenizers' Tokenizer.save"
+                ) from None
             if (spec.get("model") or {}).get("type") != "WordPiece":
-                raise VocabError(f"{source}: model type {(spec.get('model') or {}).get('type')!r}, corpusgen needs a WordPiece tokenizer")
+                raise VocabError(
+                    f"{source}: model type {(spec.get('model') or {}).get('type')!r}, corpusgen needs a WordPiece tokenizer"
+                )
             norm = spec.get("normalizer") or {}
             lowered = bool(norm.get("lowercase")) if norm.get("type") == "BertNormalizer" else None
             if do_lower_case is not None and lowered is not None and do_lower_case != lowered:
@@ -116,7 +124,9 @@ class WordPiece:
                 tokens[i] = t
         missing = [t for t in SPECIAL_TOKENS if t not in vocab_map]
         if missing:
-            raise VocabError(f"{source}: missing special token(s) {', '.join(missing)}; a BERT vocabulary needs {', '.join(SPECIAL_TOKENS)}")
+            raise VocabError(
+                f"{source}: missing special token(s) {', '.join(missing)}; a BERT vocabulary needs {', '.join(SPECIAL_TOKENS)}"
+            )
 
         self.vocab = vocab
         self.tokenizer = tok

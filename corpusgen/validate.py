@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from corpusgen.shards import NSP_IGNORE, MANIFEST_NAME, ManifestError, load_manifest, open_shard, sha256_file, shard_schema
+from corpusgen.shards import (
+    MANIFEST_NAME,
+    NSP_IGNORE,
+    ManifestError,
+    load_manifest,
+    open_shard,
+    sha256_file,
+    shard_schema,
+)
 
 MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
 
@@ -82,7 +90,10 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     pos = pos.astype(np.int64)
     defect(n_masked > cfg["max_predictions_per_seq"], "more masked positions than max_predictions_per_seq")
     same_row_next = prow[1:] == prow[:-1]
-    defect(np.bincount(prow[1:][same_row_next & (pos[1:] <= pos[:-1])], minlength=n) > 0, "masked positions not strictly ascending")
+    defect(
+        np.bincount(prow[1:][same_row_next & (pos[1:] <= pos[:-1])], minlength=n) > 0,
+        "masked positions not strictly ascending",
+    )
     in_range = pos < lengths[prow]
     defect(np.bincount(prow[~in_range], minlength=n) > 0, "masked position beyond the sequence")
     flat_pos = row_start[prow] + np.where(in_range, pos, 0)
@@ -167,12 +178,20 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     shards_dir = build_dir / "shards"
     if shards_dir.is_dir():
         for extra in sorted(p for p in shards_dir.rglob("*") if p.is_file() and p.resolve() not in listed):
-            defects.append(f"{extra.relative_to(build_dir)}: file in shards/ not listed in {MANIFEST_NAME} (stale or partial)")
+            defects.append(
+                f"{extra.relative_to(build_dir)}: file in shards/ not listed in {MANIFEST_NAME} (stale or partial)"
+            )
 
     claimed = manifest.get("counters", {})
-    for key in sorted(set(total) | {k for k in claimed if k.startswith("length_")} | {"instances", "nsp_next", "nsp_random", "masked_mask", "masked_random", "masked_kept", "instance_tokens"}):
+    for key in sorted(
+        set(total)
+        | {k for k in claimed if k.startswith("length_")}
+        | {"instances", "nsp_next", "nsp_random", "masked_mask", "masked_random", "masked_kept", "instance_tokens"}
+    ):
         if int(claimed.get(key, 0)) != int(total.get(key, 0)):
-            defects.append(f"{MANIFEST_NAME}: statistic {key} is {claimed.get(key, 0)}, the shards give {total.get(key, 0)}")
+            defects.append(
+                f"{MANIFEST_NAME}: statistic {key} is {claimed.get(key, 0)}, the shards give {total.get(key, 0)}"
+            )
 
     masked = total["masked_mask"] + total["masked_random"] + total["masked_kept"]
     nsp = total["nsp_next"] + total["nsp_random"]

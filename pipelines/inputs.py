@@ -39,7 +39,10 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig) -> list[str]:
                 os.path.join(root, name)
                 for root, dirs, names in os.walk(pattern)
                 for name in names
-                if not name.startswith(".") and not any(part.startswith(".") for part in os.path.relpath(root, pattern).split(os.sep) if part != ".")
+                if not name.startswith(".")
+                and not any(
+                    part.startswith(".") for part in os.path.relpath(root, pattern).split(os.sep) if part != "."
+                )
             )
             if not found:
                 raise InputError(f"{pattern}: folder holds no files; point to the input files or a glob")
@@ -50,9 +53,13 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig) -> list[str]:
         try:
             matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
         except Exception as exc:  # Beam raises BeamIOError or filesystem-specific errors
-            raise InputError(f"{pattern}: cannot list ({str(exc).splitlines()[0][:200]}); check the path and credentials") from None
+            raise InputError(
+                f"{pattern}: cannot list ({str(exc).splitlines()[0][:200]}); check the path and credentials"
+            ) from None
         if not matched:
-            raise InputError(f"{pattern}: no input matched; check the path, or quote the glob so the shell does not expand it")
+            raise InputError(
+                f"{pattern}: no input matched; check the path, or quote the glob so the shell does not expand it"
+            )
         files += sorted(matched)
     # One file named twice (by two patterns) is read once.
     return list(dict.fromkeys(files))
@@ -89,6 +96,10 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
             try:
                 schema = readers.table_schema(path, fmt)
             except Exception as exc:  # pyarrow raises several types for a non-table file
-                raise InputError(f"{path}: not a readable {fmt} file ({str(exc)[:150]}); check --input-format") from None
+                raise InputError(
+                    f"{path}: not a readable {fmt} file ({str(exc)[:150]}); check --input-format"
+                ) from None
             if field not in schema.names:
-                raise InputError(f"{path}: no column {field!r} (columns: {', '.join(schema.names[:10])}); pass --text-field NAME")
+                raise InputError(
+                    f"{path}: no column {field!r} (columns: {', '.join(schema.names[:10])}); pass --text-field NAME"
+                )

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import Counter
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -100,7 +100,9 @@ class _ParseFile(CountingDoFn):
                     self.counts["documents_read"] += 1
                     yield doc
                 return
-            parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(fmt, readers.read_text_documents)
+            parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(
+                fmt, readers.read_text_documents
+            )
             with FileSystems.open(path) as stream:
                 for doc in parse(stream, self.cfg, self.counts):
                     self.counts["documents_read"] += 1
@@ -338,7 +340,8 @@ class SplitAndTokenize(beam.PTransform):
         return (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
-            | "SplitTokenize" >> beam.ParDo(_SplitTokenize(self.cfg, self.vocab)).with_outputs(STATS, REMOVED, main="docs")
+            | "SplitTokenize"
+            >> beam.ParDo(_SplitTokenize(self.cfg, self.vocab)).with_outputs(STATS, REMOVED, main="docs")
         )
 
 
@@ -396,9 +399,7 @@ class CreateInstances(beam.PTransform):
     def expand(self, docs):
         cfg = self.cfg
         tokens = (
-            docs
-            | "Tokens" >> beam.Map(lambda kv: (kv[0], kv[1].n_tokens))
-            | "SumTokens" >> beam.CombinePerKey(sum)
+            docs | "Tokens" >> beam.Map(lambda kv: (kv[0], kv[1].n_tokens)) | "SumTokens" >> beam.CombinePerKey(sum)
         )
 
         def to_pool(kv, totals):
@@ -430,7 +431,10 @@ class _WriteShard(beam.DoFn):
         lo, hi = cfg.bin_range(b)
         rel = shard_path(split, lo, hi, index, count)
         data = serialize_shard(
-            inst, shard_schema(self.vocab_size, cfg.max_seq_length), zstd_level=cfg.zstd_level, rows_per_batch=cfg.rows_per_batch
+            inst,
+            shard_schema(self.vocab_size, cfg.max_seq_length),
+            zstd_level=cfg.zstd_level,
+            rows_per_batch=cfg.rows_per_batch,
         )
         final = FileSystems.join(self.output_dir, rel)
         tmp = FileSystems.join(self.output_dir, f"{rel}.tmp-{hashlib.sha1(data).hexdigest()[:12]}")

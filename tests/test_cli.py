@@ -25,27 +25,51 @@ def one_line_error(code, output, *needles):
 
 
 def test_no_input_matched(tmp_path):
-    one_line_error(*run("build", str(tmp_path / "nothing*.txt"), "-o", str(tmp_path / "o")), "no input matched", "quote the glob")
+    one_line_error(
+        *run("build", str(tmp_path / "nothing*.txt"), "-o", str(tmp_path / "o")), "no input matched", "quote the glob"
+    )
     one_line_error(*run("build", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "o")), "missing.txt: no such file")
 
 
 def test_unreadable_vocab(tmp_path):
     (tmp_path / "in.txt").write_text("One. Two.\n")
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--vocab", str(tmp_path / "v.txt")), "v.txt: cannot read vocabulary", "--vocab")
+    one_line_error(
+        *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--vocab", str(tmp_path / "v.txt")),
+        "v.txt: cannot read vocabulary",
+        "--vocab",
+    )
     (tmp_path / "v.txt").write_text("hello\nworld\n" * 5)
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--vocab", str(tmp_path / "v.txt")), "v.txt")
+    one_line_error(
+        *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--vocab", str(tmp_path / "v.txt")), "v.txt"
+    )
 
 
 def test_bad_option_combination(tmp_path):
     (tmp_path / "in.txt").write_text("One. Two.\n")
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--max-seq-length", "32", "--max-predictions-per-seq", "40"), "max_predictions_per_seq")
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--masked-lm-prob", "2"), "masked_lm_prob")
+    one_line_error(
+        *run(
+            "build",
+            str(tmp_path / "in.txt"),
+            "-o",
+            str(tmp_path / "o"),
+            "--max-seq-length",
+            "32",
+            "--max-predictions-per-seq",
+            "40",
+        ),
+        "max_predictions_per_seq",
+    )
+    one_line_error(
+        *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--masked-lm-prob", "2"), "masked_lm_prob"
+    )
     assert not (tmp_path / "o").exists(), "no work before the error"
 
 
 def test_missing_text_field_named_with_fix(tmp_path):
     (tmp_path / "in.jsonl").write_text(json.dumps({"body": "x", "id": 1}) + "\n")
-    one_line_error(*run("build", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o")), "in.jsonl", "'text'", "--text-field")
+    one_line_error(
+        *run("build", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o")), "in.jsonl", "'text'", "--text-field"
+    )
 
 
 def test_refuses_non_empty_output(tmp_path):
@@ -53,7 +77,9 @@ def test_refuses_non_empty_output(tmp_path):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "mine.txt").write_text("precious")
     one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o")), "--overwrite")
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--overwrite"), "not a corpusgen build")
+    one_line_error(
+        *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--overwrite"), "not a corpusgen build"
+    )
     assert (tmp_path / "o" / "mine.txt").read_text() == "precious"
 
 
@@ -75,7 +101,9 @@ def test_vocab_command_trains_a_usable_vocab(tmp_path):
     assert code == 0, msg
     tokens = out.read_text().split("\n")[:-1]
     assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and 100 < len(tokens) <= 300
-    code, msg = run("build", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "b"), "--vocab", str(out), "--dupe-factor", "1")
+    code, msg = run(
+        "build", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "b"), "--vocab", str(out), "--dupe-factor", "1"
+    )
     assert code == 0, msg
     assert run("validate", str(tmp_path / "b"))[0] == 0
 
@@ -85,7 +113,9 @@ def test_end_to_end_build_validate_inspect_train(tmp_path):
     """The main path from the shell: build the bundled corpus, validate, inspect, train a few steps."""
     cg = [sys.executable, "-m", "corpusgen.cli"]
     data = tmp_path / "data"
-    p = subprocess.run([*cg, "build", "-o", str(data), "--dupe-factor", "1"], capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [*cg, "build", "-o", str(data), "--dupe-factor", "1"], capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr
     assert "NSP random share" in p.stdout
     p = subprocess.run([*cg, "validate", str(data), "--json"], capture_output=True, text=True)
@@ -94,7 +124,22 @@ def test_end_to_end_build_validate_inspect_train(tmp_path):
     assert p.returncode == 0 and "A: " in p.stdout and "[MASK→" in p.stdout
     run_dir = tmp_path / "run"
     p = subprocess.run(
-        [*cg, "train", "--data", str(data), "--model", "tiny", "--steps", "20", "--batch-size", "16", "--out", str(run_dir), "--log-every", "5"],
+        [
+            *cg,
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            "tiny",
+            "--steps",
+            "20",
+            "--batch-size",
+            "16",
+            "--out",
+            str(run_dir),
+            "--log-every",
+            "5",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -113,4 +158,6 @@ def test_cleaning_options_reach_the_config(tmp_path):
     cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
     assert cfg["quality"]["languages"] == ["en"] and cfg["near_dedup"]["threshold"] == 0.85
     assert (cfg["encoding"], cfg["html"], cfg["write_removed"]) == ("cp1252", "never", True)
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "p"), "--encoding", "klingon"), "klingon")
+    one_line_error(
+        *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "p"), "--encoding", "klingon"), "klingon"
+    )

@@ -7,7 +7,12 @@ from corpusgen.config import BuildConfig
 
 def test_defaults_follow_google_bert():
     cfg = BuildConfig()
-    assert (cfg.max_seq_length, cfg.max_predictions_per_seq, cfg.masked_lm_prob, cfg.short_seq_prob) == (128, 20, 0.15, 0.1)
+    assert (cfg.max_seq_length, cfg.max_predictions_per_seq, cfg.masked_lm_prob, cfg.short_seq_prob) == (
+        128,
+        20,
+        0.15,
+        0.1,
+    )
     assert cfg.max_num_tokens == 125
     assert BuildConfig(next_sentence="none").max_num_tokens == 126
 

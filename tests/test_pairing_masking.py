@@ -23,7 +23,10 @@ def make_doc(rng: np.random.Generator, key_int: int, n_sent: int, max_len: int =
 
 def make_pool(seed: int, n_docs: int, min_sent: int = 2, max_sent: int = 30, max_len: int = 40):
     rng = np.random.default_rng(seed)
-    docs = [make_doc(rng, int(rng.integers(1, 2**62)), int(rng.integers(min_sent, max_sent + 1)), max_len) for _ in range(n_docs)]
+    docs = [
+        make_doc(rng, int(rng.integers(1, 2**62)), int(rng.integers(min_sent, max_sent + 1)), max_len)
+        for _ in range(n_docs)
+    ]
     return sorted(docs, key=lambda d: d.key)
 
 
@@ -38,7 +41,14 @@ def find_slice(hay: np.ndarray, needle: np.ndarray) -> int:
 
 @pytest.mark.parametrize(
     "la, lb, m, expected",
-    [(10, 10, 25, (0, 0)), (10, 10, 16, (2, 2)), (10, 10, 15, (2, 3)), (30, 5, 20, (15, 0)), (5, 30, 20, (0, 15)), (12, 10, 19, (2, 1))],
+    [
+        (10, 10, 25, (0, 0)),
+        (10, 10, 16, (2, 2)),
+        (10, 10, 15, (2, 3)),
+        (30, 5, 20, (15, 0)),
+        (5, 30, 20, (0, 15)),
+        (12, 10, 19, (2, 1)),
+    ],
 )
 def test_truncation_counts_match_the_reference_loop(la, lb, m, expected):
     a, b = la, lb
@@ -68,7 +78,9 @@ def test_truncation_counts_property(la, lb, m):
     short_seq_prob=st.sampled_from([0.0, 0.1, 0.9]),
 )
 def test_pairs_are_whole_well_formed_and_deterministic(seed, mode, max_seq_length, short_seq_prob):
-    cfg = BuildConfig(next_sentence=mode, max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, max_predictions_per_seq=3)
+    cfg = BuildConfig(
+        next_sentence=mode, max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, max_predictions_per_seq=3
+    )
     pool = make_pool(seed, 6, max_len=2 * max_seq_length)
     for i, doc in enumerate(pool):
         counts = Counter()
@@ -85,7 +97,9 @@ def test_pairs_are_whole_well_formed_and_deterministic(seed, mode, max_seq_lengt
                 assert find_slice(doc.ids, p.tokens_a) >= 0
                 continue
             assert n_b >= 1 and p.label in (NEXT, RANDOM)
-            first, second = (p.tokens_b, p.tokens_a) if (mode == "sop" and p.label == RANDOM) else (p.tokens_a, p.tokens_b)
+            first, second = (
+                (p.tokens_b, p.tokens_a) if (mode == "sop" and p.label == RANDOM) else (p.tokens_a, p.tokens_b)
+            )
             sa = find_slice(doc.ids, first)
             assert sa >= 0
             if p.label == NEXT or mode == "sop":
@@ -137,7 +151,9 @@ def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
 def originals(pairs, tables):
     rows = []
     for p in pairs:
-        parts = [[tables.cls_id], p.tokens_a, [tables.sep_id]] + ([p.tokens_b, [tables.sep_id]] if p.tokens_b is not None else [])
+        parts = [[tables.cls_id], p.tokens_a, [tables.sep_id]] + (
+            [p.tokens_b, [tables.sep_id]] if p.tokens_b is not None else []
+        )
         rows.append(np.concatenate(parts).astype(np.int64))
     return rows
 
@@ -154,9 +170,16 @@ def rows_of(inst):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), wwm=st.booleans(), mode=st.sampled_from(["nsp", "none"]), prob=st.sampled_from([0.15, 0.4]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    wwm=st.booleans(),
+    mode=st.sampled_from(["nsp", "none"]),
+    prob=st.sampled_from([0.15, 0.4]),
+)
 def test_mask_invariants(tables, wordpiece, seed, wwm, mode, prob):
-    cfg = BuildConfig(do_whole_word_mask=wwm, next_sentence=mode, masked_lm_prob=prob, max_seq_length=64, max_predictions_per_seq=12)
+    cfg = BuildConfig(
+        do_whole_word_mask=wwm, next_sentence=mode, masked_lm_prob=prob, max_seq_length=64, max_predictions_per_seq=12
+    )
     vocab_ids = np.flatnonzero(~tables.is_special)[:3000] if wwm else None
     results, _ = masked_instances(tables, cfg, seed, n_docs=8, vocab_ids=vocab_ids)
     for pairs, inst in results:

@@ -156,7 +156,12 @@ def test_parquet_and_arrow_tables(tmp_path):
         assert docs == ["First doc.", "Third doc."], name
         assert counts == Counter({readers.MISSING_TEXT_FIELD: 1})
     counts = Counter()
-    assert list(readers.read_table_documents(str(tmp_path / "t.parquet"), "parquet", BuildConfig(text_field="body"), counts)) == []
+    assert (
+        list(
+            readers.read_table_documents(str(tmp_path / "t.parquet"), "parquet", BuildConfig(text_field="body"), counts)
+        )
+        == []
+    )
     assert counts == Counter({readers.MISSING_TEXT_FIELD: 1})
 
 

@@ -74,7 +74,9 @@ def test_bytes_per_token(enwiki_manifest):
 
 
 def _slice(tmp_path, n_docs):
-    lines = zstandard.ZstdDecompressor().decompress((DATA / "enwiki_sample.jsonl.zst").read_bytes()).splitlines()[:n_docs]
+    lines = (
+        zstandard.ZstdDecompressor().decompress((DATA / "enwiki_sample.jsonl.zst").read_bytes()).splitlines()[:n_docs]
+    )
     path = tmp_path / "slice.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path

@@ -33,7 +33,9 @@ def test_html_pages_become_visible_text_only(tmp_path, vocab_file, wordpiece):
     # the same page as a JSONL record (crawls often store raw HTML in a text field), in Windows-1252
     (src / "blog.html").write_bytes((FIXTURES / "web" / "blog_tables.html").read_text(encoding="utf-8").encode("utf-8"))
     out = tmp_path / "out"
-    run_build(sorted(str(p) for p in src.iterdir()), str(out), BuildConfig(dupe_factor=1, heldout_fraction=0.0), vocab_file)
+    run_build(
+        sorted(str(p) for p in src.iterdir()), str(out), BuildConfig(dupe_factor=1, heldout_fraction=0.0), vocab_file
+    )
     m = json.loads((out / "manifest.json").read_text())
     assert m["stats"]["cleaning"]["html_documents"] == 2
     text = instance_text(out, wordpiece)
@@ -53,7 +55,12 @@ def test_legacy_encoded_pages_are_decoded(tmp_path, vocab_file, wordpiece):
     text = "Die Straße führt über die Brücke. Dort stehen schöne Häuser.\n\nÄrzte empfehlen Bewegung. Große Städte wachsen.\n"
     (tmp_path / "de.txt").write_bytes((text * 3).encode("latin-1"))
     out = tmp_path / "out"
-    run_build([str(tmp_path / "ru.html"), str(tmp_path / "de.txt")], str(out), BuildConfig(dupe_factor=1, heldout_fraction=0.0, dedup=False), vocab_file)
+    run_build(
+        [str(tmp_path / "ru.html"), str(tmp_path / "de.txt")],
+        str(out),
+        BuildConfig(dupe_factor=1, heldout_fraction=0.0, dedup=False),
+        vocab_file,
+    )
     m = json.loads((out / "manifest.json").read_text())
     assert m["stats"]["cleaning"]["legacy_encoding_files"] == 2
     assert m["stats"]["drops"] == {}

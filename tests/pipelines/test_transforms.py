@@ -59,12 +59,20 @@ def test_clean_documents_dedups_exactly():
         docs, counts, _ = p | beam.Create(texts) | CleanDocuments(BuildConfig())
         assert_that(
             docs,
-            equal_to([(content_key("Hello world."), "Hello world."), (content_key("Other text."), "Other text."), (content_key("Third."), "Third.")]),
+            equal_to(
+                [
+                    (content_key("Hello world."), "Hello world."),
+                    (content_key("Other text."), "Other text."),
+                    (content_key("Third."), "Third."),
+                ]
+            ),
             label="docs",
         )
         assert_that(
             total(counts, "sum"),
-            equal_to([{"documents_cleaned": 4, "documents_unique": 3, stats.DUPLICATE_DOCUMENT: 1, stats.EMPTY_DOCUMENT: 1}]),
+            equal_to(
+                [{"documents_cleaned": 4, "documents_unique": 3, stats.DUPLICATE_DOCUMENT: 1, stats.EMPTY_DOCUMENT: 1}]
+            ),
             label="stats",
         )
 
@@ -80,7 +88,9 @@ def test_split_and_tokenize(vocab_file):
         got = out.docs | beam.Map(lambda kv: (kv[0], kv[1].key, kv[1].ids.tolist(), kv[1].bounds.tolist()))
         assert_that(
             got,
-            equal_to([("train", "k1", [1996, 4937, 2938, 2006, 1996, 13523, 1012, 2009, 2001, 3407, 1012], [0, 7, 11])]),
+            equal_to(
+                [("train", "k1", [1996, 4937, 2938, 2006, 1996, 13523, 1012, 2009, 2001, 3407, 1012], [0, 7, 11])]
+            ),
             label="docs",
         )
         assert_that(
@@ -138,6 +148,8 @@ def test_create_instances_bins_and_counts(wordpiece):
 
 def test_merge_counts():
     fn = MergeCounts()
-    acc = fn.merge_accumulators([fn.add_input(fn.create_accumulator(), {"a": 1}), fn.add_input(fn.create_accumulator(), {"a": 2, "b": 1})])
+    acc = fn.merge_accumulators(
+        [fn.add_input(fn.create_accumulator(), {"a": 1}), fn.add_input(fn.create_accumulator(), {"a": 2, "b": 1})]
+    )
     assert fn.extract_output(acc) == {"a": 3, "b": 1}
     assert json.dumps(fn.extract_output(fn.create_accumulator())) == "{}"
