@@ -70,45 +70,77 @@ def mask_pairs(
     counts: Counter,
 ) -> Instances:
     """Assemble and mask the instances of ``pairs`` (one document, one dupe)."""
-    n_rows = len(pairs)
+    return mask_documents([(pairs, rng)], tables, cfg, counts)
+
+
+def mask_documents(
+    documents: Sequence[tuple[Sequence[Pair], np.random.Generator]],
+    tables: VocabTables,
+    cfg: BuildConfig,
+    counts: Counter,
+) -> Instances:
+    """Assemble and mask the instances of many documents at once.
+
+    Each document's random numbers come from its own generator (drawn in one call per
+    kind), so the result for a document does not depend on which others share the batch.
+    """
     pieces: list[np.ndarray] = []
+    lengths_l: list[int] = []
+    a_len_l: list[int] = []
+    nsp_l: list[int] = []
+    rows_per_doc = np.zeros(len(documents), dtype=np.int64)
     cls_ = np.array([tables.cls_id], dtype=np.int64)
     sep_ = np.array([tables.sep_id], dtype=np.int64)
-    a_len = np.empty(n_rows, dtype=np.int64)
-    nsp = np.empty(n_rows, dtype=np.int8)
-    for r, p in enumerate(pairs):
-        a_len[r] = len(p.tokens_a) + 2
-        nsp[r] = p.label
-        pieces += [cls_, p.tokens_a, sep_]
-        if p.tokens_b is not None:
-            pieces += [p.tokens_b, sep_]
+    for d, (pairs, _) in enumerate(documents):
+        rows_per_doc[d] = len(pairs)
+        for p in pairs:
+            a_len_l.append(len(p.tokens_a) + 2)
+            nsp_l.append(p.label)
+            pieces += [cls_, p.tokens_a, sep_]
+            if p.tokens_b is not None:
+                pieces += [p.tokens_b, sep_]
+                lengths_l.append(len(p.tokens_a) + len(p.tokens_b) + 3)
+            else:
+                lengths_l.append(len(p.tokens_a) + 2)
+    n_rows = len(lengths_l)
     ids = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
-    lengths = np.array(
-        [len(p.tokens_a) + (3 + len(p.tokens_b) if p.tokens_b is not None else 2) for p in pairs], dtype=np.int64
-    )
+    lengths = np.array(lengths_l, dtype=np.int64)
     row_of, row_start = _segment_rows(lengths)
+    doc_of_row = np.repeat(np.arange(len(documents)), rows_per_doc)
+    tokens_per_doc = np.bincount(doc_of_row, weights=lengths, minlength=len(documents)).astype(np.int64)
 
     # Candidates: ordinary tokens only ([CLS]/[SEP]/[UNK]… are special ids).
     cand = ~tables.is_special[ids]
     n_cand = np.bincount(row_of[cand], minlength=n_rows)
     k = np.minimum(cfg.max_predictions_per_seq, np.maximum(1, np.rint(n_cand * cfg.masked_lm_prob).astype(np.int64)))
     k[n_cand == 0] = 0
+    k_per_doc = np.bincount(doc_of_row, weights=k, minlength=len(documents)).astype(np.int64)
 
     if cfg.do_whole_word_mask:
-        chosen = _choose_whole_words(ids, cand, row_of, k, n_rows, tables, rng)
+        chosen = _choose_whole_words(ids, cand, row_of, k, n_rows, tables, [rng for _, rng in documents], doc_of_row)
     else:
-        keys = rng.random(len(ids))
+        keys = np.concatenate([rng.random(int(t)) for (_, rng), t in zip(documents, tokens_per_doc)]) if n_rows else np.zeros(0)
         keys[~cand] = 2.0  # after every candidate
         order = np.lexsort((keys, row_of))  # by row, then key
         rank = np.arange(len(ids)) - row_start[row_of[order]]
         chosen = np.sort(order[rank < k[row_of[order]]])
 
+    # Per document: up to k_per_doc draws of the kind (80/10/10) and of a replacement token.
+    u_all = [rng.random(int(n)) for (_, rng), n in zip(documents, k_per_doc)]
+    r_all = [rng.integers(0, len(tables.replacement_ids) - 1, size=int(n)) for (_, rng), n in zip(documents, k_per_doc)]
+    order_key = [rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for (_, rng), n in zip(documents, rows_per_doc)]
+    chosen_doc = doc_of_row[row_of[chosen]]
+    first = np.searchsorted(chosen_doc, np.arange(len(documents)), side="left")
+    within = np.arange(len(chosen)) - first[chosen_doc]
+    base = np.concatenate(([0], np.cumsum(k_per_doc)[:-1]))
+    pick = base[chosen_doc] + within
+    u = np.concatenate(u_all)[pick] if len(chosen) else np.zeros(0)
+    draw = np.concatenate(r_all)[pick] if len(chosen) else np.zeros(0, np.int64)
+
     labels = ids[chosen]
-    u = rng.random(len(chosen))
     is_mask = u < 0.8
     is_random = u >= 0.9
-    n_random = int(is_random.sum())
-    draw = rng.integers(0, len(tables.replacement_ids) - 1, size=n_random)
+    draw = draw[is_random]
     # Skip the original's own slot so the replacement always differs from it.
     draw += draw >= tables.replacement_rank[labels[is_random]]
     masked = ids.copy()
@@ -116,6 +148,7 @@ def mask_pairs(
     masked[chosen[is_random]] = tables.replacement_ids[draw]
 
     n_masked = np.bincount(row_of[chosen], minlength=n_rows)
+    n_random = int(is_random.sum())
     counts["instances"] += n_rows
     counts["instance_tokens"] += len(ids)
     counts["mask_candidates"] += int(n_cand.sum())
@@ -127,16 +160,16 @@ def mask_pairs(
     return Instances(
         input_ids=masked.astype(tok),
         lengths=lengths.astype(np.int32),
-        a_len=a_len.astype(np.uint16),
+        a_len=np.array(a_len_l, dtype=np.uint16),
         masked_positions=(chosen - row_start[row_of[chosen]]).astype(position_dtype(cfg.max_seq_length)),
         num_masked=n_masked.astype(np.int32),
         masked_labels=labels.astype(tok),
-        next_sentence_label=nsp,
-        order_key=rng.integers(0, 2**63 - 1, size=n_rows, dtype=np.int64).astype(np.uint64),
+        next_sentence_label=np.array(nsp_l, dtype=np.int8),
+        order_key=(np.concatenate(order_key) if order_key else np.zeros(0, np.int64)).astype(np.uint64),
     )
 
 
-def _choose_whole_words(ids, cand, row_of, k, n_rows, tables: VocabTables, rng) -> np.ndarray:
+def _choose_whole_words(ids, cand, row_of, k, n_rows, tables: VocabTables, rngs, doc_of_row) -> np.ndarray:
     # A word starts at a candidate that is not a "##" piece, or whose left neighbour
     # is no candidate (a piece right after [CLS]/[SEP] or a truncated front).
     prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
@@ -147,7 +180,9 @@ def _choose_whole_words(ids, cand, row_of, k, n_rows, tables: VocabTables, rng) 
     n_words = int(starts.sum())
     size = np.bincount(word_pos, minlength=n_words)
     word_row = row_of[np.flatnonzero(starts)]
-    order = np.lexsort((rng.random(n_words), word_row))  # random word order inside each row
+    words_per_doc = np.bincount(doc_of_row[word_row], minlength=len(rngs))
+    word_keys = np.concatenate([rng.random(int(n)) for rng, n in zip(rngs, words_per_doc)]) if n_words else np.zeros(0)
+    order = np.lexsort((word_keys, word_row))  # random word order inside each row
     sizes = size[order]
     csum = np.cumsum(sizes)
     row_first = np.searchsorted(word_row[order], np.arange(n_rows), side="left")

@@ -25,6 +25,7 @@ Where this departs from the reference, it is to keep the NSP labels at exactly
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,9 +69,13 @@ class Pair(NamedTuple):
 
 
 def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
-    """The generator of every random choice for one (document, dupe) — nothing else seeds it."""
-    k = int(key, 16)
-    return np.random.default_rng([seed, k & 0xFFFFFFFFFFFFFFFF, k >> 64, dupe])
+    """The generator of every random choice for one (document, dupe) — nothing else seeds it.
+
+    Philox is counter-based: a 128-bit key (a hash of seed, document key and dupe) names an
+    independent stream, and keying it is cheap (no seed-sequence mixing per document).
+    """
+    digest = hashlib.blake2b(f"{seed}:{key}:{dupe}".encode(), digest_size=16).digest()
+    return np.random.Generator(np.random.Philox(key=np.frombuffer(digest, dtype=np.uint64)))
 
 
 def truncation_counts(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from corpusgen import readers, stats
 from corpusgen.clean import clean_text, content_key
 from corpusgen.config import BuildConfig
-from corpusgen.masking import VocabTables, mask_pairs
+from corpusgen.masking import VocabTables, mask_documents
 from corpusgen.pairing import TokenizedDocument, create_pairs, document_rng
 from corpusgen.shards import Instances, serialize_shard, shard_path, shard_schema
 from corpusgen.tokenizer import VocabFile, WordPiece, tokenize_documents
@@ -363,13 +363,16 @@ class _CreateInstances(CountingDoFn):
         self.counts["pools"] += 1
         self.counts["pool_documents"] += len(pool)
         parts = []
+        batch_docs = 512  # masked together; bounds the arrays of one call
         for dupe in range(cfg.dupe_factor):
-            for i, doc in enumerate(pool):
-                rng = document_rng(cfg.random_seed, doc.key, dupe)
-                pairs = create_pairs(i, pool, cfg, rng, self.counts)
-                if pairs:
+            for lo in range(0, len(pool), batch_docs):
+                batch = []
+                for i in range(lo, min(lo + batch_docs, len(pool))):
+                    rng = document_rng(cfg.random_seed, pool[i].key, dupe)
+                    pairs = create_pairs(i, pool, cfg, rng, self.counts)
                     self.counts["short_target_instances"] += sum(p.short for p in pairs)
-                    parts.append(mask_pairs(pairs, self.tables, cfg, rng, self.counts))
+                    batch.append((pairs, rng))
+                parts.append(mask_documents(batch, self.tables, cfg, self.counts))
         if not parts:
             return
         inst = Instances.concat(parts)
