@@ -9,6 +9,7 @@ them without the rest of corpusgen. torch is imported inside the commands so tha
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,7 +70,11 @@ _TRAIN_OPTIONS = [
     click.option(
         "--tensorboard/--no-tensorboard", default=None, help="Also log to OUT/tensorboard (needs tensorboard)."
     ),
-    click.option("--progress/--no-progress", default=None, help="Live progress line between log lines on a terminal (default on)."),
+    click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Live progress line between log lines on a terminal (default on).",
+    ),
 ]
 
 
@@ -100,7 +105,8 @@ def train(config_file: str | None, **options) -> None:
         result = run(cfg)
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(result))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same summary
+        click.echo(json.dumps(result))
 
 
 @click.command("plot")
