@@ -18,16 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from corpusgen.config import BuildConfig
-from corpusgen.shards import (
-    MANIFEST_NAME,
-    Instances,
-    atomic_write_bytes,
-    serialize_shard,
-    sha256_bytes,
-    sha256_file,
-    shard_path,
-    shard_schema,
-)
+from corpusgen.shards import Instances, write_build
 
 
 def synthetic_build(out: Path, rows: int, seed: int = 0) -> Path:
@@ -50,46 +41,25 @@ def synthetic_build(out: Path, rows: int, seed: int = 0) -> Path:
         masked_labels=rng.integers(999, 30522, len(starts)).astype(np.uint16),
         next_sentence_label=rng.integers(0, 2, rows).astype(np.int8), order_key=np.zeros(rows, np.uint64),
     )  # fmt: skip
-    vocab = out / "vocab.txt"
-    out.mkdir(parents=True, exist_ok=True)
-    vocab.write_text(
-        "\n".join(
-            ["[PAD]"]
-            + [f"[unused{i}]" for i in range(99)]
-            + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-            + [f"t{i}" for i in range(30522 - 104)]
-        )
-        + "\n"
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [f"t{i}" for i in range(30522 - 104)]
+    write_build(
+        out,
+        {"train": inst},
+        cfg,
+        vocab_name="vocab.txt",
+        vocab_bytes=("\n".join(tokens) + "\n").encode("utf-8"),
+        tokenizer={
+            "type": "wordpiece",
+            "vocab_size": 30522,
+            "do_lower_case": True,
+            "pad_id": 0,
+            "unk_id": 100,
+            "cls_id": 101,
+            "sep_id": 102,
+            "mask_id": 103,
+        },  # fmt: skip
     )
-    schema = shard_schema(30522, 128)
-    shards = []
-    bins = (lengths - 1) // cfg.length_bin_width
-    for b in np.unique(bins):
-        part = inst.take(np.flatnonzero(bins == b))
-        lo, hi = cfg.bin_range(int(b))
-        count = -(-len(part) // cfg.rows_per_shard)
-        for i in range(count):
-            chunk = part.take(np.arange(i * cfg.rows_per_shard, min((i + 1) * cfg.rows_per_shard, len(part))))
-            data = serialize_shard(chunk, schema, zstd_level=3, rows_per_batch=cfg.rows_per_batch)
-            rel = shard_path("train", lo, hi, i, count)
-            atomic_write_bytes(out / rel, data)
-            shards.append(
-                {
-                    "path": rel,
-                    "rows": len(chunk),
-                    "tokens": chunk.num_tokens,
-                    "bin": [lo, hi],
-                    "bytes": len(data),
-                    "sha256": sha256_bytes(data),
-                    "split": "train",
-                }
-            )
-    manifest = {
-        "format_version": 1, "config": cfg.to_dict(), "vocab": "vocab.txt", "vocab_sha256": sha256_file(vocab),
-        "tokenizer": {"type": "wordpiece", "vocab_size": 30522, "do_lower_case": True, "pad_id": 0, "unk_id": 100, "cls_id": 101, "sep_id": 102, "mask_id": 103},
-        "shards": shards, "stats": {}, "created": "1970-01-01T00:00:00Z",
-    }  # fmt: skip
-    atomic_write_bytes(out / MANIFEST_NAME, json.dumps(manifest).encode())
     return out
 
 

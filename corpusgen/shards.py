@@ -232,3 +232,62 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_build(
+    build_dir: str | os.PathLike[str],
+    splits: dict[str, Instances],
+    cfg: Any,
+    *,
+    vocab_name: str,
+    vocab_bytes: bytes,
+    tokenizer: dict[str, Any],
+    stats: dict[str, Any] | None = None,
+    created: str = "1970-01-01T00:00:00Z",
+) -> dict[str, Any]:
+    """Write a complete local build (shards, vocabulary, manifest last) from in-memory instances.
+
+    The Beam pipeline writes builds at scale; this writes the same layout from one process, for
+    instances made in Python (synthetic data for tests and benchmarks, or a user's own). Rows are
+    grouped into ``cfg.length_bin_width`` bins and cut into shards of ``cfg.rows_per_shard``
+    in ``order_key`` order.
+    """
+    out = Path(build_dir)
+    atomic_write_bytes(out / vocab_name, vocab_bytes)
+    schema = shard_schema(tokenizer["vocab_size"], cfg.max_seq_length)
+    entries = []
+    for split, inst in splits.items():
+        inst = inst.take(np.argsort(inst.order_key, kind="stable"))
+        bins = (inst.lengths.astype(np.int64) - 1) // cfg.length_bin_width
+        for b in np.unique(bins):
+            part = inst.take(np.flatnonzero(bins == b))
+            lo, hi = cfg.bin_range(int(b))
+            count = -(-len(part) // cfg.rows_per_shard)
+            for i in range(count):
+                chunk = part.take(np.arange(i * cfg.rows_per_shard, min((i + 1) * cfg.rows_per_shard, len(part))))
+                data = serialize_shard(chunk, schema, zstd_level=cfg.zstd_level, rows_per_batch=cfg.rows_per_batch)
+                rel = shard_path(split, lo, hi, i, count)
+                atomic_write_bytes(out / rel, data)
+                entries.append(
+                    {
+                        "path": rel,
+                        "rows": len(chunk),
+                        "tokens": chunk.num_tokens,
+                        "bin": [lo, hi],
+                        "bytes": len(data),
+                        "sha256": sha256_bytes(data),
+                        "split": split,
+                    }  # fmt: skip
+                )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "vocab": vocab_name,
+        "vocab_sha256": sha256_bytes(vocab_bytes),
+        "tokenizer": tokenizer,
+        "shards": entries,
+        "stats": stats or {},
+        "created": created,
+    }
+    atomic_write_bytes(out / MANIFEST_NAME, json.dumps(manifest, indent=1).encode("utf-8"))
+    return manifest

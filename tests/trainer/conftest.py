@@ -8,22 +8,13 @@ so NSP is learnable from the tokens alone.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from corpusgen.config import BuildConfig
-from corpusgen.shards import (
-    MANIFEST_NAME,
-    Instances,
-    atomic_write_bytes,
-    serialize_shard,
-    sha256_bytes,
-    sha256_file,
-    shard_schema,
-)
+from corpusgen.shards import Instances, write_build
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 FIRST_WORD = 5
@@ -101,48 +92,24 @@ def make_build(
         zstd_level=3,
     )
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(vocab_size - FIRST_WORD)]
-    (out / "vocab.txt").parent.mkdir(parents=True, exist_ok=True)
-    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    schema = shard_schema(vocab_size, max_seq_length)
-    shards = []
+    splits = {}
     for split, n, s in (("train", rows, seed), ("heldout", heldout_rows, seed + 1000)):
-        if not n:
-            continue
-        inst = make_instances(
-            n,
-            vocab_size=vocab_size,
-            max_seq_length=max_seq_length,
-            max_predictions=max_predictions,
-            seed=s,
-            nsp=next_sentence != "none",
-        )
-        bins = (inst.lengths - 1) // bin_width
-        for bn in np.unique(bins):
-            part = inst.take(np.flatnonzero(bins == bn))
-            count = -(-len(part) // rows_per_shard)
-            lo, hi = cfg.bin_range(int(bn))
-            for i in range(count):
-                chunk = part.take(np.arange(i * rows_per_shard, min((i + 1) * rows_per_shard, len(part))))
-                rel = f"shards/{split}/bin_{lo:03d}-{hi:03d}/part-{i:05d}-of-{count:05d}.arrow"
-                data = serialize_shard(chunk, schema, zstd_level=3, rows_per_batch=rows_per_batch)
-                atomic_write_bytes(out / rel, data)
-                shards.append(
-                    {
-                        "path": rel,
-                        "rows": len(chunk),
-                        "tokens": chunk.num_tokens,
-                        "bin": [lo, hi],
-                        "bytes": len(data),
-                        "sha256": sha256_bytes(data),
-                        "split": split,
-                    }
-                )
-    manifest = {
-        "format_version": 1,
-        "config": cfg.to_dict(),
-        "vocab": "vocab.txt",
-        "vocab_sha256": sha256_file(out / "vocab.txt"),
-        "tokenizer": {
+        if n:
+            splits[split] = make_instances(
+                n,
+                vocab_size=vocab_size,
+                max_seq_length=max_seq_length,
+                max_predictions=max_predictions,
+                seed=s,
+                nsp=next_sentence != "none",
+            )
+    write_build(
+        out,
+        splits,
+        cfg,
+        vocab_name="vocab.txt",
+        vocab_bytes=("\n".join(vocab) + "\n").encode("utf-8"),
+        tokenizer={
             "type": "wordpiece",
             "vocab_size": vocab_size,
             "do_lower_case": True,
@@ -151,12 +118,10 @@ def make_build(
             "cls_id": CLS,
             "sep_id": SEP,
             "mask_id": MASK,
-        },
-        "shards": shards,
-        "stats": {"instances": rows + heldout_rows},
-        "created": "2026-01-01T00:00:00Z",
-    }
-    atomic_write_bytes(out / MANIFEST_NAME, json.dumps(manifest, indent=1).encode())
+        },  # fmt: skip
+        stats={"instances": rows + heldout_rows},
+        created="2026-01-01T00:00:00Z",
+    )
     return out
 
 
