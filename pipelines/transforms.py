@@ -376,6 +376,7 @@ class _CreateInstances(CountingDoFn):
         if not parts:
             return
         inst = Instances.concat(parts)
+        log.info("pool %s/%d: %d documents → %d instances", split, group[0][1], len(pool), len(inst))
         self.counts[f"instances_{split}"] += len(inst)
         labels = inst.next_sentence_label
         self.counts["nsp_next"] += int((labels == 0).sum())
@@ -442,6 +443,7 @@ class _WriteShard(beam.DoFn):
         final = FileSystems.join(self.output_dir, rel)
         tmp = FileSystems.join(self.output_dir, f"{rel}.tmp-{hashlib.sha1(data).hexdigest()[:12]}")
         _write_atomic(tmp, final, data)
+        log.info("wrote %s (%d rows, %.1f MB)", rel, len(inst), len(data) / 1e6)
         yield {
             "path": rel,
             "rows": len(inst),
