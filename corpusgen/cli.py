@@ -102,7 +102,7 @@ _BUILD_OPTIONS = {
 @click.option("--lang", help="Sentence splitting language: en, zh, ja, de, …, auto [en].")
 @click.option("--line-breaks", type=click.Choice(["auto", "sentence", "space"]), help="A single newline is … [auto].")
 @click.option("--heldout-fraction", type=float, help="Documents kept apart for evaluation [0.01].")
-@click.option("--rows-per-shard", type=int, help="[100000]")
+@click.option("--rows-per-shard", type=int, help="[16384]")
 @click.option("--zstd-level", type=int, help="[19]")
 @click.option("--dedup/--no-dedup", default=None, help="Drop exact duplicate documents [on].")
 @click.option("--encoding", help="Input encoding: auto (detect), utf-8 (strict) or a codec name [auto].")

@@ -83,13 +83,15 @@ class BuildConfig:
     """nsp (BERT), sop (ALBERT sentence order) or none (single segment, RoBERTa style)."""
     heldout_fraction: float = 0.01
     """Share of documents (by seeded hash) whose instances go to held-out shards for evaluation."""
-    nsp_pool_tokens: int = 4_000_000
+    nsp_pool_tokens: int = 1_000_000
     """Random B segments are drawn from a pool: documents are assigned to pools by a
     seeded hash, ceil(total tokens / nsp_pool_tokens) pools in all."""
 
     # --- output ----------------------------------------------------------------
-    rows_per_shard: int = 100_000
+    rows_per_shard: int = 16_384
+    """~3 MB per shard at sequence 128: many shards spread writing (zstd) over cores and workers."""
     rows_per_batch: int = 16_384
+    """Rows per Arrow record batch: the loader's unit of work."""
     length_bin_width: int = 16
     zstd_level: int = 19
 

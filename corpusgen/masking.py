@@ -119,7 +119,11 @@ def mask_documents(
     if cfg.do_whole_word_mask:
         chosen = _choose_whole_words(ids, cand, row_of, k, n_rows, tables, [rng for _, rng in documents], doc_of_row)
     else:
-        keys = np.concatenate([rng.random(int(t)) for (_, rng), t in zip(documents, tokens_per_doc)]) if n_rows else np.zeros(0)
+        keys = (
+            np.concatenate([rng.random(int(t)) for (_, rng), t in zip(documents, tokens_per_doc)])
+            if n_rows
+            else np.zeros(0)
+        )
         keys[~cand] = 2.0  # after every candidate
         order = np.lexsort((keys, row_of))  # by row, then key
         rank = np.arange(len(ids)) - row_start[row_of[order]]
@@ -128,7 +132,9 @@ def mask_documents(
     # Per document: up to k_per_doc draws of the kind (80/10/10) and of a replacement token.
     u_all = [rng.random(int(n)) for (_, rng), n in zip(documents, k_per_doc)]
     r_all = [rng.integers(0, len(tables.replacement_ids) - 1, size=int(n)) for (_, rng), n in zip(documents, k_per_doc)]
-    order_key = [rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for (_, rng), n in zip(documents, rows_per_doc)]
+    order_key = [
+        rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for (_, rng), n in zip(documents, rows_per_doc)
+    ]
     chosen_doc = doc_of_row[row_of[chosen]]
     first = np.searchsorted(chosen_doc, np.arange(len(documents)), side="left")
     within = np.arange(len(chosen)) - first[chosen_doc]

@@ -8,6 +8,7 @@ as arrays indexed by token id: which ids are special, which continue a word
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -151,7 +152,7 @@ class WordPiece:
         encodings = self._encode(list(texts), add_special_tokens=False)
         id_lists = [e.ids for e in encodings]
         lengths = np.fromiter((len(x) for x in id_lists), dtype=np.int64, count=len(id_lists))
-        flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(lengths.sum()))
+        flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
         return flat, lengths
 
     def decode_tokens(self, ids: Sequence[int]) -> list[str]:

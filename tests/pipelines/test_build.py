@@ -52,7 +52,7 @@ def test_rates_match_bert(enwiki_manifest):
     assert s["nsp"]["next"] + s["nsp"]["random"] == n
     assert abs(s["nsp"]["random_share"] - 0.5) <= min(0.02, binomial_halfwidth(n, 0.5))
     assert abs(s["short_target_instances"] / n - 0.1) <= binomial_halfwidth(n, 0.1)
-    assert s["nsp"]["pools"] == 2  # one pool per split: 1M tokens < nsp_pool_tokens
+    assert s["nsp"]["pools"] == 3  # ceil(1.03M / 1M) = 2 train pools + 1 held-out pool
 
 
 def test_tokens_are_accounted_for(enwiki_manifest):
