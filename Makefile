@@ -43,8 +43,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix corpusgen pipelines trainer tests bench
 
 bench: setup
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/bench_build.py
-	$(CG) bench loader $(DEMO)/data
+	$(PY) bench/bench_split.py
+	$(PY) bench/bench_loader.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -231,6 +231,14 @@ def _summary(manifest: dict, seconds: float) -> str:
     tokens = sum(e["tokens"] for e in shards)
     drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
     m = s["masking"]
+    if not shards:
+        return "\n".join(
+            [
+                f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept",
+                f"dropped: {drops}",
+                "no instances were made: every document was dropped (reasons above; see manifest.json)",
+            ]
+        )
     return "\n".join(
         [
             f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['heldout']} held out)",

@@ -87,6 +87,18 @@ class MergeCounts(beam.CombineFn):
 # --- read ------------------------------------------------------------------------------
 
 
+def _corrupt_stream_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zlib
+
+    import zstandard
+
+    return (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+
+
+_CORRUPT_STREAM_ERRORS = _corrupt_stream_errors()
+
+
 class _ParseFile(CountingDoFn):
     def __init__(self, cfg: BuildConfig) -> None:
         self.cfg = cfg
@@ -108,7 +120,7 @@ class _ParseFile(CountingDoFn):
                 for doc in parse(stream, self.cfg, self.counts):
                     self.counts["documents_read"] += 1
                     yield doc
-        except (OSError, EOFError, ValueError) as exc:
+        except _CORRUPT_STREAM_ERRORS as exc:
             # A corrupt compressed stream or an unreadable file: what was read stays, the rest is counted.
             log.warning("%s: %s: skipped the rest of the file", path, exc)
             self.counts[readers.UNREADABLE_FILE] += 1

@@ -1,5 +1,6 @@
 """Whole builds: the bundled Wikipedia sample at the defaults, determinism, bad input."""
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -119,6 +120,7 @@ def test_bad_inputs_are_skipped_and_counted(tmp_path, vocab_file):
     (src / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     (src / "empty.txt").write_bytes(b"")
     (src / "long.txt").write_bytes(b"A" * (2 << 20) + b"\n\nShort doc. Two sentences here.\n")
+    (src / "corrupt.txt.gz").write_bytes(gzip.compress(b"Some text. More text.\n" * 500)[:100] + b"\x00garbage" * 40)
     (src / "bad.jsonl").write_bytes(b'{"text": "Fine one. Fine two."}\n{oops\n{"text": 5}\n{"title": "x"}\n')
     files = sorted(str(p) for p in src.iterdir())
     out = tmp_path / "out"
@@ -133,6 +135,7 @@ def test_bad_inputs_are_skipped_and_counted(tmp_path, vocab_file):
         "missing_text_field": 1,
         "non_string_text": 1,
         "duplicate_document": 3,
+        "unreadable_file": 1,
     }
     assert m["stats"]["documents"]["kept"] == 7  # 3 of sample_text, latin-1, German, the short doc, the JSON one
     assert m["stats"]["cleaning"]["legacy_encoding_files"] == 1
