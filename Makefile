@@ -25,7 +25,7 @@ demo: setup
 	$(CG) validate $(DEMO)/data
 	$(CG) inspect $(DEMO)/data -n 2
 	rm -rf $(DEMO)/run
-	$(CG) train --data $(DEMO)/data --model tiny --steps $(STEPS) --out $(DEMO)/run
+	$(CG) train --data $(DEMO)/data --model tiny --steps $(STEPS) --batch-size 64 --out $(DEMO)/run
 	$(CG) plot $(DEMO)/run
 
 test: setup

@@ -28,8 +28,6 @@ _SPACE_RUN = re.compile(r" {2,}")
 _EDGE_SPACE = re.compile(r" +\n *|\n +")
 _BLANK_RUN = re.compile(r"\n{3,}")
 
-REPLACEMENT_CHAR = "\ufffd"
-
 
 def clean_text(text: str, unicode_form: str = "NFC") -> str:
     """Normalised text with single spaces, trimmed lines and at most one blank line in a row."""
@@ -58,8 +56,3 @@ def content_key(text: str) -> str:
     """
     norm = " ".join(text.lower().split())
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def replacement_share(text: str) -> float:
-    """Share of U+FFFD characters: text damaged by an earlier lossy decode."""
-    return text.count(REPLACEMENT_CHAR) / max(1, len(text))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,11 +178,6 @@ def open_shard(path: str | os.PathLike[str]) -> pa.ipc.RecordBatchFileReader:
 
 def read_shard(path: str | os.PathLike[str]) -> pa.Table:
     return open_shard(path).read_all()
-
-
-def iter_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    """Rows as dicts of Python values (for inspection and tests, not for speed)."""
-    yield from table.to_pylist()
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -20,7 +20,7 @@ from corpusgen.config import BuildConfig
 
 
 class InputError(ValueError):
-    pass
+    """An input that cannot be built from, with the path and the fix."""
 
 
 def _is_glob(path: str) -> bool:

@@ -32,7 +32,7 @@ def logs(run_dir):
 
 @pytest.mark.slow
 def test_300_cpu_steps_cut_mlm_loss_by_30_percent_and_resume_exactly(real_build, tmp_path):
-    common = dict(data=str(real_build), model="tiny", steps=300, batch_size=32, log_every=10, progress=False)
+    common = dict(data=str(real_build), model="tiny", steps=300, batch_size=64, log_every=10, progress=False)
     full = tmp_path / "full"
     train(TrainConfig(out=str(full), **common))
     full_logs = logs(full)
