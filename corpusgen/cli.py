@@ -171,14 +171,17 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
 
     from pipelines.inputs import InputError, check_inputs, resolve_inputs
 
+    from pipelines.build import check_runner, run_build
+
+    problems = check_runner(runner, output, beam_args)
+    if problems:
+        raise UserError(f"--runner {runner}: {'; '.join(problems)} (Beam options go as --name=value)")
     try:
         files = resolve_inputs(paths, cfg)
         check_inputs(files, cfg)
     except InputError as exc:
         raise _fail(exc) from None
     _prepare_output(output, overwrite)
-
-    from pipelines.build import run_build
 
     _setup_logging()
     click.echo(f"building {len(files)} file(s) → {output} (runner: {runner or 'local'}, workers: {workers})", err=True)

@@ -109,10 +109,34 @@ def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: Bui
     )
 
 
+LOCAL_RUNNERS = (None, "", "local", "FnApiRunner", "DirectRunner")
+
+
+def check_runner(runner: str | None, output_dir: str, beam_args: list[str]) -> list[str]:
+    """Problems that would make a remote run fail after submission, found before any work."""
+    if runner in LOCAL_RUNNERS:
+        return []
+    from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+    from apache_beam.runners import create_runner
+
+    try:
+        runner_obj = create_runner(runner)
+    except ValueError as exc:
+        return [
+            str(exc).split(". Valid values")[0] + "; use DataflowRunner, FlinkRunner, SparkRunner or PortableRunner"
+        ]
+    problems = [e.rstrip(".") for e in PipelineOptionsValidator(PipelineOptions(beam_args), runner_obj).validate()]
+    if "://" not in output_dir:
+        problems.append(
+            f"-o {output_dir} is a local path that {runner}'s workers cannot write; use gs://, s3:// or hdfs://"
+        )
+    return problems
+
+
 def make_pipeline(runner: str | None, workers: int, beam_args: list[str]) -> beam.Pipeline:
     """A pipeline on the named runner; locally the in-process FnApiRunner with ``workers`` processes."""
     options = PipelineOptions(beam_args)
-    if runner in (None, "", "local", "FnApiRunner", "DirectRunner"):
+    if runner in LOCAL_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         direct = options.view_as(beam.options.pipeline_options.DirectOptions)

@@ -161,3 +161,14 @@ def test_cleaning_options_reach_the_config(tmp_path):
     one_line_error(
         *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "p"), "--encoding", "klingon"), "klingon"
     )
+
+
+def test_remote_runner_options_checked_before_any_work(tmp_path):
+    (tmp_path / "in.txt").write_text("One. Two.\n")
+    code, out = run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--runner", "DataflowRunner")
+    one_line_error(code, out, "--runner DataflowRunner", "project", "temp_location", "local path")
+    one_line_error(
+        *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--runner", "Nope"),
+        "Unexpected pipeline runner: Nope",
+    )
+    assert not (tmp_path / "o").exists()
