@@ -66,7 +66,9 @@ def test_legacy_encoded_pages_are_decoded(tmp_path, vocab_file, wordpiece):
     assert m["stats"]["drops"] == {}
     words = instance_text(out, wordpiece)
     # uncased BERT strips accents: the words must come back as the right letters, not mojibake
-    assert "москва" in words and "strasse" not in words and "straße" in words or "strasse" in words
+    # (accents are stripped, ß is not: "führt" reads "fuhrt", "Straße" stays "straße")
+    for word in ("москва", "столицеи", "straße", "fuhrt", "brucke", "große", "stadte"):
+        assert word in words, word
     assert "Ã" not in words and "Ð" not in words
 
 
