@@ -169,9 +169,8 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
     if workers < 1:
         raise UserError("--workers must be at least 1")
 
-    from pipelines.inputs import InputError, check_inputs, resolve_inputs
-
     from pipelines.build import check_runner, run_build
+    from pipelines.inputs import InputError, check_inputs, resolve_inputs
 
     problems = check_runner(runner, output, beam_args)
     if problems:
@@ -244,7 +243,7 @@ def _summary(manifest: dict, seconds: float) -> str:
         )
     return "\n".join(
         [
-            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['heldout']} held out)",
+            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['validation']} held out for validation)",
             f"dropped: {drops}",
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",
