@@ -179,9 +179,10 @@ def run_build(
     runner: str | None = None,
     workers: int = 1,
     beam_args: list[str] | None = None,
-) -> None:
-    """Run a build to completion (the manifest exists when this returns)."""
+):
+    """Run a build to completion (the manifest exists when this returns); the runner's result."""
     p = make_pipeline(runner, workers, beam_args or [])
     build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner, workers))
     result = p.run()
     result.wait_until_finish()
+    return result
