@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -32,7 +33,9 @@ from pipelines.transforms import (
     MergeCounts,
     ReadDocuments,
     TokenizeChunks,
+    read_marker,
     write_file,
+    write_marker,
 )
 
 log = logging.getLogger("corpusgen")
@@ -155,11 +158,12 @@ def make_pipeline(runner: str | None, workers: int, beam_args: list[str]) -> bea
     return beam.Pipeline(options=options)
 
 
-def chunk_size(files: list[str], runner: str | None, workers: int) -> int:
-    """Characters per document chunk: about eight chunks per local worker, 1 M to 64 M characters.
+def chunk_size(files: list[str], runner: str | None) -> int:
+    """Characters per document chunk: about 16 chunks in all locally, 1 M to 64 M characters each.
 
-    Chunking spreads the work; it never changes the output. Remote runners get 32 M (their
-    inputs are many files, and listing sizes would cost a round trip each).
+    Chunking spreads the work; it never changes the output. It does not follow the worker count,
+    so a killed build can be resumed with another one. Remote runners get 32 M (their inputs are
+    many files, and listing sizes would cost a round trip each).
     """
     if runner not in LOCAL_RUNNERS:
         return 32 << 20
@@ -167,7 +171,26 @@ def chunk_size(files: list[str], runner: str | None, workers: int) -> int:
     for f in files:
         n = os.path.getsize(f) if "://" not in f and os.path.exists(f) else 32 << 20
         size += n * (4 if f.endswith(readers.COMPRESSION_SUFFIXES) else 1)  # compressed text: ~4x
-    return int(min(64 << 20, max(1 << 20, size // (8 * max(1, workers)))))
+    return int(min(64 << 20, max(1 << 20, size // 16)))
+
+
+def prepare_work_dir(output_dir: str, stamp: dict) -> bool:
+    """Keep the intermediate files of an earlier, unfinished run of the same build; True if kept.
+
+    ``stamp`` names the build (config, inputs, vocabulary, chunking): a different one, or none,
+    starts the work over. Temporary files a killed run left in a local output are removed.
+    """
+    work = FileSystems.join(output_dir, WORK_DIR)
+    stamp_path = FileSystems.join(work, "build.json")
+    if read_marker(stamp_path) == stamp:
+        if "://" not in output_dir:
+            for tmp in Path(output_dir).rglob("*.tmp-*"):
+                tmp.unlink()
+        return True
+    if FileSystems.exists(work):
+        FileSystems.delete([work])
+    write_marker(stamp_path, stamp)
+    return False
 
 
 def run_build(
@@ -181,8 +204,12 @@ def run_build(
     beam_args: list[str] | None = None,
 ):
     """Run a build to completion (the manifest exists when this returns); the runner's result."""
+    chunk = chunk_size(files, runner)
+    stamp = {"config": cfg.to_dict(), "files": sorted(files), "vocab_sha256": vocab.sha256, "chunk_chars": chunk}
+    if prepare_work_dir(output_dir, stamp):
+        log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
     p = make_pipeline(runner, workers, beam_args or [])
-    build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner, workers))
+    build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk)
     result = p.run()
     result.wait_until_finish()
     return result

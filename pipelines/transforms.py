@@ -38,9 +38,10 @@ from corpusgen.clean import clean_text, content_key
 from corpusgen.config import BuildConfig
 from corpusgen.documents import prepare_documents
 from corpusgen.instances import create_instances, unique_documents
+from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
 from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
-from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, token_dtype
+from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
 from corpusgen.timing import METRIC_PREFIX, StageTimer
 from corpusgen.tokenizer import VocabFile, WordPiece
 
@@ -65,6 +66,24 @@ def write_file(path: str, data: bytes) -> None:
 def read_file(path: str) -> bytes:
     with FileSystems.open(path, compression_type="uncompressed") as f:
         return f.read()
+
+
+# A step's *marker* records what a finished unit of work (an input file, a chunk, a pool) produced:
+# its outputs and counts. A rerun of a killed build finds it and re-emits them instead of redoing
+# the work; the outputs are deterministic, so the build's bytes are the same either way.
+
+
+def read_marker(path: str) -> dict | None:
+    try:
+        if not FileSystems.exists(path):
+            return None
+        return json.loads(read_file(path))
+    except (OSError, ValueError):  # a torn or unreadable marker: redo the work
+        return None
+
+
+def write_marker(path: str, record: dict) -> None:
+    write_file(path, json.dumps(record).encode("utf-8"))
 
 
 class CountingDoFn(beam.DoFn):
@@ -145,7 +164,20 @@ class _ReadChunks(CountingDoFn):
 
     def process(self, item: tuple[int, str]) -> Iterator[dict]:
         file_index, path = item
-        self.counts["files_read"] += 1
+        marker_path = FileSystems.join(self.work_dir, "docs", f"{file_index:06d}.json")
+        marker = read_marker(marker_path)
+        if marker is not None and marker.get("input") == path:
+            self.counts.update(marker["counts"])
+            yield from marker["chunks"]
+            return
+        counts: Counter = Counter()
+        descs = list(self._read(file_index, path, counts))
+        write_marker(marker_path, {"input": path, "chunks": descs, "counts": counts})
+        self.counts.update(counts)
+        yield from descs
+
+    def _read(self, file_index: int, path: str, counts: Counter) -> Iterator[dict]:
+        counts["files_read"] += 1
         locators: list[int] = []
         texts: list[str] = []
         chars = 0
@@ -165,14 +197,14 @@ class _ReadChunks(CountingDoFn):
             chars = 0
             return desc
 
-        docs = _parse_file(path, self.cfg, self.counts)
+        docs = _parse_file(path, self.cfg, counts)
         try:
             while True:
                 with self.timer.stage("read"):
                     doc = next(docs, None)
                 if doc is None:
                     break
-                self.counts["documents_read"] += 1
+                counts["documents_read"] += 1
                 locators.append(intermediate.locator(file_index, doc_index))
                 texts.append(doc)
                 doc_index += 1
@@ -182,7 +214,7 @@ class _ReadChunks(CountingDoFn):
         except _CORRUPT_STREAM_ERRORS as exc:
             # A corrupt compressed stream or an unreadable file: what was read stays, the rest is counted.
             log.warning("%s: %s: skipped the rest of the file", path, exc)
-            self.counts[readers.UNREADABLE_FILE] += 1
+            counts[readers.UNREADABLE_FILE] += 1
         if texts:
             yield flush()
 
@@ -236,10 +268,29 @@ class _TokenizeChunk(CountingDoFn):
         self.wp = WordPiece(self.vocab, self.cfg.do_lower_case)
 
     def process(self, desc: dict) -> Iterator:
+        # With near_dedup the step also emits signatures, which a marker does not keep: no resuming then.
+        marker_path = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.json")
+        marker = read_marker(marker_path) if self.cfg.near_dedup is None else None
+        if marker is not None:
+            self.counts.update(marker["counts"])
+            yield from self.emit_removed(marker["removed"])
+            yield marker["token_file"]
+            return
+        saved = self.counts
+        self.counts = Counter()
+        removed: list | None = [] if self.cfg.write_removed else None
+        for out in self._tokenize(desc, removed):
+            if isinstance(out, dict):
+                write_marker(marker_path, {"token_file": out, "counts": self.counts, "removed": removed})
+            yield out
+        yield from self.emit_removed(removed)
+        saved.update(self.counts)
+        self.counts = saved
+
+    def _tokenize(self, desc: dict, removed: list | None) -> Iterator:
         cfg = self.cfg
         with self.timer.stage("read"):
             locators, texts = intermediate.decode_chunk(read_file(desc["path"]))
-        removed: list | None = [] if cfg.write_removed else None
         cleaned = []
         for loc, raw in zip(locators, texts):
             with self.timer.stage("clean"):
@@ -258,7 +309,6 @@ class _TokenizeChunk(CountingDoFn):
         for lo in range(0, len(cleaned), DOCS_PER_TOKENIZE_BATCH):
             batch = cleaned[lo : lo + DOCS_PER_TOKENIZE_BATCH]
             rows += prepare_documents(batch, cfg, self.wp, self.counts, removed, self.timer)
-        yield from self.emit_removed(removed)
         with self.timer.stage("write_tokens"):
             data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
             out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
@@ -358,6 +408,33 @@ class _PoolShards(CountingDoFn):
 
     def process(self, task, token_files):
         (split, pool, pools), near = task[0], set(task[1])
+        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", f"{split}-{pool:05d}-of-{pools:05d}.json")
+        marker = read_marker(marker_path)
+        if marker is not None and all(self._intact(e) for e in marker["entries"]):
+            self.counts.update(marker["counts"])
+            yield from self.emit_removed(marker["removed"])
+            yield from marker["entries"]
+            return
+        saved = self.counts
+        self.counts = Counter()
+        removed: list | None = [] if self.cfg.write_removed else None
+        entries = list(self._pool(split, pool, pools, near, token_files, removed))
+        write_marker(marker_path, {"entries": entries, "counts": self.counts, "removed": removed})
+        saved.update(self.counts)
+        self.counts = saved
+        yield from self.emit_removed(removed)
+        yield from entries
+
+    def _intact(self, entry: dict) -> bool:
+        """A shard from an earlier run is taken as written only if its bytes match its entry."""
+        path = FileSystems.join(self.output_dir, entry["path"])
+        try:
+            data = read_file(path)
+        except OSError:
+            return False
+        return len(data) == entry["bytes"] and sha256_bytes(data) == entry["sha256"]
+
+    def _pool(self, split, pool, pools, near, token_files, removed) -> Iterator[dict]:
         cfg = self.cfg
         lo, hi = pool_range(pool, pools)
         docs = []
@@ -367,9 +444,7 @@ class _PoolShards(CountingDoFn):
                 if batches:
                     with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
                         docs += intermediate.decode_pool_documents(f, batches, lo, hi)
-            removed: list | None = [] if cfg.write_removed else None
             unique = unique_documents(docs, split, cfg, self.counts, removed, near)
-        yield from self.emit_removed(removed)
         if not unique:
             return
         inst = create_instances(unique, cfg, self.tables, self.counts, self.timer)
