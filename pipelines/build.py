@@ -8,6 +8,7 @@ pipeline, so it is the commit point on every runner.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from corpusgen.masking import VocabTables
 from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
 from corpusgen.tokenizer import VocabFile, WordPiece
 from pipelines.transforms import (
+    MAIN,
     REMOVED,
     SIGNATURES,
     STATS,
@@ -90,12 +92,12 @@ def build_pipeline(
     read = (
         p | "Files" >> beam.Create(list(enumerate(sorted(files)))) | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars)
     )
-    tokenized = read.chunks | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
+    tokenized = read[MAIN] | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
     if cfg.near_dedup is not None:
         near = tokenized[SIGNATURES] | "NearDuplicates" >> FindNearDuplicates(cfg)
     else:
         near = p | "NoNearDuplicates" >> beam.Create([]).with_output_types(str)
-    shards = (tokenized.token_files, near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
+    shards = (tokenized[MAIN], near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
     if cfg.write_removed:
         (
             (tokenized[REMOVED], shards[REMOVED])
@@ -114,7 +116,7 @@ def build_pipeline(
         | "WriteManifest"
         >> beam.ParDo(
             _WriteManifest(output_dir, cfg, vocab, wp.describe(), started),
-            shards=beam.pvalue.AsList(shards.shards),
+            shards=beam.pvalue.AsList(shards[MAIN]),
             counts=beam.pvalue.AsSingleton(counts),
         )
     )
@@ -154,6 +156,10 @@ def make_pipeline(runner: str | None, workers: int, beam_args: list[str]) -> bea
         direct.direct_num_workers = workers
         direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
         return beam.Pipeline(runner=FnApiRunner(), options=options)
+    if runner == "DaskRunner":
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        return beam.Pipeline(runner=DaskRunner(), options=options)
     options.view_as(beam.options.pipeline_options.StandardOptions).runner = runner
     return beam.Pipeline(options=options)
 
@@ -208,8 +214,18 @@ def run_build(
     stamp = {"config": cfg.to_dict(), "files": sorted(files), "vocab_sha256": vocab.sha256, "chunk_chars": chunk}
     if prepare_work_dir(output_dir, stamp):
         log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
-    p = make_pipeline(runner, workers, beam_args or [])
-    build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk)
-    result = p.run()
-    result.wait_until_finish()
+    beam_args = list(beam_args or [])
+    with contextlib.ExitStack() as stack:
+        if runner == "DaskRunner" and not any(a.startswith("--dask_client_address") for a in beam_args):
+            # No scheduler named: a local Dask cluster of `workers` processes, one thread each.
+            from distributed import LocalCluster
+
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            beam_args.append(f"--dask_client_address={cluster.scheduler_address}")
+        p = make_pipeline(runner, workers, beam_args)
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk)
+        result = p.run()
+        result.wait_until_finish()
     return result

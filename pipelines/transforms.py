@@ -29,9 +29,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
 from corpusgen import intermediate, readers, stats
 from corpusgen.clean import clean_text, content_key
@@ -87,30 +84,68 @@ def write_marker(path: str, record: dict) -> None:
 
 
 class CountingDoFn(beam.DoFn):
-    """A DoFn whose ``self.counts`` are published per bundle as Metrics and as a ``stats`` output.
+    """A DoFn whose ``self.counts`` go out after each element as Metrics and as a ``stats`` output.
 
-    ``self.timer``'s seconds per stage go to Metrics only (microseconds), for ``bench build``:
-    they differ from run to run, so they stay out of the manifest.
+    Per element, not per bundle: the elements are coarse (a file, a chunk, a pool), and outputs of
+    ``finish_bundle`` are not delivered by every runner (Beam's DaskRunner drops them). ``self.timer``'s
+    seconds per stage go to Metrics only (microseconds), for ``bench build``: they differ from run
+    to run, so they stay out of the manifest.
     """
 
-    def start_bundle(self) -> None:
+    def setup(self) -> None:
         self.counts: Counter = Counter()
         self.timer = StageTimer()
 
-    def finish_bundle(self) -> Iterator:
+    def take_counts(self) -> dict:
+        counts, self.counts = dict(self.counts), Counter()
+        for name, value in counts.items():
+            Metrics.counter("corpusgen", name).inc(value)
         for stage, seconds in self.timer.take().items():
             Metrics.counter("corpusgen", f"{METRIC_PREFIX}{stage}_us").inc(int(seconds * 1e6))
-        if not self.counts:
-            return
-        for name, value in self.counts.items():
-            Metrics.counter("corpusgen", name).inc(value)
-        yield TaggedOutput(STATS, WindowedValue(dict(self.counts), MIN_TIMESTAMP, [GlobalWindow()]))
-        self.counts = Counter()
+        return counts
 
     @staticmethod
     def emit_removed(removed: list[tuple[str, str]] | None) -> Iterator:
         for reason, text in removed or ():
             yield TaggedOutput(REMOVED, json.dumps({"reason": reason, "text": text}, ensure_ascii=False))
+
+
+MAIN = "main"
+
+
+class _AsTuples(beam.DoFn):
+    """Runs a multi-output DoFn and emits every output as a ``(tag, value)`` pair in one PCollection.
+
+    Beam's DaskRunner mixes up a ParDo's tagged outputs (its main output reached the consumer of a
+    tagged one in a trial on this pipeline); one output, split by tag with plain FlatMaps, runs the
+    same on every runner, and costs nothing worth measuring: the elements are file names and counts.
+    """
+
+    def __init__(self, inner: beam.DoFn) -> None:
+        self.inner = inner
+
+    def setup(self):
+        self.inner.setup()
+
+    def process(self, element, *side):
+        for out in self.inner.process(element, *side) or ():
+            yield (out.tag, out.value) if isinstance(out, TaggedOutput) else (MAIN, out)
+        if isinstance(self.inner, CountingDoFn):
+            counts = self.inner.take_counts()
+            if counts:
+                yield (STATS, counts)
+
+    def teardown(self):
+        self.inner.teardown()
+
+
+def par_do(pcoll, label: str, dofn: beam.DoFn, tags: tuple[str, ...], *side) -> dict:
+    """``{MAIN: ..., tag: ...}``: the outputs of ``dofn`` over ``pcoll``, one PCollection a tag."""
+    pairs = pcoll | label >> beam.ParDo(_AsTuples(dofn), *side)
+    return {
+        tag: pairs | f"{label}.{tag}" >> beam.FlatMap(lambda kv, tag=tag: [kv[1]] if kv[0] == tag else [])
+        for tag in (MAIN, *tags)
+    }
 
 
 class MergeCounts(beam.CombineFn):
@@ -227,12 +262,8 @@ class ReadDocuments(beam.PTransform):
         self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
 
     def expand(self, files):
-        return (
-            files
-            | "Distribute" >> beam.Reshuffle()
-            | "Parse"
-            >> beam.ParDo(_ReadChunks(self.cfg, self.work_dir, self.chunk_chars)).with_outputs(STATS, main="chunks")
-        )
+        files = files | "Distribute" >> beam.Reshuffle()
+        return par_do(files, "Parse", _ReadChunks(self.cfg, self.work_dir, self.chunk_chars), (STATS,))
 
 
 # --- clean, split, tokenize ----------------------------------------------------------------
@@ -265,6 +296,7 @@ class _TokenizeChunk(CountingDoFn):
         self.cfg, self.vocab, self.work_dir = cfg, vocab, work_dir
 
     def setup(self) -> None:
+        super().setup()
         self.wp = WordPiece(self.vocab, self.cfg.do_lower_case)
 
     def process(self, desc: dict) -> Iterator:
@@ -336,14 +368,9 @@ class TokenizeChunks(beam.PTransform):
         self.cfg, self.vocab, self.work_dir = cfg, vocab, work_dir
 
     def expand(self, chunks):
-        return (
-            chunks
-            | "Distribute" >> beam.Reshuffle()
-            | "CleanSplitTokenize"
-            >> beam.ParDo(_TokenizeChunk(self.cfg, self.vocab, self.work_dir)).with_outputs(
-                STATS, REMOVED, SIGNATURES, main="token_files"
-            )
-        )
+        chunks = chunks | "Distribute" >> beam.Reshuffle()
+        dofn = _TokenizeChunk(self.cfg, self.vocab, self.work_dir)
+        return par_do(chunks, "CleanSplitTokenize", dofn, (STATS, REMOVED, SIGNATURES))
 
 
 # --- near-duplicates -------------------------------------------------------------------------
@@ -399,6 +426,7 @@ class _PoolShards(CountingDoFn):
         self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
     def setup(self) -> None:
+        super().setup()
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="write-shard")
@@ -510,13 +538,11 @@ class CreateShards(beam.PTransform):
             return (split, pool_of(pool_hash(key, cfg), pools)), key
 
         routed = near_keys | "RouteToPool" >> beam.Map(route, totals=beam.pvalue.AsSingleton(totals))
-        return (
+        tasks = (
             {"pools": tasks, "near": routed}
             | "JoinPools" >> beam.CoGroupByKey()
             | "Task"
             >> beam.FlatMap(lambda kv: [((kv[0][0], kv[0][1], p), list(kv[1]["near"])) for p in kv[1]["pools"]])
-            | "PairMaskWrite"
-            >> beam.ParDo(_PoolShards(cfg, self.tables, self.output_dir), beam.pvalue.AsList(token_files)).with_outputs(
-                STATS, REMOVED, main="shards"
-            )
         )
+        dofn = _PoolShards(cfg, self.tables, self.output_dir)
+        return par_do(tasks, "PairMaskWrite", dofn, (STATS, REMOVED), beam.pvalue.AsList(token_files))
