@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from corpusgen import unicode_ranges
+
 __all__ = [
     "NEAR_DUPLICATE",
     "NearDupConfig",
@@ -58,7 +60,7 @@ _SHINGLE_BITS = np.uint64(0xFFFFFFFF)
 _EMPTY = np.uint32(0xFFFFFFFF)  # signature of a text without words: not below any real value
 _CHUNK = 1024  # shingles per block of the (shingles x permutations) matrix: 1 MiB, stays in cache
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = unicode_ranges.UNSPACED
 # Words are \w+ runs; each Han/Kana character is a word of its own (no spaces in Chinese/Japanese).
 # Stdlib re: three times faster than the regex module on this pattern.
 _TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import regex
 
+from corpusgen import unicode_ranges
+
 __all__ = [
     "BULLET_LINES",
     "CURLY_BRACKET",
@@ -184,8 +186,8 @@ class QualityConfig:
         return dataclasses.asdict(self)
 
 
-# Han and Kana blocks (stdlib re, which is several times faster than the regex module on these patterns).
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+# Han and Kana, one word a character (stdlib re: several times faster than the regex module on these patterns).
+_CJK = unicode_ranges.UNSPACED
 _WORD_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _CJK_RE = re.compile(f"[{_CJK}]")
 _ALPHA_RE = regex.compile(r"\p{L}")
