@@ -6,7 +6,8 @@ How the pipeline uses it (one pass, no global state):
 1. per document: ``sig = minhash_signature(text)``, then emit ``(band_key, (doc_key, sig))`` for each
    key of ``lsh_band_keys(sig, bands, rows)``;
 2. group by band key; for each group with two or more documents, ``near_duplicates_to_drop(group)``;
-3. the union of those drop sets is the final set (a document is dropped once, whatever the bands).
+3. the union of those drop sets is the final set (a document is dropped once, whatever the bands),
+   each counted as ``stats.NEAR_DUPLICATE_DOCUMENT``.
 
 Clusters are the connected components of the "estimated Jaccard ≥ threshold" graph, and each keeps its
 smallest key. The union in step 3 is exactly that even though no worker sees a whole cluster: the
@@ -39,7 +40,6 @@ import numpy as np
 from corpusgen import unicode_ranges
 
 __all__ = [
-    "NEAR_DUPLICATE",
     "NearDupConfig",
     "candidate_probability",
     "estimate_jaccard",
@@ -49,8 +49,6 @@ __all__ = [
     "near_duplicates_to_drop",
     "shingle_hashes",
 ]
-
-NEAR_DUPLICATE = "near_duplicate"
 
 # Permutations are the multiply-add-shift family h(x) = ((a*x + b) mod 2**64) >> 32 (Dietzfelbinger
 # 1996): strongly universal for 32-bit x with 64-bit a, b, like (a*x + b) mod p, but the mod 2**64 is

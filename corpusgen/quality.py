@@ -6,7 +6,8 @@ Two entry points, meant to run in this order:
   JavaScript notices, "terms of use", "all rights reserved", share and sign-up prompts. It returns the
   cleaned text and how many lines it removed, so the pipeline can count them.
 - :func:`check_document` answers "keep or drop, and why": ``None`` to keep, otherwise one of the drop
-  reason constants below. Rules run cheapest first and the first failing rule is the reason.
+  reason constants below (all in ``DROP_REASONS``). Rules run cheapest first and the first failing rule
+  is the reason. A build counts the drop as ``stats.QUALITY_PREFIX + reason`` (``quality_too_short``).
 
 Every threshold lives in :class:`QualityConfig`, with Gopher's (appendix A, table A1) values as defaults;
 setting a threshold to ``None`` switches its rule off. Word-based rules count whitespace-separated
