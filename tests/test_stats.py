@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from corpusgen import stats
+from corpusgen import quality, stats
 
 COUNTERS = {
     "files_read": 3,
@@ -159,3 +159,10 @@ def test_counter_names():
 def test_binomial_halfwidth_is_four_standard_errors(n, p, halfwidth):
     assert stats.binomial_halfwidth(n, p) == pytest.approx(halfwidth, rel=1e-12)
     assert stats.binomial_halfwidth(n, p, z=2.0) == pytest.approx(halfwidth / 2, rel=1e-12)
+
+
+def test_every_quality_reason_is_reported_under_its_prefixed_name():
+    exported = {getattr(quality, n) for n in quality.__all__ if n.isupper() and isinstance(getattr(quality, n), str)}
+    assert set(quality.DROP_REASONS) == exported and len(quality.DROP_REASONS) == len(exported)
+    counters = {stats.QUALITY_PREFIX + reason: 1 for reason in quality.DROP_REASONS}
+    assert stats.summarize(counters)["drops"] == {f"quality_{r}": 1 for r in sorted(quality.DROP_REASONS)}
