@@ -33,11 +33,13 @@ def small() -> WordPiece:
     return WordPiece(vocab_txt([*SPECIAL_TOKENS, *ORDINARY]))
 
 
-def tokenizer_json(lowercase: bool = True) -> VocabFile:
+def tokenizer_json(tmp_path, lowercase: bool = True) -> VocabFile:
+    """bert-base-uncased as a saved Hugging Face tokenizer (its special tokens are added tokens)."""
     from tokenizers import BertWordPieceTokenizer
 
-    tok = BertWordPieceTokenizer(str(DATA / "bert-base-uncased-vocab.txt"), lowercase=lowercase)
-    return VocabFile("tokenizer.json", tok._tokenizer.to_str().encode("utf-8"))
+    path = tmp_path / f"tokenizer-{lowercase}.json"
+    BertWordPieceTokenizer(str(DATA / "bert-base-uncased-vocab.txt"), lowercase=lowercase).save(str(path))
+    return VocabFile.read(path)
 
 
 # --- vocabularies that cannot be used: one line naming the file and the fix ---------------------------
@@ -125,8 +127,8 @@ def test_bad_tokenizer_json():
     assert str(err.value) == "tokenizer.json: model type 'BPE', corpusgen needs a WordPiece tokenizer"
 
 
-def test_tokenizer_json_lowercase_must_agree_with_the_option():
-    vf = tokenizer_json(lowercase=True)
+def test_tokenizer_json_lowercase_must_agree_with_the_option(tmp_path):
+    vf = tokenizer_json(tmp_path, lowercase=True)
     with pytest.raises(VocabError) as err:
         WordPiece(vf, do_lower_case=False)
     assert str(err.value) == (
@@ -135,7 +137,7 @@ def test_tokenizer_json_lowercase_must_agree_with_the_option():
     )
     assert WordPiece(vf, do_lower_case=True).do_lower_case is True
     assert WordPiece(vf).do_lower_case is True
-    assert WordPiece(tokenizer_json(lowercase=False)).do_lower_case is False
+    assert WordPiece(tokenizer_json(tmp_path, lowercase=False)).do_lower_case is False
 
 
 def test_a_good_vocab_reads_with_its_tables(tmp_path):
@@ -224,7 +226,7 @@ def test_long_sentences_are_cut_at_word_starts_and_nothing_is_lost():
     assert counts == {"long_sentences_cut": 2, "sentences_without_tokens": 1}
 
 
-def test_special_tokens_in_text_are_ordinary_text():
+def test_special_tokens_in_text_are_ordinary_text(tmp_path):
     text = "[CLS] Hello [SEP] world [MASK] x [PAD] [UNK]"
     # A vocab.txt tokenizer knows no added tokens: the brackets are punctuation.
     wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
@@ -234,7 +236,7 @@ def test_special_tokens_in_text_are_ordinary_text():
     assert not np.isin(ids, [wp.cls_id, wp.sep_id, wp.mask_id, wp.pad_id, wp.unk_id]).any()
     assert counts == {}
     # A saved tokenizer matches them: they become [UNK] and are counted, so [CLS] A [SEP] B [SEP] stays intact.
-    wj = WordPiece(tokenizer_json())
+    wj = WordPiece(tokenizer_json(tmp_path))
     counts = Counter()
     [(_, ids, bounds)] = tokenize_documents(["k"], [[text]], wj, 100, counts)
     assert wj.decode_tokens(ids) == ["[UNK]", "hello", "[UNK]", "world", "[UNK]", "x", "[UNK]", "[UNK]"]
@@ -242,8 +244,8 @@ def test_special_tokens_in_text_are_ordinary_text():
     assert counts == {"special_tokens_in_text": 4, "unk_tokens": 5}
 
 
-def test_describe_is_the_manifest_entry():
-    wj = WordPiece(tokenizer_json())
+def test_describe_is_the_manifest_entry(tmp_path):
+    wj = WordPiece(tokenizer_json(tmp_path))
     assert wj.describe() == {
         "type": "wordpiece",
         "vocab_size": 30522,
