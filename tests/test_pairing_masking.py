@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusgen.config import BuildConfig
-from corpusgen.masking import KIND_KEPT, KIND_MASK, KIND_RANDOM, VocabTables, mask_documents, mask_pairs
+from corpusgen.masking import VocabTables, mask_documents, mask_pairs
 from corpusgen.pairing import NEXT, RANDOM, Pair, TokenizedDocument, create_pairs, document_rng, truncation_counts
-from corpusgen.stats import binomial_halfwidth
+from corpusgen.shards import instance_counters
+from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, binomial_halfwidth
 
 FIRST, LAST = 1996, 29611  # ordinary word pieces of bert-base-uncased
 
@@ -143,7 +144,9 @@ def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
     for i, doc in enumerate(pool):
         rng = document_rng(seed, doc.key, 0)
         pairs = create_pairs(i, pool, cfg, rng, counts)
-        out.append((pairs, mask_pairs(pairs, tables, cfg, rng, counts)))
+        inst = mask_pairs(pairs, tables, cfg, rng, counts)
+        counts.update(instance_counters(inst, "train", tables.mask_id))
+        out.append((pairs, inst))
     return out, counts
 
 
@@ -249,7 +252,8 @@ def test_whole_word_mask_takes_whole_words_up_to_the_budget(
         counts = Counter()
         inst = mask_pairs([pair, pair], tables, cfg, document_rng(seed, "doc", 0), counts)
         assert counts["mask_candidates"] == 2 * n_cand
-        assert counts[KIND_MASK] + counts[KIND_RANDOM] + counts[KIND_KEPT] == 2 * masked
+        kinds = instance_counters(inst, "train", tables.mask_id)
+        assert kinds[KIND_MASK] + kinds[KIND_RANDOM] + kinds[KIND_KEPT] == 2 * masked
         [orig, _] = originals([pair, pair], tables)
         for _, pos, lab in rows_of(inst):
             assert len(pos) == masked

@@ -14,7 +14,7 @@ COUNTERS = {
     "documents_cleaned": 9,
     "documents_unique": 8,
     "documents_kept": 6,
-    "documents_heldout": 1,
+    "documents_validation": 1,
     "sentences_read": 50,
     "sentences_kept": 40,
     "sentences_without_tokens": 2,
@@ -45,7 +45,7 @@ COUNTERS = {
     "wikitext_heading_lines": 4,
     "instances": 12,
     "instances_train": 11,
-    "instances_heldout": 1,
+    "instances_validation": 1,
     "short_target_instances": 1,
     "nsp_next": 5,
     "nsp_random": 7,
@@ -65,7 +65,7 @@ COUNTERS = {
 def test_summarize_a_known_counter_set():
     assert stats.summarize(COUNTERS) == {
         "files": {"read": 3},
-        "documents": {"read": 10, "cleaned": 9, "unique": 8, "kept": 6, "heldout": 1},
+        "documents": {"read": 10, "cleaned": 9, "unique": 8, "kept": 6, "validation": 1},
         "sentences": {"read": 50, "kept": 40, "without_tokens": 2, "long_cut": 1, "reused_as_context": 3},
         "tokens": {
             "read": 1000,
@@ -94,7 +94,7 @@ def test_summarize_a_known_counter_set():
         },
         "other": {"wikitext_heading_lines": 4, "nsp_no_other_document": 0},
         "instances": 12,
-        "instances_by_split": {"train": 11, "heldout": 1},
+        "instances_by_split": {"train": 11, "validation": 1},
         "short_target_instances": 1,
         "nsp": {"next": 5, "random": 7, "random_share": 0.583333, "pools": 3, "pool_documents_mean": 2.3},
         "masking": {
@@ -141,7 +141,7 @@ def test_summarize_no_counters():
         "random_share": None,
         "kept_share": None,
     }
-    assert summary["documents"] == {"read": 0, "cleaned": 0, "unique": 0, "kept": 0, "heldout": 0}
+    assert summary["documents"] == {"read": 0, "cleaned": 0, "unique": 0, "kept": 0, "validation": 0}
 
 
 def test_counter_names():
