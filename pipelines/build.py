@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import apache_beam as beam
@@ -56,7 +56,7 @@ class _WriteManifest(beam.DoFn):
             tokenizer=self.tokenizer,
             entries=list(shards),
             counters=counts,
-            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             build_seconds=time.time() - self.started,
         )
         path = FileSystems.join(self.output_dir, MANIFEST_NAME)
@@ -128,6 +128,11 @@ LOCAL_RUNNERS = (None, "", "local", "FnApiRunner", "DirectRunner")
 def check_runner(runner: str | None, output_dir: str, beam_args: list[str]) -> list[str]:
     """Problems that would make a remote run fail after submission, found before any work."""
     if runner in LOCAL_RUNNERS:
+        return []
+    if runner == "DaskRunner":
+        named = any(a.startswith("--dask_client_address") for a in beam_args)
+        if named and "://" not in output_dir:
+            return [f"-o {output_dir} is a local path that a remote Dask cluster's workers may not see; use gs:// or s3://"]
         return []
     from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
     from apache_beam.runners import create_runner
