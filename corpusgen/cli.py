@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from corpusgen.config import BuildConfig
+from corpusgen.readers import INPUT_FORMATS
 
 BUNDLED_CORPUS = "enwiki_sample.jsonl.zst"
 BUNDLED_VOCAB = "bert-base-uncased-vocab.txt"
@@ -93,7 +94,7 @@ _BUILD_OPTIONS = {
 @click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
 @click.option(
     "--input-format",
-    type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]),
+    type=click.Choice(INPUT_FORMATS),
     help="[auto: by file name]",
 )
 @click.option("--text-field", help="Text field/column of JSONL, Parquet, Arrow inputs [text].")
@@ -169,15 +170,15 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
     if workers < 1:
         raise UserError("--workers must be at least 1")
 
-    from pipelines.inputs import InputError, check_inputs, resolve_inputs
-
     from pipelines.build import check_runner, run_build
+    from pipelines.inputs import InputError, check_inputs, resolve_inputs
 
     problems = check_runner(runner, output, beam_args)
     if problems:
         raise UserError(f"--runner {runner}: {'; '.join(problems)} (Beam options go as --name=value)")
+    skipped: dict[str, list[str]] = {}
     try:
-        files = resolve_inputs(paths, cfg)
+        files = resolve_inputs(paths, cfg, skipped)
         check_inputs(files, cfg)
     except InputError as exc:
         raise _fail(exc) from None
@@ -187,7 +188,7 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
     click.echo(f"building {len(files)} file(s) → {output} (runner: {runner or 'local'}, workers: {workers})", err=True)
     started = time.time()
     try:
-        run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args)
+        run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args, skipped=skipped)
     except KeyboardInterrupt:
         raise UserError(
             "interrupted; the output has no manifest, so no reader takes it; rerun with --overwrite"
@@ -362,18 +363,20 @@ def split(lang: str, line_breaks: str) -> None:
 @click.option("--min-frequency", default=2, show_default=True)
 @click.option("--limit-alphabet", default=1000, show_default=True)
 @click.option("--lower-case/--no-lower-case", default=True, show_default=True)
-@click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]), default="auto")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field) -> None:
     """Train a WordPiece vocabulary (Hugging Face tokenizers) on INPUT files."""
+    from corpusgen.readers import open_local
     from corpusgen.vocab import train_vocab
-    from pipelines.inputs import InputError, check_inputs, resolve_inputs
+    from pipelines.inputs import InputError, check_inputs, open_raw, resolve_inputs
 
     try:
         cfg = BuildConfig(input_format=input_format, text_field=text_field)
         files = resolve_inputs(list(inputs), cfg)
         check_inputs(files, cfg)
-        result = train_vocab(files, output, cfg, vocab_size=vocab_size, min_frequency=min_frequency,
+        opener = open_raw if any("://" in f for f in files) else open_local  # Beam's filesystems for remote paths
+        result = train_vocab(files, output, cfg, opener=opener, vocab_size=vocab_size, min_frequency=min_frequency,
                              limit_alphabet=limit_alphabet, lower_case=lower_case)  # fmt: skip
     except (ValueError, InputError) as exc:
         raise _fail(exc) from None

@@ -38,8 +38,11 @@ log = logging.getLogger("corpusgen")
 
 
 class _WriteManifest(beam.DoFn):
-    def __init__(self, output_dir: str, cfg: BuildConfig, vocab: VocabFile, tokenizer: dict, started: float) -> None:
+    def __init__(
+        self, output_dir: str, cfg: BuildConfig, vocab: VocabFile, tokenizer: dict, started: float, skipped: dict
+    ) -> None:
         self.output_dir, self.cfg, self.vocab, self.tokenizer, self.started = output_dir, cfg, vocab, tokenizer, started
+        self.skipped = skipped
 
     def process(self, _, shards, counts):
         shards = sorted(shards, key=lambda e: e["path"])
@@ -56,6 +59,7 @@ class _WriteManifest(beam.DoFn):
             "shards": shards,
             "stats": stats.summarize(counts),
             "counters": dict(sorted(counts.items())),
+            "skipped_inputs": self.skipped,  # reason -> paths left out before reading (hidden files)
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "build_seconds": round(time.time() - self.started, 1),
         }
@@ -66,8 +70,19 @@ class _WriteManifest(beam.DoFn):
         yield path
 
 
-def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: BuildConfig, vocab: VocabFile) -> None:
-    """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``."""
+def build_pipeline(
+    p: beam.Pipeline,
+    files: list[str],
+    output_dir: str,
+    cfg: BuildConfig,
+    vocab: VocabFile,
+    skipped: dict[str, list[str]] | None = None,
+) -> None:
+    """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``.
+
+    ``skipped``: paths ``resolve_inputs`` left out, by reason; counted and listed in the manifest.
+    """
+    skipped = {reason: sorted(paths) for reason, paths in (skipped or {}).items() if paths}
     wp = WordPiece(vocab, cfg.do_lower_case)
     if cfg.do_lower_case is None:
         cfg = cfg.replace(do_lower_case=wp.do_lower_case)  # the manifest records what was used
@@ -77,6 +92,8 @@ def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: Bui
     read = p | "Files" >> beam.Create(sorted(files)) | "Read" >> ReadDocuments(cfg)
     unique, clean_stats, removed = read.docs | "Clean" >> CleanDocuments(cfg)
     stat_parts, removed_parts = [read[STATS], clean_stats], [removed]
+    if skipped:
+        stat_parts.append(p | "SkippedInputs" >> beam.Create([{r: len(paths) for r, paths in skipped.items()}]))
     if cfg.near_dedup is not None:
         unique, near_stats, near_removed = unique | "DropNearDuplicates" >> DropNearDuplicates(cfg)
         stat_parts.append(near_stats)
@@ -102,7 +119,7 @@ def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: Bui
         | "Commit" >> beam.Create([None])
         | "WriteManifest"
         >> beam.ParDo(
-            _WriteManifest(output_dir, cfg, vocab, wp.describe(), started),
+            _WriteManifest(output_dir, cfg, vocab, wp.describe(), started, skipped),
             shards=beam.pvalue.AsList(entries),
             counts=beam.pvalue.AsSingleton(counts),
         )
@@ -156,9 +173,10 @@ def run_build(
     runner: str | None = None,
     workers: int = 1,
     beam_args: list[str] | None = None,
+    skipped: dict[str, list[str]] | None = None,
 ) -> None:
     """Run a build to completion (the manifest exists when this returns)."""
     p = make_pipeline(runner, workers, beam_args or [])
-    build_pipeline(p, files, output_dir, cfg, vocab)
+    build_pipeline(p, files, output_dir, cfg, vocab, skipped)
     result = p.run()
     result.wait_until_finish()

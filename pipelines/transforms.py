@@ -27,12 +27,13 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from corpusgen import readers, stats
-from corpusgen.clean import clean_text, content_key
+from corpusgen.clean import clean_document, content_key
 from corpusgen.config import BuildConfig
 from corpusgen.masking import VocabTables, mask_documents
 from corpusgen.pairing import TokenizedDocument, create_pairs, document_rng
 from corpusgen.shards import Instances, serialize_shard, shard_path, shard_schema
 from corpusgen.tokenizer import VocabFile, WordPiece, tokenize_documents
+from pipelines.inputs import open_raw
 
 STATS = "stats"
 REMOVED = "removed"  # dropped documents with their reason, when cfg.write_removed
@@ -87,43 +88,12 @@ class MergeCounts(beam.CombineFn):
 # --- read ------------------------------------------------------------------------------
 
 
-def _corrupt_stream_errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import zlib
-
-    import zstandard
-
-    return (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
-
-
-_CORRUPT_STREAM_ERRORS = _corrupt_stream_errors()
-
-
 class _ParseFile(CountingDoFn):
     def __init__(self, cfg: BuildConfig) -> None:
         self.cfg = cfg
 
     def process(self, path: str) -> Iterator[str]:
-        fmt = readers.detect_format(path, self.cfg)
-        self.counts["files_read"] += 1
-        try:
-            if fmt in ("parquet", "arrow"):
-                docs = readers.read_table_documents(path, fmt, self.cfg, self.counts)
-                for doc in docs:
-                    self.counts["documents_read"] += 1
-                    yield doc
-                return
-            parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(
-                fmt, readers.read_text_documents
-            )
-            with FileSystems.open(path) as stream:
-                for doc in parse(stream, self.cfg, self.counts):
-                    self.counts["documents_read"] += 1
-                    yield doc
-        except _CORRUPT_STREAM_ERRORS as exc:
-            # A corrupt compressed stream or an unreadable file: what was read stays, the rest is counted.
-            log.warning("%s: %s: skipped the rest of the file", path, exc)
-            self.counts[readers.UNREADABLE_FILE] += 1
+        yield from readers.read_documents(path, self.cfg, self.counts, opener=open_raw)
 
 
 class ReadDocuments(beam.PTransform):
@@ -149,31 +119,11 @@ class _Clean(CountingDoFn):
         self.cfg = cfg
 
     def process(self, text: str) -> Iterator[tuple[str, str]]:
-        from corpusgen.encoding import fix_mojibake, might_be_mojibake
-        from corpusgen.html import html_to_text, looks_like_html
-
-        cfg = self.cfg
-        raw = text
-        if cfg.html == "always" or (cfg.html == "auto" and looks_like_html(text)):
-            text = html_to_text(text)
-            self.counts["html_documents"] += 1
-        if cfg.fix_mojibake and might_be_mojibake(text):
-            fixed = fix_mojibake(text)
-            if fixed != text:
-                self.counts["mojibake_fixed_documents"] += 1
-                text = fixed
-        text = clean_text(text, cfg.unicode_form)
-        if cfg.quality is not None and cfg.quality.strip_boilerplate:
-            from corpusgen.quality import strip_boilerplate_lines
-
-            text, removed = strip_boilerplate_lines(text, cfg.quality)
-            if removed:
-                self.counts["boilerplate_lines_removed"] += removed
-        if len(text) < cfg.min_document_chars:
-            yield from self.drop(stats.EMPTY_DOCUMENT, raw, cfg)
+        cleaned, reason = clean_document(text, self.cfg, self.counts)
+        if reason is not None:
+            yield from self.drop(reason, text, self.cfg)
             return
-        self.counts["documents_cleaned"] += 1
-        yield content_key(text), text
+        yield content_key(cleaned), cleaned
 
 
 class _KeepOne(CountingDoFn):
@@ -302,24 +252,33 @@ class _SplitTokenize(CountingDoFn):
 
     def process(self, batch: list[tuple[str, str]]) -> Iterator[tuple[str, TokenizedDocument]]:
         cfg = self.cfg
-        sentence_lists = [self.split(text, cfg.lang, cfg.line_breaks) for _, text in batch]
-        self.counts["sentences_read"] += sum(len(s) for s in sentence_lists)
         if cfg.quality is not None:
             from corpusgen.quality import check_document
-
-            kept = []
-            for (key, text), sentences in zip(batch, sentence_lists):
-                reason = check_document(text, sentences, cfg.quality)
-                if reason is None:
-                    kept.append((key, text, sentences))
-                else:
-                    yield from self.drop(f"quality_{reason}", text, cfg)
-            batch = [(k, t) for k, t, _ in kept]
-            sentence_lists = [s for _, _, s in kept]
-        texts = dict(batch) if cfg.write_removed else {}
-        keys = [k for k, _ in batch]
+        kept = []
+        for key, text in batch:
+            try:  # one document's failure is its drop, never the build's
+                sentences = self.split(text, cfg.lang, cfg.line_breaks)
+                reason = None if cfg.quality is None else check_document(text, sentences, cfg.quality)
+            except Exception as exc:
+                yield from self._document_error(key, text, "splitting", exc)
+                continue
+            self.counts["sentences_read"] += len(sentences)
+            if reason is None:
+                kept.append((key, text, sentences))
+            else:
+                yield from self.drop(f"{stats.QUALITY_PREFIX}{reason}", text, cfg)
+        texts = {k: t for k, t, _ in kept} if cfg.write_removed else {}
         min_sentences = 1 if cfg.next_sentence == "none" else 2
-        for key, ids, bounds in tokenize_documents(keys, sentence_lists, self.wp, cfg.max_num_tokens, self.counts):
+        try:
+            tokenized = self._tokenize(kept)
+        except Exception:  # find the failing document(s): tokenize each alone
+            tokenized = []
+            for doc in kept:
+                try:
+                    tokenized += self._tokenize([doc])
+                except Exception as exc:
+                    yield from self._document_error(doc[0], doc[1], "tokenizing", exc)
+        for key, ids, bounds in tokenized:
             n_tokens, n_sent = int(bounds[-1]), len(bounds) - 1
             self.counts["tokens_read"] += n_tokens
             if n_tokens == 0:
@@ -340,6 +299,16 @@ class _SplitTokenize(CountingDoFn):
         if time.monotonic() - self.last_log > 30:
             log.info("split and tokenized %d documents in this worker", self.seen_docs)
             self.last_log = time.monotonic()
+
+    def _tokenize(self, docs: list[tuple[str, str, list[str]]]):
+        counts: Counter = Counter()  # counted only when the whole call succeeds
+        out = tokenize_documents([d[0] for d in docs], [d[2] for d in docs], self.wp, self.cfg.max_num_tokens, counts)
+        self.counts.update(counts)
+        return out
+
+    def _document_error(self, key: str, text: str, step: str, exc: Exception):
+        log.warning("document %s: %s failed (%s: %s); dropped it", key, step, type(exc).__name__, exc, exc_info=True)
+        yield from self.drop(stats.DOCUMENT_ERROR, text, self.cfg)
 
 
 class SplitAndTokenize(beam.PTransform):
