@@ -229,6 +229,8 @@ def _setup_logging() -> None:
 
 
 def _summary(manifest: dict, seconds: float) -> str:
+    from corpusgen.stats import input_summary
+
     s = manifest["stats"]
     shards = manifest["shards"]
     nbytes = sum(e["bytes"] for e in shards)
@@ -238,14 +240,14 @@ def _summary(manifest: dict, seconds: float) -> str:
     if not shards:
         return "\n".join(
             [
-                f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept",
+                input_summary(s),
                 f"dropped: {drops}",
                 "no instances were made: every document was dropped (reasons above; see manifest.json)",
             ]
         )
     return "\n".join(
         [
-            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['heldout']} held out)",
+            f"{input_summary(s)} ({s['documents']['heldout']} held out)",
             f"dropped: {drops}",
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",

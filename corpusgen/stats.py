@@ -79,6 +79,19 @@ def length_counter(length: int) -> str:
     return f"{LENGTH_PREFIX}{length}"
 
 
+def input_summary(s: Mapping) -> str:
+    """One line of the input funnel from a manifest's ``stats``: files → records → documents.
+
+    Records that never became documents (a number where the text should be, broken JSON) are
+    counted as records dropped, so the line adds up: records read = documents read + dropped.
+    """
+    f, r, d = s["files"], s["records"], s["documents"]
+    return (
+        f"files: {f['read']} read ({f['skipped']} skipped or cut short); records: {r['read']} read, {r['dropped']} dropped; "
+        f"documents: {d['read']} read, {d['kept']} kept"
+    )
+
+
 def binomial_halfwidth(n: int, p: float, z: float = 4.0) -> float:
     """z standard errors of a share estimated from n Bernoulli(p) draws."""
     return z * math.sqrt(p * (1 - p) / max(1, n))
