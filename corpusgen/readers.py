@@ -98,7 +98,7 @@ COMPRESSION_SUFFIXES = tuple(COMPRESSIONS)
 # zstd's decompressobj has no output limit; small feeds bound one call's output (a 4-byte RLE block
 # expands to at most 128 KiB, so 4 KiB in gives at most 128 MiB out even for a crafted file).
 _ZSTD_FEED = 1 << 12
-_FEED = 1 << 16
+_FEED = 1 << 18
 
 
 def _codec_errors() -> tuple[type[BaseException], ...]:
