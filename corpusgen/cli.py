@@ -247,7 +247,7 @@ def _summary(manifest: dict, seconds: float) -> str:
         )
     return "\n".join(
         [
-            f"{input_summary(s)} ({s['documents']['heldout']} held out)",
+            f"{input_summary(s)} ({s['documents']['validation']} held out for validation)",
             f"dropped: {drops}",
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",

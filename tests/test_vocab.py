@@ -9,10 +9,18 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from corpusgen import stats
+from corpusgen.clean import content_key
 from corpusgen.config import BuildConfig
+from corpusgen.intermediate import decode_pool_documents
+from corpusgen.tokenizer import VocabFile
 from corpusgen.vocab import iter_documents, train_vocab
-from pipelines.transforms import CleanDocuments, ReadDocuments
-from tests.conftest import ROOT
+from pipelines.transforms import ReadDocuments, TokenizeChunks, read_file
+from tests.conftest import DATA, ROOT
+
+
+def vocab_file():
+    return VocabFile.read(DATA / "bert-base-uncased-vocab.txt")
+
 
 PAGE = (
     "<html><head><meta charset='utf-8'><style>.menu{color:red}</style></head><body>"
@@ -23,29 +31,33 @@ PAGE = (
 
 def inputs(tmp_path):
     (tmp_path / "page.html").write_text(PAGE)
-    (tmp_path / "a.jsonl").write_text('{"text": "Decomposed cafe\\u0301 text."}\n{"text": 5}\n')
-    (tmp_path / "b.txt").write_text("Plain  text\u00a0here.\n\nSecond document.\n")
+    (tmp_path / "a.jsonl").write_text('{"text": "Decomposed cafe\\u0301 text. It has two sentences."}\n{"text": 5}\n')
+    (tmp_path / "b.txt").write_text("Plain  text\u00a0here. A second one.\n\nSecond document. Also two.\n")
     return sorted(str(p) for p in tmp_path.iterdir())
 
 
 def test_vocab_reads_and_cleans_as_build_does(tmp_path):
-    files = inputs(tmp_path)
-    cfg = BuildConfig(dedup=False)
+    (tmp_path / "in").mkdir()
+    files = inputs(tmp_path / "in")
+    cfg = BuildConfig(heldout_fraction=0.0)
     counts = Counter()
     docs = list(iter_documents(files, cfg, counts))
-    assert sorted(docs) == sorted(
-        [
-            "Café culture grew in the city.\n\nPeople met there daily.",
-            "Decomposed café text.",
-            "Plain text here.",
-            "Second document.",
-        ]
-    )
+    assert sorted(docs) == [
+        "Café culture grew in the city.\n\nPeople met there daily.",
+        "Decomposed café text. It has two sentences.",
+        "Plain text here. A second one.",
+        "Second document. Also two.",
+    ]
     assert counts[stats.NON_STRING_TEXT] == 1 and counts[stats.HTML_DOCUMENTS] == 1
+    # The build keys each document by its cleaned text: the keys it tokenized are vocab's texts.
+    work = tmp_path / "work"
     with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
-        read = p | beam.Create(files) | ReadDocuments(cfg)
-        cleaned, _, _ = read.docs | CleanDocuments(cfg)
-        assert_that(cleaned | beam.Values(), equal_to(docs))
+        read = p | beam.Create(list(enumerate(files))) | ReadDocuments(cfg, str(work))
+        tokenized = read.chunks | TokenizeChunks(cfg, vocab_file(), str(work))
+        keys = tokenized.token_files | beam.FlatMap(
+            lambda tf: [d.doc.key for d in decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
+        )
+        assert_that(keys, equal_to([content_key(d) for d in docs]))
 
 
 def test_vocab_from_html_has_no_markup(tmp_path):

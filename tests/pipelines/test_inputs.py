@@ -8,11 +8,12 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from click.testing import CliRunner
 
-from corpusgen import stats
+from corpusgen import intermediate, stats
+from corpusgen.clean import content_key
 from corpusgen.cli import cli
 from corpusgen.config import BuildConfig
 from pipelines.inputs import resolve_inputs
-from pipelines.transforms import STATS, MergeCounts, SplitAndTokenize
+from pipelines.transforms import STATS, MergeCounts, TokenizeChunks, read_file
 
 
 def test_hidden_files_are_skipped_counted_and_listed(tmp_path):
@@ -88,24 +89,26 @@ def test_all_numbers_summary_adds_up(tmp_path):
     assert "dropped: non_string_text 3" in result.output
 
 
-def test_a_failing_document_is_counted_not_fatal(monkeypatch, vocab_file):
-    import corpusgen.split
+def test_a_failing_document_is_counted_not_fatal(monkeypatch, tmp_path, vocab_file):
+    import corpusgen.documents
 
-    real = corpusgen.split.split_sentences
+    real = corpusgen.documents.split_sentences
 
     def split(text, *args):
         if "BOOM" in text:
             raise RuntimeError("a splitter bug")
         return real(text, *args)
 
-    monkeypatch.setattr(corpusgen.split, "split_sentences", split)
-    docs = [("k1", "The cat sat on the mat. It was happy."), ("k2", "BOOM goes this one. And again.")]
+    monkeypatch.setattr(corpusgen.documents, "split_sentences", split)
+    texts = ["The cat sat on the mat. It was happy.", "BOOM goes this one. And again."]
+    path = tmp_path / "c.arrow"
+    path.write_bytes(intermediate.encode_chunk([0, 1], texts))
     with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
-        out = p | beam.Create(docs) | SplitAndTokenize(BuildConfig(heldout_fraction=0.0), vocab_file)
-        assert_that(out.docs | beam.Map(lambda kv: kv[1].key), equal_to(["k1"]), label="docs")
-        counts = out[STATS] | beam.CombineGlobally(MergeCounts())
-        assert_that(
-            counts | beam.Map(lambda c: {k: c.get(k) for k in (stats.DOCUMENT_ERROR, "documents_kept")}),
-            equal_to([{stats.DOCUMENT_ERROR: 1, "documents_kept": 1}]),
-            label="stats",
+        chunk = p | beam.Create([{"chunk": "000000-00000", "path": str(path), "documents": 2}])
+        out = chunk | TokenizeChunks(BuildConfig(heldout_fraction=0.0), vocab_file, str(tmp_path / "w"))
+        keys = out.token_files | beam.FlatMap(
+            lambda tf: [d.doc.key for d in intermediate.decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
         )
+        assert_that(keys, equal_to([content_key(texts[0])]), label="docs")
+        counts = out[STATS] | beam.CombineGlobally(MergeCounts())
+        assert_that(counts | beam.Map(lambda c: c.get(stats.DOCUMENT_ERROR)), equal_to([1]), label="stats")
