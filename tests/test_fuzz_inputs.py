@@ -168,13 +168,27 @@ def test_clean_split_tokenize_never_raise(wordpiece, text, html, form):
         wordpiece.encode(sentences)
 
 
-# --- regression cases found by the fuzzers above ---------------------------------------------------
+# --- regression cases: the failures the issue reported, as the fuzzers above produce them -----------
 
 
-def test_html_character_reference_to_a_surrogate_is_dropped():
+def test_a_lone_surrogate_reaching_the_cleaner_is_dropped():
+    # Readers drop such records; a caller passing text straight to clean_document gets the same answer
+    # (the tokenizer cannot encode a surrogate: it crashed whole builds).
     counts: Counter = Counter()
     cleaned, reason = clean_document("\ud800 raw", BuildConfig(), counts)
     assert (cleaned, reason) == (None, stats.INVALID_UNICODE)
+
+
+def test_a_lone_surrogate_in_json_costs_only_its_record():
+    docs, counts = read(b'{"text": "ok one"}\n{"text": "\\ud800"}\n{"text": "ok two"}\n', "a.jsonl")
+    assert docs == ["ok one", "ok two"] and counts[stats.INVALID_UNICODE] == 1
+
+
+def test_a_truncated_zst_is_truncated_not_empty():
+    data = COMPRESS["zst"](b"".join(b'{"text": "record %d"}\n' % i for i in range(5000)))
+    docs, counts = read(data[: len(data) // 2], "a.jsonl.zst")
+    assert counts[stats.TRUNCATED_FILE] == 1 and counts[stats.EMPTY_FILE] == 0
+    assert docs == [f"record {i}" for i in range(len(docs))]
 
 
 @pytest.mark.parametrize("kind", sorted(COMPRESS))
