@@ -15,6 +15,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.pairing import TokenizedDocument, min_sentences
 from corpusgen.partition import pool_hash, split_of
 from corpusgen.split import split_sentences
+from corpusgen.timing import StageTimer
 from corpusgen.tokenizer import WordPiece, tokenize_documents
 
 Removed = list  # of (reason, text): dropped documents, kept only when the build writes them
@@ -32,12 +33,15 @@ def prepare_documents(
     wp: WordPiece,
     counts: Counter,
     removed: Removed | None = None,
+    timer: StageTimer | None = None,
 ) -> list[tuple[str, int, int, TokenizedDocument, str | None]]:
     """``(locator, content key, cleaned text)`` → ``(split, pool hash, locator, document, text)``.
 
     ``text`` is kept only when ``cfg.write_removed`` (a later step may still drop the document).
     """
-    sentence_lists = [split_sentences(text, cfg.lang, cfg.line_breaks) for _, _, text in batch]
+    timer = timer or StageTimer()
+    with timer.stage("split"):
+        sentence_lists = [split_sentences(text, cfg.lang, cfg.line_breaks) for _, _, text in batch]
     counts["sentences_read"] += sum(len(s) for s in sentence_lists)
     if cfg.quality is not None:
         from corpusgen.quality import check_document
@@ -53,7 +57,8 @@ def prepare_documents(
         sentence_lists = [s for _, s in kept]
     need = min_sentences(cfg)
     out = []
-    tokenized = tokenize_documents([key for _, key, _ in batch], sentence_lists, wp, cfg.max_num_tokens, counts)
+    with timer.stage("tokenize"):
+        tokenized = tokenize_documents([key for _, key, _ in batch], sentence_lists, wp, cfg.max_num_tokens, counts)
     for (loc, key, text), (_, ids, bounds) in zip(batch, tokenized):
         n_tokens, n_sent = int(bounds[-1]), len(bounds) - 1
         counts["tokens_read"] += n_tokens

@@ -21,6 +21,7 @@ from corpusgen.masking import VocabTables, mask_documents
 from corpusgen.pairing import TokenizedDocument, create_pairs, document_rng
 from corpusgen.partition import VALIDATION
 from corpusgen.shards import Instances
+from corpusgen.timing import StageTimer
 
 DOCS_PER_MASK_BATCH = 512  # documents masked together; bounds the arrays of one call
 
@@ -63,20 +64,27 @@ def unique_documents(
 
 
 def create_instances(
-    pool: Sequence[TokenizedDocument], cfg: BuildConfig, tables: VocabTables, counts: Counter
+    pool: Sequence[TokenizedDocument],
+    cfg: BuildConfig,
+    tables: VocabTables,
+    counts: Counter,
+    timer: StageTimer | None = None,
 ) -> Instances | None:
     """Every instance of a pool (sorted by key), all dupes; None when it makes none."""
+    timer = timer or StageTimer()
     counts["pools"] += 1
     counts["pool_documents"] += len(pool)
     parts = []
     for dupe in range(cfg.dupe_factor):
         for lo in range(0, len(pool), DOCS_PER_MASK_BATCH):
             batch = []
-            for i in range(lo, min(lo + DOCS_PER_MASK_BATCH, len(pool))):
-                rng = document_rng(cfg.random_seed, pool[i].key, dupe)
-                pairs = create_pairs(i, pool, cfg, rng, counts)
-                counts["short_target_instances"] += sum(p.short for p in pairs)
-                batch.append((pairs, rng))
-            parts.append(mask_documents(batch, tables, cfg, counts))
+            with timer.stage("pair"):
+                for i in range(lo, min(lo + DOCS_PER_MASK_BATCH, len(pool))):
+                    rng = document_rng(cfg.random_seed, pool[i].key, dupe)
+                    pairs = create_pairs(i, pool, cfg, rng, counts)
+                    counts["short_target_instances"] += sum(p.short for p in pairs)
+                    batch.append((pairs, rng))
+            with timer.stage("mask"):
+                parts.append(mask_documents(batch, tables, cfg, counts))
     parts = [p for p in parts if len(p)]
     return Instances.concat(parts) if parts else None

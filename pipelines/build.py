@@ -186,9 +186,10 @@ def run_build(
     workers: int = 1,
     beam_args: list[str] | None = None,
     skipped: dict[str, list[str]] | None = None,
-) -> None:
-    """Run a build to completion (the manifest exists when this returns)."""
+):
+    """Run a build to completion (the manifest exists when this returns); the runner's result."""
     p = make_pipeline(runner, workers, beam_args or [])
     build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner, workers), skipped=skipped)
     result = p.run()
     result.wait_until_finish()
+    return result

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -40,6 +41,7 @@ from corpusgen.instances import create_instances, unique_documents
 from corpusgen.masking import VocabTables
 from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
 from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, token_dtype
+from corpusgen.timing import METRIC_PREFIX, StageTimer
 from corpusgen.tokenizer import VocabFile, WordPiece
 from pipelines.inputs import open_raw
 
@@ -67,12 +69,19 @@ def read_file(path: str) -> bytes:
 
 
 class CountingDoFn(beam.DoFn):
-    """A DoFn whose ``self.counts`` are published per bundle as Metrics and as a ``stats`` output."""
+    """A DoFn whose ``self.counts`` are published per bundle as Metrics and as a ``stats`` output.
+
+    ``self.timer``'s seconds per stage go to Metrics only (microseconds), for ``bench build``:
+    they differ from run to run, so they stay out of the manifest.
+    """
 
     def start_bundle(self) -> None:
         self.counts: Counter = Counter()
+        self.timer = StageTimer()
 
     def finish_bundle(self) -> Iterator:
+        for stage, seconds in self.timer.take().items():
+            Metrics.counter("corpusgen", f"{METRIC_PREFIX}{stage}_us").inc(int(seconds * 1e6))
         if not self.counts:
             return
         for name, value in self.counts.items():
@@ -123,7 +132,8 @@ class _ReadChunks(CountingDoFn):
             nonlocal chunk, chars
             name = f"{file_index:06d}-{chunk:05d}"
             out = FileSystems.join(self.work_dir, "docs", f"{name}.arrow")
-            write_file(out, intermediate.encode_chunk(locators, texts))
+            with self.timer.stage("write_tokens"):
+                write_file(out, intermediate.encode_chunk(locators, texts))
             desc = {"chunk": name, "path": out, "documents": len(texts)}
             locators.clear()
             texts.clear()
@@ -132,7 +142,12 @@ class _ReadChunks(CountingDoFn):
             return desc
 
         # Never raises for what a file holds: faults end the file, counted by reason.
-        for doc in readers.read_documents(path, self.cfg, self.counts, opener=open_raw):
+        docs = readers.read_documents(path, self.cfg, self.counts, opener=open_raw)
+        while True:
+            with self.timer.stage("read"):
+                doc = next(docs, None)
+            if doc is None:
+                break
             locators.append(intermediate.locator(file_index, doc_index))
             texts.append(doc)
             doc_index += 1
@@ -171,15 +186,18 @@ class _TokenizeChunk(CountingDoFn):
 
     def process(self, desc: dict) -> Iterator:
         cfg = self.cfg
-        locators, texts = intermediate.decode_chunk(read_file(desc["path"]))
+        with self.timer.stage("read"):
+            locators, texts = intermediate.decode_chunk(read_file(desc["path"]))
         removed: list | None = [] if cfg.write_removed else None
         cleaned = []
         for loc, raw in zip(locators, texts):
-            text, reason = clean_document(raw, cfg, self.counts, source=f"chunk {desc['chunk']}")
+            with self.timer.stage("clean"):
+                text, reason = clean_document(raw, cfg, self.counts, source=f"chunk {desc['chunk']}")
+                key = content_key(text) if reason is None else None
             if reason is not None:
                 drop(self.counts, removed, reason, raw)
                 continue
-            cleaned.append((loc, content_key(text), text))
+            cleaned.append((loc, key, text))
         if cfg.near_dedup is not None:
             yield from self._signatures(cleaned)
         rows = []
@@ -196,9 +214,10 @@ class _TokenizeChunk(CountingDoFn):
                                     desc["chunk"], doc[1], type(exc).__name__, exc, exc_info=True)  # fmt: skip
                         drop(self.counts, removed, stats.DOCUMENT_ERROR, doc[2])
         yield from self.emit_removed(removed)
-        data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
-        out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
-        write_file(out, data)
+        with self.timer.stage("write_tokens"):
+            data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
+            out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
+            write_file(out, data)
         tokens = {split: 0 for split in SPLITS}
         for split, _, _, doc, _ in rows:
             tokens[split] += doc.n_tokens
@@ -207,7 +226,7 @@ class _TokenizeChunk(CountingDoFn):
     def _prepare(self, batch, removed: list | None) -> list:
         counts: Counter = Counter()  # merged only when the whole call succeeds
         dropped: list | None = None if removed is None else []
-        rows = prepare_documents(batch, self.cfg, self.wp, counts, dropped)
+        rows = prepare_documents(batch, self.cfg, self.wp, counts, dropped, self.timer)
         self.counts.update(counts)
         if dropped:
             removed.extend(dropped)
@@ -306,21 +325,23 @@ class _PoolShards(CountingDoFn):
         cfg = self.cfg
         lo, hi = pool_range(pool, pools)
         docs = []
-        for tf in token_files:
-            batches = intermediate.batches_in_range(tf["index"], split, lo, hi)
-            if batches:
-                with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
-                    docs += intermediate.decode_pool_documents(f, batches, lo, hi)
-        removed: list | None = [] if cfg.write_removed else None
-        unique = unique_documents(docs, split, cfg, self.counts, removed, near)
+        with self.timer.stage("read_pool"):
+            for tf in token_files:
+                batches = intermediate.batches_in_range(tf["index"], split, lo, hi)
+                if batches:
+                    with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
+                        docs += intermediate.decode_pool_documents(f, batches, lo, hi)
+            removed: list | None = [] if cfg.write_removed else None
+            unique = unique_documents(docs, split, cfg, self.counts, removed, near)
         yield from self.emit_removed(removed)
         if not unique:
             return
-        inst = create_instances(unique, cfg, self.tables, self.counts)
+        inst = create_instances(unique, cfg, self.tables, self.counts, self.timer)
         if inst is None:
             return
-        self.counts.update(instance_counters(inst, split, self.tables.mask_id))
-        shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
+        with self.timer.stage("sort"):
+            self.counts.update(instance_counters(inst, split, self.tables.mask_id))
+            shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
         log.info(
             "pool %s/%d of %d: %d documents → %d instances, %d shards",
             split,
@@ -330,12 +351,17 @@ class _PoolShards(CountingDoFn):
             len(inst),
             len(shards),
         )
-        yield from self.pool.map(self._write, shards)
+        for entry, compress, write in self.pool.map(self._write, shards):
+            self.timer.seconds["compress"] += compress  # thread time: may exceed the wall time
+            self.timer.seconds["write"] += write
+            yield entry
 
-    def _write(self, shard) -> dict:
+    def _write(self, shard) -> tuple[dict, float, float]:
+        start = time.perf_counter()
         data, entry = shard.encode(self.cfg, self.tables.vocab_size)
+        encoded = time.perf_counter()
         write_file(FileSystems.join(self.output_dir, shard.path), data)
-        return entry
+        return entry, encoded - start, time.perf_counter() - encoded
 
 
 def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int], int]]:
