@@ -247,10 +247,8 @@ def test_compressed_inputs_are_read_whole(tmp_path, kind):
     assert len(docs) == 20000 and docs[-1] == "Document number 19999 of the set." and counts == Counter()
 
 
-@pytest.mark.parametrize("kind", ["gz", "bz2", "zst", "xz", "deflate"])
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zst", "xz"])  # (a zlib stream has one member)
 def test_concatenated_members_and_frames_are_all_read(tmp_path, kind):
-    if kind == "deflate":
-        pytest.skip("a zlib stream has one member")
     half = len(JSONL) // 2 // 40 * 40
     half = JSONL.index(b"\n", half) + 1
     (tmp_path / f"a.jsonl.{kind}").write_bytes(compress(kind, JSONL[:half]) + compress(kind, JSONL[half:]))
