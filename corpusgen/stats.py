@@ -89,7 +89,8 @@ def input_summary(s: Mapping) -> str:
     """
     f, r, d = s["files"], s["records"], s["documents"]
     return (
-        f"files: {f['read']} read ({f['skipped']} skipped or cut short); records: {r['read']} read, {r['dropped']} dropped; "
+        f"files: {f['read']} read ({f['dropped']} dropped in whole or part), {f['skipped']} skipped; "
+        f"records: {r['read']} read, {r['dropped']} dropped; "
         f"documents: {d['read']} read, {d['kept']} kept"
     )
 
@@ -110,7 +111,11 @@ def summarize(c: Mapping[str, int]) -> dict:
     nsp_total = g("nsp_next") + g("nsp_random")
     histogram = {int(k[len(LENGTH_PREFIX) :]): int(v) for k, v in c.items() if k.startswith(LENGTH_PREFIX)}
     return {
-        "files": {"read": g(FILES_READ), "skipped": sum(g(r) for r in FILE_DROPS)},
+        "files": {
+            "read": g(FILES_READ),
+            "dropped": sum(g(r) for r in FILE_DROPS if r != HIDDEN_FILE),  # read, but lost in whole or part
+            "skipped": g(HIDDEN_FILE),  # never read
+        },
         "records": {"read": g(RECORDS_READ), "dropped": sum(g(r) for r in RECORD_DROPS)},
         "documents": {
             "read": g(DOCUMENTS_READ),

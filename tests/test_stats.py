@@ -17,7 +17,7 @@ def test_records_and_files_in_the_funnel():
         "quality_too_short": 0,
     }
     s = stats.summarize(counts)
-    assert s["files"] == {"read": 3, "skipped": 3}
+    assert s["files"] == {"read": 3, "dropped": 1, "skipped": 2}
     assert s["records"] == {"read": 7, "dropped": 4}
     assert s["documents"]["read"] == 3 and s["documents"]["kept"] == 2
     assert s["drops"] == {
@@ -28,7 +28,7 @@ def test_records_and_files_in_the_funnel():
         stats.DUPLICATE_DOCUMENT: 1,
     }
     assert stats.input_summary(s) == (
-        "files: 3 read (3 skipped or cut short); records: 7 read, 4 dropped; documents: 3 read, 2 kept"
+        "files: 3 read (1 dropped in whole or part), 2 skipped; records: 7 read, 4 dropped; documents: 3 read, 2 kept"
     )
 
 

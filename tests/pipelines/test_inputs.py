@@ -70,13 +70,13 @@ def test_damaged_inputs_never_stop_a_build_and_the_summary_adds_up(tmp_path):
         stats.NON_STRING_TEXT: 3,
     }
     assert m["skipped_inputs"] == {stats.HIDDEN_FILE: [str(src / ".hidden.jsonl")]}
-    assert s["files"] == {"read": 5, "skipped": 2}
+    assert s["files"] == {"read": 5, "dropped": 1, "skipped": 1}
     assert s["records"] == {"read": 10 + cut_records, "dropped": 5}
     assert s["documents"]["read"] == 5 + cut_records
     assert s["documents"]["kept"] == s["documents"]["read"]
     (first,) = [line for line in result.output.splitlines() if line.startswith("files: ")]
     assert first.startswith(
-        f"files: 5 read (2 skipped or cut short); records: {10 + cut_records} read, 5 dropped; "
+        f"files: 5 read (1 dropped in whole or part), 1 skipped; records: {10 + cut_records} read, 5 dropped; "
         f"documents: {5 + cut_records} read, {5 + cut_records} kept"
     ), result.output
 
