@@ -14,7 +14,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.intermediate import decode_pool_documents
 from corpusgen.tokenizer import VocabFile
 from corpusgen.vocab import iter_documents, train_vocab
-from pipelines.transforms import ReadDocuments, TokenizeChunks, read_file
+from pipelines.transforms import MAIN, ReadDocuments, TokenizeChunks, read_file
 from tests.conftest import DATA, ROOT
 
 
@@ -53,8 +53,8 @@ def test_vocab_reads_and_cleans_as_build_does(tmp_path):
     work = tmp_path / "work"
     with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
         read = p | beam.Create(list(enumerate(files))) | ReadDocuments(cfg, str(work))
-        tokenized = read.chunks | TokenizeChunks(cfg, vocab_file(), str(work))
-        keys = tokenized.token_files | beam.FlatMap(
+        tokenized = read[MAIN] | TokenizeChunks(cfg, vocab_file(), str(work))
+        keys = tokenized[MAIN] | beam.FlatMap(
             lambda tf: [d.doc.key for d in decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
         )
         assert_that(keys, equal_to([content_key(d) for d in docs]))
