@@ -199,7 +199,7 @@ class _ReadChunks(CountingDoFn):
             nonlocal chunk, chars
             name = f"{file_index:06d}-{chunk:05d}"
             out = FileSystems.join(self.work_dir, "docs", f"{name}.arrow")
-            with self.timer.stage("write_tokens"):
+            with self.timer.stage("write_work"):
                 write_file(out, intermediate.encode_chunk(locators, texts))
             desc = {"chunk": name, "path": out, "documents": len(texts)}
             locators.clear()
@@ -296,7 +296,7 @@ class _TokenizeChunk(CountingDoFn):
                         log.warning("chunk %s, document %s: splitting/tokenizing failed (%s: %s); dropped it",
                                     desc["chunk"], doc[1], type(exc).__name__, exc, exc_info=True)  # fmt: skip
                         drop(self.counts, removed, stats.DOCUMENT_ERROR, doc[2])
-        with self.timer.stage("write_tokens"):
+        with self.timer.stage("write_work"):
             data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
             out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
             write_file(out, data)
