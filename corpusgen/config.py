@@ -77,6 +77,9 @@ class BuildConfig:
     short_seq_prob: float = 0.1
     dupe_factor: int = 5
     do_whole_word_mask: bool = False
+    mask_scheme: str = "token"
+    """How positions to predict are chosen: a name of ``masking.POSITION_SCHEMES`` (token,
+    whole-word). ``do_whole_word_mask`` (BERT's name) is the short form of ``whole-word``."""
     random_seed: int = 12345
     next_sentence: str = "nsp"
     """nsp (BERT), sop (ALBERT sentence order) or none (single segment, RoBERTa style)."""
@@ -105,6 +108,15 @@ class BuildConfig:
                 raise ValueError(msg)
 
         need(self.html in HTML_MODES, f"html must be one of {HTML_MODES}, got {self.html!r}")
+        from corpusgen.masking import POSITION_SCHEMES
+
+        if self.do_whole_word_mask and self.mask_scheme == "token":
+            object.__setattr__(self, "mask_scheme", "whole-word")  # the two names of one choice agree
+        need(
+            self.mask_scheme in POSITION_SCHEMES,
+            f"mask_scheme must be one of {tuple(POSITION_SCHEMES)}, got {self.mask_scheme!r}",
+        )
+        object.__setattr__(self, "do_whole_word_mask", self.mask_scheme == "whole-word")
         if self.encoding not in ("auto", "utf-8"):
             from corpusgen.encoding import normalize_encoding
 
@@ -173,6 +185,9 @@ class BuildConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> BuildConfig:
+        if "do_whole_word_mask" in changes and "mask_scheme" not in changes:  # the short form names the scheme
+            wwm = changes["do_whole_word_mask"]
+            changes["mask_scheme"] = "whole-word" if wwm else ("token" if self.do_whole_word_mask else self.mask_scheme)
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -89,7 +89,7 @@ def mask_documents(
     n_cand = np.bincount(seq.row_of[cand], minlength=seq.n_rows)
     k = np.minimum(cfg.max_predictions_per_seq, np.maximum(1, np.rint(n_cand * cfg.masked_lm_prob).astype(np.int64)))
     k[n_cand == 0] = 0
-    choose = POSITION_SCHEMES[mask_scheme(cfg)]
+    choose = POSITION_SCHEMES[cfg.mask_scheme]
     chosen = choose(seq, cand, k, tables, rngs)
     masked, labels, n_masked = replace(seq, chosen, k, tables, rngs)
     order_key = [rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for rng, n in zip(rngs, seq.rows_per_doc)]
@@ -235,9 +235,6 @@ def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: 
     return np.sort(pos[take[word_pos]])
 
 
-POSITION_SCHEMES = {"token": choose_tokens, "whole_word": choose_whole_words}
-"""How positions to predict are chosen: one function per scheme, the same signature each."""
-
-
-def mask_scheme(cfg: BuildConfig) -> str:
-    return "whole_word" if cfg.do_whole_word_mask else "token"
+POSITION_SCHEMES = {"token": choose_tokens, "whole-word": choose_whole_words}
+"""How positions to predict are chosen (``BuildConfig.mask_scheme``): one function per scheme, the
+same signature each. A new scheme is a function here and its name in this table."""

@@ -61,3 +61,15 @@ def test_length_bins():
     cfg = BuildConfig(length_bin_width=16)
     assert [cfg.bin_of(n) for n in (1, 16, 17, 128)] == [0, 0, 1, 7]
     assert cfg.bin_range(7) == (113, 128)
+
+
+def test_mask_scheme_and_its_short_form_agree():
+    assert BuildConfig().mask_scheme == "token" and not BuildConfig().do_whole_word_mask
+    wwm = BuildConfig(do_whole_word_mask=True)
+    assert wwm.mask_scheme == "whole-word"
+    assert BuildConfig(mask_scheme="whole-word").do_whole_word_mask is True
+    assert wwm.replace(do_whole_word_mask=False).mask_scheme == "token"
+    assert BuildConfig().replace(do_whole_word_mask=True).mask_scheme == "whole-word"
+    assert BuildConfig.from_dict(wwm.to_dict()) == wwm
+    with pytest.raises(ValueError, match="mask_scheme must be one of"):
+        BuildConfig(mask_scheme="span")
