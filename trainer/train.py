@@ -192,10 +192,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = next((line for line in lines if "Unsupported" in line or "global" in line.lower()), lines[-1:])
+        objects = next((line for line in lines if "GLOBAL" in line), None)
+        if objects is not None:  # it names a class or function to import: the unpickling would run code
+            raise CheckpointError(
+                f"{path}: refused to load: it holds Python objects, not only tensors and plain values ({objects}); "
+                "it was not written by this trainer or has been tampered with: do not use it"
+            ) from None
+        detail = next((line for line in lines if "Unsupported" in line), lines[-1] if lines else "not a pickle")
         raise CheckpointError(
-            f"{path}: refused to load: it holds Python objects, not only tensors and plain values ({detail}); "
-            "it was not written by this trainer or has been tampered with: do not use it"
+            f"{path}: unreadable checkpoint, truncated or damaged ({detail[:160]}); "
+            "resume from an earlier checkpoint or start a new run"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -511,7 +517,10 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if ckpt is not None:
         raw.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        loader.load_state_dict(ckpt["data"])
+        try:
+            loader.load_state_dict(ckpt["data"])
+        except ValueError as exc:  # another batch size, seed, world size, workers or data than the run's
+            raise CheckpointError(f"{ckpt_path}: {exc}") from None
         check_schedule(ckpt["scheduler"], cfg, ckpt_path)
         acc.copy_(ckpt["metrics"].to(device))
         step = ckpt["step"]
