@@ -169,9 +169,8 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
     if workers < 1:
         raise UserError("--workers must be at least 1")
 
-    from pipelines.inputs import InputError, check_inputs, resolve_inputs
-
     from pipelines.build import check_runner, run_build
+    from pipelines.inputs import InputError, check_inputs, resolve_inputs
 
     problems = check_runner(runner, output, beam_args)
     if problems:
@@ -244,7 +243,7 @@ def _summary(manifest: dict, seconds: float) -> str:
         )
     return "\n".join(
         [
-            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['heldout']} held out)",
+            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['validation']} held out for validation)",
             f"dropped: {drops}",
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",
@@ -384,6 +383,38 @@ def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case,
 @cli.group()
 def bench() -> None:
     """Benchmarks (figures printed, last line JSON)."""
+
+
+@bench.command("build")
+@click.argument("inputs", nargs=-1)
+@click.option("--vocab", type=click.Path(dir_okay=False), help="[default: bundled bert-base-uncased]")
+@click.option("--workers", "workers", type=int, multiple=True, help="Worker counts to run (repeatable) [1, 2].")
+@click.option("--dupe-factor", "dupe_factors", type=int, multiple=True, help="dupe_factor values (repeatable) [1, 5].")
+@click.option("--zstd-level", type=int, default=None, help="[the build's default]")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--pin-one-worker", is_flag=True, help="Run the 1-worker builds under `taskset -c 0` (one core).")
+def bench_build_command(inputs, vocab, workers, dupe_factors, zstd_level, text_field, pin_one_worker) -> None:
+    """Build throughput vs the bare tokenizer, per stage, with peak memory (default: the bundled corpus)."""
+    from pipelines.bench import bench_build
+    from pipelines.inputs import InputError, resolve_inputs
+
+    cfg = BuildConfig(text_field=text_field)
+    if zstd_level is not None:
+        cfg = cfg.replace(zstd_level=zstd_level)
+    try:
+        files = resolve_inputs(list(inputs) or [bundled(BUNDLED_CORPUS)], cfg)
+        result = bench_build(
+            files,
+            vocab_path=vocab or bundled(BUNDLED_VOCAB),
+            workers=list(workers) or [1, 2],
+            dupe_factors=list(dupe_factors) or [1, 5],
+            cfg=cfg,
+            taskset_one=pin_one_worker,
+            echo=click.echo,
+        )
+    except (ValueError, InputError, RuntimeError) as exc:
+        raise _fail(exc) from None
+    click.echo(json.dumps(result))
 
 
 def _register_trainer() -> None:

@@ -68,6 +68,11 @@ class Pair(NamedTuple):
     short: bool  # built with a short target length
 
 
+def min_sentences(cfg: BuildConfig) -> int:
+    """Sentences a document needs: a pair is cut from two (nsp, sop); a single segment from one."""
+    return 1 if cfg.next_sentence == "none" else 2
+
+
 def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
     """The generator of every random choice for one (document, dupe) — nothing else seeds it.
 
@@ -109,7 +114,7 @@ def create_pairs(
     n = doc.n_sentences
     mode = cfg.next_sentence
     max_num_tokens = cfg.max_num_tokens
-    min_segments = 1 if mode == "none" else 2
+    min_segments = min_sentences(cfg)
     if n < min_segments:
         raise ValueError(
             f"document {doc.key} has {n} sentence(s); pairs need {min_segments} (filter such documents first)"

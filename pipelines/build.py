@@ -8,8 +8,8 @@ pipeline, so it is the commit point on every runner.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from datetime import datetime, timezone
 
@@ -17,21 +17,22 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from corpusgen import stats
+from corpusgen import readers
 from corpusgen.config import BuildConfig
+from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
-from corpusgen.shards import FORMAT_VERSION, MANIFEST_NAME
+from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
 from corpusgen.tokenizer import VocabFile, WordPiece
 from pipelines.transforms import (
     REMOVED,
+    SIGNATURES,
     STATS,
-    CleanDocuments,
-    CreateInstances,
-    DropNearDuplicates,
+    CreateShards,
+    FindNearDuplicates,
     MergeCounts,
     ReadDocuments,
-    SplitAndTokenize,
-    WriteShards,
+    TokenizeChunks,
+    write_file,
 )
 
 log = logging.getLogger("corpusgen")
@@ -42,58 +43,65 @@ class _WriteManifest(beam.DoFn):
         self.output_dir, self.cfg, self.vocab, self.tokenizer, self.started = output_dir, cfg, vocab, tokenizer, started
 
     def process(self, _, shards, counts):
-        shards = sorted(shards, key=lambda e: e["path"])
-        vocab_path = FileSystems.join(self.output_dir, self.vocab.name)
-        with FileSystems.create(vocab_path + ".tmp") as f:
-            f.write(self.vocab.data)
-        FileSystems.rename([vocab_path + ".tmp"], [vocab_path])
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "config": self.cfg.to_dict(),
-            "vocab": self.vocab.name,
-            "vocab_sha256": self.vocab.sha256,
-            "tokenizer": self.tokenizer,
-            "shards": shards,
-            "stats": stats.summarize(counts),
-            "counters": dict(sorted(counts.items())),
-            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "build_seconds": round(time.time() - self.started, 1),
-        }
+        write_file(FileSystems.join(self.output_dir, self.vocab.name), self.vocab.data)
+        manifest = build_manifest(
+            self.cfg,
+            vocab_name=self.vocab.name,
+            vocab_sha256=self.vocab.sha256,
+            tokenizer=self.tokenizer,
+            entries=list(shards),
+            counters=counts,
+            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            build_seconds=time.time() - self.started,
+        )
         path = FileSystems.join(self.output_dir, MANIFEST_NAME)
-        with FileSystems.create(path + ".tmp") as f:
-            f.write(json.dumps(manifest, indent=1).encode("utf-8"))
-        FileSystems.rename([path + ".tmp"], [path])
+        write_file(path, encode_manifest(manifest))
+        # The manifest commits the build; the intermediate files are then of no use.
+        work = FileSystems.join(self.output_dir, WORK_DIR)
+        if FileSystems.exists(work):
+            FileSystems.delete([work])
         yield path
 
 
-def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: BuildConfig, vocab: VocabFile) -> None:
-    """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``."""
+def build_pipeline(
+    p: beam.Pipeline,
+    files: list[str],
+    output_dir: str,
+    cfg: BuildConfig,
+    vocab: VocabFile,
+    *,
+    chunk_chars: int = 8 << 20,
+) -> None:
+    """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``.
+
+    ``chunk_chars`` sizes the document chunks that the steps after reading work on (it changes
+    how work is spread, never the output).
+    """
     wp = WordPiece(vocab, cfg.do_lower_case)
     if cfg.do_lower_case is None:
         cfg = cfg.replace(do_lower_case=wp.do_lower_case)  # the manifest records what was used
     tables = VocabTables.from_wordpiece(wp)
     started = time.time()
+    work_dir = FileSystems.join(output_dir, WORK_DIR)
 
-    read = p | "Files" >> beam.Create(sorted(files)) | "Read" >> ReadDocuments(cfg)
-    unique, clean_stats, removed = read.docs | "Clean" >> CleanDocuments(cfg)
-    stat_parts, removed_parts = [read[STATS], clean_stats], [removed]
+    read = (
+        p | "Files" >> beam.Create(list(enumerate(sorted(files)))) | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars)
+    )
+    tokenized = read.chunks | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
     if cfg.near_dedup is not None:
-        unique, near_stats, near_removed = unique | "DropNearDuplicates" >> DropNearDuplicates(cfg)
-        stat_parts.append(near_stats)
-        removed_parts.append(near_removed)
-    tokenized = unique | "SplitAndTokenize" >> SplitAndTokenize(cfg, vocab)
-    removed_parts.append(tokenized[REMOVED])
-    instances = tokenized.docs | "CreateInstances" >> CreateInstances(cfg, tables)
-    entries = instances.instances | "WriteShards" >> WriteShards(output_dir, cfg, wp.vocab_size)
+        near = tokenized[SIGNATURES] | "NearDuplicates" >> FindNearDuplicates(cfg)
+    else:
+        near = p | "NoNearDuplicates" >> beam.Create([]).with_output_types(str)
+    shards = (tokenized.token_files, near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
     if cfg.write_removed:
         (
-            tuple(removed_parts)
+            (tokenized[REMOVED], shards[REMOVED])
             | "AllRemoved" >> beam.Flatten()
             | "WriteRemoved"
             >> beam.io.WriteToText(FileSystems.join(output_dir, "removed", "part"), file_name_suffix=".jsonl.gz")
         )
     counts = (
-        (*stat_parts, tokenized[STATS], instances[STATS])
+        (read[STATS], tokenized[STATS], shards[STATS])
         | "AllStats" >> beam.Flatten()
         | "SumStats" >> beam.CombineGlobally(MergeCounts())
     )
@@ -103,7 +111,7 @@ def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: Bui
         | "WriteManifest"
         >> beam.ParDo(
             _WriteManifest(output_dir, cfg, vocab, wp.describe(), started),
-            shards=beam.pvalue.AsList(entries),
+            shards=beam.pvalue.AsList(shards.shards),
             counts=beam.pvalue.AsSingleton(counts),
         )
     )
@@ -147,6 +155,21 @@ def make_pipeline(runner: str | None, workers: int, beam_args: list[str]) -> bea
     return beam.Pipeline(options=options)
 
 
+def chunk_size(files: list[str], runner: str | None, workers: int) -> int:
+    """Characters per document chunk: about eight chunks per local worker, 1 M to 64 M characters.
+
+    Chunking spreads the work; it never changes the output. Remote runners get 32 M (their
+    inputs are many files, and listing sizes would cost a round trip each).
+    """
+    if runner not in LOCAL_RUNNERS:
+        return 32 << 20
+    size = 0
+    for f in files:
+        n = os.path.getsize(f) if "://" not in f and os.path.exists(f) else 32 << 20
+        size += n * (4 if f.endswith(readers.COMPRESSION_SUFFIXES) else 1)  # compressed text: ~4x
+    return int(min(64 << 20, max(1 << 20, size // (8 * max(1, workers)))))
+
+
 def run_build(
     files: list[str],
     output_dir: str,
@@ -156,9 +179,10 @@ def run_build(
     runner: str | None = None,
     workers: int = 1,
     beam_args: list[str] | None = None,
-) -> None:
-    """Run a build to completion (the manifest exists when this returns)."""
+):
+    """Run a build to completion (the manifest exists when this returns); the runner's result."""
     p = make_pipeline(runner, workers, beam_args or [])
-    build_pipeline(p, files, output_dir, cfg, vocab)
+    build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner, workers))
     result = p.run()
     result.wait_until_finish()
+    return result

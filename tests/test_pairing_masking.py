@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusgen.config import BuildConfig
-from corpusgen.masking import KIND_KEPT, KIND_MASK, KIND_RANDOM, VocabTables, mask_pairs
+from corpusgen.masking import VocabTables, mask_pairs
 from corpusgen.pairing import NEXT, RANDOM, TokenizedDocument, create_pairs, document_rng, truncation_counts
-from corpusgen.stats import binomial_halfwidth
+from corpusgen.shards import instance_counters
+from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, binomial_halfwidth
 
 FIRST, LAST = 1996, 29611  # ordinary word pieces of bert-base-uncased
 
@@ -143,7 +144,9 @@ def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
     for i, doc in enumerate(pool):
         rng = document_rng(seed, doc.key, 0)
         pairs = create_pairs(i, pool, cfg, rng, counts)
-        out.append((pairs, mask_pairs(pairs, tables, cfg, rng, counts)))
+        inst = mask_pairs(pairs, tables, cfg, rng, counts)
+        counts.update(instance_counters(inst, "train", tables.mask_id))
+        out.append((pairs, inst))
     return out, counts
 
 
