@@ -171,3 +171,40 @@ def test_a_build_without_training_rows_names_the_cause(tmp_path):
         "(missing_text_field 120, empty_document 3)" in r.output
     )
     assert "Traceback" not in r.output and not (tmp_path / "run").exists()
+
+
+@pytest.mark.e2e
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(build_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    steps = 24
+    full = train(config(build_dir, tmp_path / "full", steps=steps, log_every=2, save_every=3))
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "trainer", "train", "--data", str(build_dir), "--out", str(out),
+            "--steps", str(steps), "--batch-size", "8", "--log-every", "2", "--save-every", "3",
+            "--eval-batches", "2", "--seed", "0", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root)}  # same threads as this process: the same float sums
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (out / "ckpt-0000006.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]  # killed mid-run, not finished
+    r = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "resumed" in r.stdout and json.loads(r.stdout.strip().splitlines()[-1])["step"] == steps
+    assert not list(out.glob(".*tmp*"))
+    for name in ("train.jsonl", "eval.jsonl"):
+        a = [json.loads(x) for x in (tmp_path / "full" / name).read_text().splitlines()]
+        b = [json.loads(x) for x in (out / name).read_text().splitlines()]
+        assert [{k: r.get(k) for k in ("step", *METRICS)} for r in b] == [
+            {k: r.get(k) for k in ("step", *METRICS)} for r in a
+        ]
+    a, b = load_checkpoint(checkpoints(tmp_path / "full")[-1]), load_checkpoint(checkpoints(out)[-1])
+    assert a["step"] == b["step"] == full["step"] == steps
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
