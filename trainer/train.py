@@ -226,15 +226,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def resume_point(found: list[Path], say) -> tuple[dict[str, Any], Path]:
     """The newest checkpoint of ``found`` that loads intact; a damaged newer one is skipped, saying so."""
-    problems = []
-    for path in reversed(found):
+    for skipped, path in enumerate(reversed(found)):
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError as exc:
-            problems.append(str(exc))
             say(f"{exc}; falling back to the checkpoint before it")
             continue
-        if problems:
+        if skipped:
             say(f"resuming from {path.name}, the newest intact checkpoint")
         return ckpt, path
     raise CheckpointError(
