@@ -112,10 +112,11 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown train option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        try:
-            return cls(**{**data, **overrides})
-        except TypeError as exc:  # a value of the wrong type, e.g. steps = "10"
-            raise ValueError(f"{path}: {exc}") from None
+        for key, value in data.items():
+            default = getattr(cls, key, None)  # the field's default; None: optional, any value checked later
+            if default is not None and not _same_kind(value, default):
+                raise ValueError(f"{path}: {key} = {value!r} should be of type {type(default).__name__}")
+        return cls(**{**data, **overrides})
 
     @property
     def peak_lr(self) -> float:
@@ -124,6 +125,15 @@ class TrainConfig:
     @property
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else max(1, self.steps // 100)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """A config file's value fits a field whose default is ``default`` (an int is a fine float, a bool no int)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 # --- checkpoints --------------------------------------------------------------------------
