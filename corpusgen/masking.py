@@ -165,10 +165,19 @@ def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: Vocab
     """``k[r]`` candidate positions of each row r, uniformly at random (flat, ascending)."""
     tokens_per_doc = np.bincount(seq.doc_of_row, weights=seq.lengths, minlength=len(rngs)).astype(np.int64)
     keys = np.concatenate([rng.random(int(t)) for rng, t in zip(rngs, tokens_per_doc)]) if seq.n_rows else np.zeros(0)
-    keys[~cand] = 2.0  # after every candidate
-    order = np.lexsort((keys, seq.row_of))  # by row, then key
-    rank = np.arange(len(seq.ids)) - seq.row_start[seq.row_of[order]]
-    return np.sort(order[rank < k[seq.row_of[order]]])
+    kmax = int(k.max()) if seq.n_rows else 0
+    if kmax == 0:
+        return np.zeros(0, np.int64)
+    # The k smallest keys of each row's candidates: rows laid out as a grid (non-candidates and
+    # padding sort last), a partition to the kmax smallest per row, then those few sorted.
+    width = int(seq.lengths.max())
+    col = np.arange(len(seq.ids)) - seq.row_start[seq.row_of]
+    grid = np.full((seq.n_rows, width), 3.0)
+    grid[seq.row_of, col] = np.where(cand, keys, 2.0)
+    best = np.argpartition(grid, kmax - 1, axis=1)[:, :kmax] if kmax < width else np.argsort(grid, axis=1)
+    best = np.take_along_axis(best, np.argsort(np.take_along_axis(grid, best, 1), axis=1, kind="stable"), 1)
+    take = np.arange(best.shape[1])[None, :] < k[:, None]
+    return np.sort((seq.row_start[:, None] + best)[take])
 
 
 def replace(seq: Sequences, chosen: np.ndarray, k: np.ndarray, tables: VocabTables, rngs):

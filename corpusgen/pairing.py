@@ -25,6 +25,8 @@ Where this departs from the reference, it is to keep the NSP labels at exactly
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -51,6 +53,11 @@ class TokenizedDocument:
     key: str
     ids: np.ndarray
     bounds: np.ndarray
+
+    @functools.cached_property
+    def bound_list(self) -> list[int]:
+        """``bounds`` as Python ints: pairing reads them one by one, where numpy scalars cost 10x."""
+        return self.bounds.tolist()
 
     @property
     def n_sentences(self) -> int:
@@ -110,8 +117,8 @@ def create_pairs(
 ) -> list[Pair]:
     """The pairs of one document for one dupe, drawing B from ``pool`` when random."""
     doc = pool[doc_index]
-    bounds = doc.bounds
-    n = doc.n_sentences
+    bounds = doc.bound_list
+    n = len(bounds) - 1
     mode = cfg.next_sentence
     max_num_tokens = cfg.max_num_tokens
     min_segments = min_sentences(cfg)
@@ -129,7 +136,7 @@ def create_pairs(
         return max_num_tokens, False
 
     target, short = draw_target()
-    covered = np.zeros(doc.n_tokens, dtype=bool)
+    covered = np.zeros(bounds[-1], dtype=bool)
     pairs: list[Pair] = []
     start = 0
     i = 0
@@ -144,7 +151,7 @@ def create_pairs(
             counts["sentences_reused"] += 1
         nseg = i - start
         if mode == "none":
-            a_lo, a_hi = int(bounds[start]), int(bounds[i])
+            a_lo, a_hi = bounds[start], bounds[i]
             cut_a, _ = truncation_counts(a_hi - a_lo, 0, max_num_tokens)
             front = int(rng.binomial(cut_a, 0.5)) if cut_a else 0
             a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
@@ -156,7 +163,7 @@ def create_pairs(
             continue
 
         a_end = 1 if nseg == 1 else int(rng.integers(1, nseg))  # A = first a_end sentences
-        a_lo, a_hi = int(bounds[start]), int(bounds[start + a_end])
+        a_lo, a_hi = bounds[start], bounds[start + a_end]
         is_random = bool(rng.random() < 0.5)
         b_doc: TokenizedDocument = doc
         b_own = True
@@ -168,20 +175,20 @@ def create_pairs(
                 b_own = False
                 r = int(rng.integers(len(pool) - 1))
                 b_doc = pool[r + (r >= doc_index)]
-                ob = b_doc.bounds
-                rs = int(rng.integers(b_doc.n_sentences))
+                ob = b_doc.bound_list
+                rs = int(rng.integers(len(ob) - 1))
                 target_b = max(1, target - (a_hi - a_lo))
-                rend = int(np.searchsorted(ob, ob[rs] + target_b, side="left"))
-                rend = min(max(rend, rs + 1), b_doc.n_sentences)
-                b_lo, b_hi = int(ob[rs]), int(ob[rend])
+                rend = bisect.bisect_left(ob, ob[rs] + target_b)
+                rend = min(max(rend, rs + 1), len(ob) - 1)
+                b_lo, b_hi = ob[rs], ob[rend]
                 if reused:
                     # The left-over last sentence becomes A itself: putting it back would loop.
-                    a_lo, a_hi = int(bounds[n - 1]), int(bounds[n])
+                    a_lo, a_hi = bounds[n - 1], bounds[n]
                 else:
                     # The chunk's unused sentences go back to be used by the next pair.
                     i = start + a_end
         if b_own:
-            b_lo, b_hi = a_hi, int(bounds[i])
+            b_lo, b_hi = a_hi, bounds[i]
 
         cut_a, cut_b = truncation_counts(a_hi - a_lo, b_hi - b_lo, max_num_tokens)
         if cut_a:
@@ -204,7 +211,7 @@ def create_pairs(
         start = i
         target, short = draw_target()
 
-    kept = int(covered.sum())
+    kept = int(np.count_nonzero(covered))
     counts["tokens_covered"] += kept
-    counts["tokens_truncated_away"] += doc.n_tokens - kept
+    counts["tokens_truncated_away"] += bounds[-1] - kept
     return pairs

@@ -8,10 +8,12 @@ pipeline, so it is the commit point on every runner.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -24,6 +26,7 @@ from corpusgen.masking import VocabTables
 from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
 from corpusgen.tokenizer import VocabFile, WordPiece
 from pipelines.transforms import (
+    MAIN,
     REMOVED,
     SIGNATURES,
     STATS,
@@ -32,7 +35,9 @@ from pipelines.transforms import (
     MergeCounts,
     ReadDocuments,
     TokenizeChunks,
+    read_marker,
     write_file,
+    write_marker,
 )
 
 log = logging.getLogger("corpusgen")
@@ -51,7 +56,7 @@ class _WriteManifest(beam.DoFn):
             tokenizer=self.tokenizer,
             entries=list(shards),
             counters=counts,
-            created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             build_seconds=time.time() - self.started,
         )
         path = FileSystems.join(self.output_dir, MANIFEST_NAME)
@@ -87,12 +92,12 @@ def build_pipeline(
     read = (
         p | "Files" >> beam.Create(list(enumerate(sorted(files)))) | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars)
     )
-    tokenized = read.chunks | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
+    tokenized = read[MAIN] | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
     if cfg.near_dedup is not None:
         near = tokenized[SIGNATURES] | "NearDuplicates" >> FindNearDuplicates(cfg)
     else:
         near = p | "NoNearDuplicates" >> beam.Create([]).with_output_types(str)
-    shards = (tokenized.token_files, near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
+    shards = (tokenized[MAIN], near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
     if cfg.write_removed:
         (
             (tokenized[REMOVED], shards[REMOVED])
@@ -111,7 +116,7 @@ def build_pipeline(
         | "WriteManifest"
         >> beam.ParDo(
             _WriteManifest(output_dir, cfg, vocab, wp.describe(), started),
-            shards=beam.pvalue.AsList(shards.shards),
+            shards=beam.pvalue.AsList(shards[MAIN]),
             counts=beam.pvalue.AsSingleton(counts),
         )
     )
@@ -123,6 +128,11 @@ LOCAL_RUNNERS = (None, "", "local", "FnApiRunner", "DirectRunner")
 def check_runner(runner: str | None, output_dir: str, beam_args: list[str]) -> list[str]:
     """Problems that would make a remote run fail after submission, found before any work."""
     if runner in LOCAL_RUNNERS:
+        return []
+    if runner == "DaskRunner":
+        named = any(a.startswith("--dask_client_address") for a in beam_args)
+        if named and "://" not in output_dir:
+            return [f"-o {output_dir} is a local path that a remote Dask cluster's workers may not see; use gs:// or s3://"]
         return []
     from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
     from apache_beam.runners import create_runner
@@ -151,15 +161,20 @@ def make_pipeline(runner: str | None, workers: int, beam_args: list[str]) -> bea
         direct.direct_num_workers = workers
         direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
         return beam.Pipeline(runner=FnApiRunner(), options=options)
+    if runner == "DaskRunner":
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        return beam.Pipeline(runner=DaskRunner(), options=options)
     options.view_as(beam.options.pipeline_options.StandardOptions).runner = runner
     return beam.Pipeline(options=options)
 
 
-def chunk_size(files: list[str], runner: str | None, workers: int) -> int:
-    """Characters per document chunk: about eight chunks per local worker, 1 M to 64 M characters.
+def chunk_size(files: list[str], runner: str | None) -> int:
+    """Characters per document chunk: about 16 chunks in all locally, 1 M to 64 M characters each.
 
-    Chunking spreads the work; it never changes the output. Remote runners get 32 M (their
-    inputs are many files, and listing sizes would cost a round trip each).
+    Chunking spreads the work; it never changes the output. It does not follow the worker count,
+    so a killed build can be resumed with another one. Remote runners get 32 M (their inputs are
+    many files, and listing sizes would cost a round trip each).
     """
     if runner not in LOCAL_RUNNERS:
         return 32 << 20
@@ -167,7 +182,26 @@ def chunk_size(files: list[str], runner: str | None, workers: int) -> int:
     for f in files:
         n = os.path.getsize(f) if "://" not in f and os.path.exists(f) else 32 << 20
         size += n * (4 if f.endswith(readers.COMPRESSION_SUFFIXES) else 1)  # compressed text: ~4x
-    return int(min(64 << 20, max(1 << 20, size // (8 * max(1, workers)))))
+    return int(min(64 << 20, max(1 << 20, size // 16)))
+
+
+def prepare_work_dir(output_dir: str, stamp: dict) -> bool:
+    """Keep the intermediate files of an earlier, unfinished run of the same build; True if kept.
+
+    ``stamp`` names the build (config, inputs, vocabulary, chunking): a different one, or none,
+    starts the work over. Temporary files a killed run left in a local output are removed.
+    """
+    work = FileSystems.join(output_dir, WORK_DIR)
+    stamp_path = FileSystems.join(work, "build.json")
+    if read_marker(stamp_path) == stamp:
+        if "://" not in output_dir:
+            for tmp in Path(output_dir).rglob("*.tmp-*"):
+                tmp.unlink()
+        return True
+    if FileSystems.exists(work):
+        FileSystems.delete([work])
+    write_marker(stamp_path, stamp)
+    return False
 
 
 def run_build(
@@ -181,8 +215,22 @@ def run_build(
     beam_args: list[str] | None = None,
 ):
     """Run a build to completion (the manifest exists when this returns); the runner's result."""
-    p = make_pipeline(runner, workers, beam_args or [])
-    build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner, workers))
-    result = p.run()
-    result.wait_until_finish()
+    chunk = chunk_size(files, runner)
+    stamp = {"config": cfg.to_dict(), "files": sorted(files), "vocab_sha256": vocab.sha256, "chunk_chars": chunk}
+    if prepare_work_dir(output_dir, stamp):
+        log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
+    beam_args = list(beam_args or [])
+    with contextlib.ExitStack() as stack:
+        if runner == "DaskRunner" and not any(a.startswith("--dask_client_address") for a in beam_args):
+            # No scheduler named: a local Dask cluster of `workers` processes, one thread each.
+            from distributed import LocalCluster
+
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            beam_args.append(f"--dask_client_address={cluster.scheduler_address}")
+        p = make_pipeline(runner, workers, beam_args)
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk)
+        result = p.run()
+        result.wait_until_finish()
     return result

@@ -29,18 +29,16 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
 from corpusgen import intermediate, readers, stats
 from corpusgen.clean import clean_text, content_key
 from corpusgen.config import BuildConfig
 from corpusgen.documents import prepare_documents
 from corpusgen.instances import create_instances, unique_documents
+from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
 from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
-from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, token_dtype
+from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
 from corpusgen.timing import METRIC_PREFIX, StageTimer
 from corpusgen.tokenizer import VocabFile, WordPiece
 
@@ -67,31 +65,87 @@ def read_file(path: str) -> bytes:
         return f.read()
 
 
-class CountingDoFn(beam.DoFn):
-    """A DoFn whose ``self.counts`` are published per bundle as Metrics and as a ``stats`` output.
+# A step's *marker* records what a finished unit of work (an input file, a chunk, a pool) produced:
+# its outputs and counts. A rerun of a killed build finds it and re-emits them instead of redoing
+# the work; the outputs are deterministic, so the build's bytes are the same either way.
 
-    ``self.timer``'s seconds per stage go to Metrics only (microseconds), for ``bench build``:
-    they differ from run to run, so they stay out of the manifest.
+
+def read_marker(path: str) -> dict | None:
+    try:
+        if not FileSystems.exists(path):
+            return None
+        return json.loads(read_file(path))
+    except (OSError, ValueError):  # a torn or unreadable marker: redo the work
+        return None
+
+
+def write_marker(path: str, record: dict) -> None:
+    write_file(path, json.dumps(record).encode("utf-8"))
+
+
+class CountingDoFn(beam.DoFn):
+    """A DoFn whose ``self.counts`` go out after each element as Metrics and as a ``stats`` output.
+
+    Per element, not per bundle: the elements are coarse (a file, a chunk, a pool), and outputs of
+    ``finish_bundle`` are not delivered by every runner (Beam's DaskRunner drops them). ``self.timer``'s
+    seconds per stage go to Metrics only (microseconds), for ``bench build``: they differ from run
+    to run, so they stay out of the manifest.
     """
 
-    def start_bundle(self) -> None:
+    def setup(self) -> None:
         self.counts: Counter = Counter()
         self.timer = StageTimer()
 
-    def finish_bundle(self) -> Iterator:
+    def take_counts(self) -> dict:
+        counts, self.counts = dict(self.counts), Counter()
+        for name, value in counts.items():
+            Metrics.counter("corpusgen", name).inc(value)
         for stage, seconds in self.timer.take().items():
             Metrics.counter("corpusgen", f"{METRIC_PREFIX}{stage}_us").inc(int(seconds * 1e6))
-        if not self.counts:
-            return
-        for name, value in self.counts.items():
-            Metrics.counter("corpusgen", name).inc(value)
-        yield TaggedOutput(STATS, WindowedValue(dict(self.counts), MIN_TIMESTAMP, [GlobalWindow()]))
-        self.counts = Counter()
+        return counts
 
     @staticmethod
     def emit_removed(removed: list[tuple[str, str]] | None) -> Iterator:
         for reason, text in removed or ():
             yield TaggedOutput(REMOVED, json.dumps({"reason": reason, "text": text}, ensure_ascii=False))
+
+
+MAIN = "main"
+
+
+class _AsTuples(beam.DoFn):
+    """Runs a multi-output DoFn and emits every output as a ``(tag, value)`` pair in one PCollection.
+
+    Beam's DaskRunner mixes up a ParDo's tagged outputs (its main output reached the consumer of a
+    tagged one in a trial on this pipeline); one output, split by tag with plain FlatMaps, runs the
+    same on every runner, and costs nothing worth measuring: the elements are file names and counts.
+    """
+
+    def __init__(self, inner: beam.DoFn) -> None:
+        self.inner = inner
+
+    def setup(self):
+        self.inner.setup()
+
+    def process(self, element, *side):
+        for out in self.inner.process(element, *side) or ():
+            yield (out.tag, out.value) if isinstance(out, TaggedOutput) else (MAIN, out)
+        if isinstance(self.inner, CountingDoFn):
+            counts = self.inner.take_counts()
+            if counts:
+                yield (STATS, counts)
+
+    def teardown(self):
+        self.inner.teardown()
+
+
+def par_do(pcoll, label: str, dofn: beam.DoFn, tags: tuple[str, ...], *side) -> dict:
+    """``{MAIN: ..., tag: ...}``: the outputs of ``dofn`` over ``pcoll``, one PCollection a tag."""
+    pairs = pcoll | label >> beam.ParDo(_AsTuples(dofn), *side)
+    return {
+        tag: pairs | f"{label}.{tag}" >> beam.FlatMap(lambda kv, tag=tag: [kv[1]] if kv[0] == tag else [])
+        for tag in (MAIN, *tags)
+    }
 
 
 class MergeCounts(beam.CombineFn):
@@ -145,7 +199,20 @@ class _ReadChunks(CountingDoFn):
 
     def process(self, item: tuple[int, str]) -> Iterator[dict]:
         file_index, path = item
-        self.counts["files_read"] += 1
+        marker_path = FileSystems.join(self.work_dir, "docs", f"{file_index:06d}.json")
+        marker = read_marker(marker_path)
+        if marker is not None and marker.get("input") == path:
+            self.counts.update(marker["counts"])
+            yield from marker["chunks"]
+            return
+        counts: Counter = Counter()
+        descs = list(self._read(file_index, path, counts))
+        write_marker(marker_path, {"input": path, "chunks": descs, "counts": counts})
+        self.counts.update(counts)
+        yield from descs
+
+    def _read(self, file_index: int, path: str, counts: Counter) -> Iterator[dict]:
+        counts["files_read"] += 1
         locators: list[int] = []
         texts: list[str] = []
         chars = 0
@@ -165,14 +232,14 @@ class _ReadChunks(CountingDoFn):
             chars = 0
             return desc
 
-        docs = _parse_file(path, self.cfg, self.counts)
+        docs = _parse_file(path, self.cfg, counts)
         try:
             while True:
                 with self.timer.stage("read"):
                     doc = next(docs, None)
                 if doc is None:
                     break
-                self.counts["documents_read"] += 1
+                counts["documents_read"] += 1
                 locators.append(intermediate.locator(file_index, doc_index))
                 texts.append(doc)
                 doc_index += 1
@@ -182,7 +249,7 @@ class _ReadChunks(CountingDoFn):
         except _CORRUPT_STREAM_ERRORS as exc:
             # A corrupt compressed stream or an unreadable file: what was read stays, the rest is counted.
             log.warning("%s: %s: skipped the rest of the file", path, exc)
-            self.counts[readers.UNREADABLE_FILE] += 1
+            counts[readers.UNREADABLE_FILE] += 1
         if texts:
             yield flush()
 
@@ -195,12 +262,8 @@ class ReadDocuments(beam.PTransform):
         self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
 
     def expand(self, files):
-        return (
-            files
-            | "Distribute" >> beam.Reshuffle()
-            | "Parse"
-            >> beam.ParDo(_ReadChunks(self.cfg, self.work_dir, self.chunk_chars)).with_outputs(STATS, main="chunks")
-        )
+        files = files | "Distribute" >> beam.Reshuffle()
+        return par_do(files, "Parse", _ReadChunks(self.cfg, self.work_dir, self.chunk_chars), (STATS,))
 
 
 # --- clean, split, tokenize ----------------------------------------------------------------
@@ -233,13 +296,33 @@ class _TokenizeChunk(CountingDoFn):
         self.cfg, self.vocab, self.work_dir = cfg, vocab, work_dir
 
     def setup(self) -> None:
+        super().setup()
         self.wp = WordPiece(self.vocab, self.cfg.do_lower_case)
 
     def process(self, desc: dict) -> Iterator:
+        # With near_dedup the step also emits signatures, which a marker does not keep: no resuming then.
+        marker_path = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.json")
+        marker = read_marker(marker_path) if self.cfg.near_dedup is None else None
+        if marker is not None:
+            self.counts.update(marker["counts"])
+            yield from self.emit_removed(marker["removed"])
+            yield marker["token_file"]
+            return
+        saved = self.counts
+        self.counts = Counter()
+        removed: list | None = [] if self.cfg.write_removed else None
+        for out in self._tokenize(desc, removed):
+            if isinstance(out, dict):
+                write_marker(marker_path, {"token_file": out, "counts": self.counts, "removed": removed})
+            yield out
+        yield from self.emit_removed(removed)
+        saved.update(self.counts)
+        self.counts = saved
+
+    def _tokenize(self, desc: dict, removed: list | None) -> Iterator:
         cfg = self.cfg
         with self.timer.stage("read"):
             locators, texts = intermediate.decode_chunk(read_file(desc["path"]))
-        removed: list | None = [] if cfg.write_removed else None
         cleaned = []
         for loc, raw in zip(locators, texts):
             with self.timer.stage("clean"):
@@ -258,7 +341,6 @@ class _TokenizeChunk(CountingDoFn):
         for lo in range(0, len(cleaned), DOCS_PER_TOKENIZE_BATCH):
             batch = cleaned[lo : lo + DOCS_PER_TOKENIZE_BATCH]
             rows += prepare_documents(batch, cfg, self.wp, self.counts, removed, self.timer)
-        yield from self.emit_removed(removed)
         with self.timer.stage("write_tokens"):
             data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
             out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
@@ -286,14 +368,9 @@ class TokenizeChunks(beam.PTransform):
         self.cfg, self.vocab, self.work_dir = cfg, vocab, work_dir
 
     def expand(self, chunks):
-        return (
-            chunks
-            | "Distribute" >> beam.Reshuffle()
-            | "CleanSplitTokenize"
-            >> beam.ParDo(_TokenizeChunk(self.cfg, self.vocab, self.work_dir)).with_outputs(
-                STATS, REMOVED, SIGNATURES, main="token_files"
-            )
-        )
+        chunks = chunks | "Distribute" >> beam.Reshuffle()
+        dofn = _TokenizeChunk(self.cfg, self.vocab, self.work_dir)
+        return par_do(chunks, "CleanSplitTokenize", dofn, (STATS, REMOVED, SIGNATURES))
 
 
 # --- near-duplicates -------------------------------------------------------------------------
@@ -349,6 +426,7 @@ class _PoolShards(CountingDoFn):
         self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
     def setup(self) -> None:
+        super().setup()
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="write-shard")
@@ -358,6 +436,33 @@ class _PoolShards(CountingDoFn):
 
     def process(self, task, token_files):
         (split, pool, pools), near = task[0], set(task[1])
+        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", f"{split}-{pool:05d}-of-{pools:05d}.json")
+        marker = read_marker(marker_path)
+        if marker is not None and all(self._intact(e) for e in marker["entries"]):
+            self.counts.update(marker["counts"])
+            yield from self.emit_removed(marker["removed"])
+            yield from marker["entries"]
+            return
+        saved = self.counts
+        self.counts = Counter()
+        removed: list | None = [] if self.cfg.write_removed else None
+        entries = list(self._pool(split, pool, pools, near, token_files, removed))
+        write_marker(marker_path, {"entries": entries, "counts": self.counts, "removed": removed})
+        saved.update(self.counts)
+        self.counts = saved
+        yield from self.emit_removed(removed)
+        yield from entries
+
+    def _intact(self, entry: dict) -> bool:
+        """A shard from an earlier run is taken as written only if its bytes match its entry."""
+        path = FileSystems.join(self.output_dir, entry["path"])
+        try:
+            data = read_file(path)
+        except OSError:
+            return False
+        return len(data) == entry["bytes"] and sha256_bytes(data) == entry["sha256"]
+
+    def _pool(self, split, pool, pools, near, token_files, removed) -> Iterator[dict]:
         cfg = self.cfg
         lo, hi = pool_range(pool, pools)
         docs = []
@@ -367,9 +472,7 @@ class _PoolShards(CountingDoFn):
                 if batches:
                     with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
                         docs += intermediate.decode_pool_documents(f, batches, lo, hi)
-            removed: list | None = [] if cfg.write_removed else None
             unique = unique_documents(docs, split, cfg, self.counts, removed, near)
-        yield from self.emit_removed(removed)
         if not unique:
             return
         inst = create_instances(unique, cfg, self.tables, self.counts, self.timer)
@@ -435,13 +538,11 @@ class CreateShards(beam.PTransform):
             return (split, pool_of(pool_hash(key, cfg), pools)), key
 
         routed = near_keys | "RouteToPool" >> beam.Map(route, totals=beam.pvalue.AsSingleton(totals))
-        return (
+        tasks = (
             {"pools": tasks, "near": routed}
             | "JoinPools" >> beam.CoGroupByKey()
             | "Task"
             >> beam.FlatMap(lambda kv: [((kv[0][0], kv[0][1], p), list(kv[1]["near"])) for p in kv[1]["pools"]])
-            | "PairMaskWrite"
-            >> beam.ParDo(_PoolShards(cfg, self.tables, self.output_dir), beam.pvalue.AsList(token_files)).with_outputs(
-                STATS, REMOVED, main="shards"
-            )
         )
+        dofn = _PoolShards(cfg, self.tables, self.output_dir)
+        return par_do(tasks, "PairMaskWrite", dofn, (STATS, REMOVED), beam.pvalue.AsList(token_files))

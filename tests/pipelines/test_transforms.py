@@ -16,7 +16,7 @@ from corpusgen.masking import VocabTables
 from corpusgen.pairing import TokenizedDocument
 from corpusgen.partition import pool_hash
 from corpusgen.shards import read_shard
-from pipelines.transforms import STATS, CreateShards, MergeCounts, ReadDocuments, TokenizeChunks, read_file
+from pipelines.transforms import MAIN, STATS, CreateShards, MergeCounts, ReadDocuments, TokenizeChunks, read_file
 
 
 def local_pipeline():
@@ -44,7 +44,7 @@ def test_read_documents_all_formats_and_compressions(tmp_path):
     with local_pipeline() as p:
         out = p | beam.Create(files) | ReadDocuments(BuildConfig(), str(work), chunk_chars=1 << 20)
         assert_that(
-            out.chunks | beam.combiners.ToList() | beam.Map(chunk_texts),
+            out[MAIN] | beam.combiners.ToList() | beam.Map(chunk_texts),
             equal_to([["A one.\nA two.", "B one.", "C one.", "D one."]]),
             label="docs",
         )
@@ -77,7 +77,7 @@ def test_read_documents_cuts_large_files_into_chunks_with_stable_locators(tmp_pa
             locs = [loc for c in chunks for loc in intermediate.decode_chunk(read_file(c["path"]))[0]]
             assert locs == [intermediate.locator(3, i) for i in range(10)]
 
-        assert_that(out.chunks | beam.combiners.ToList(), lambda lists: [check(x) for x in lists])
+        assert_that(out[MAIN] | beam.combiners.ToList(), lambda lists: [check(x) for x in lists])
 
 
 def test_tokenize_chunks_cleans_splits_and_counts(tmp_path, vocab_file):
@@ -104,7 +104,7 @@ def test_tokenize_chunks_cleans_splits_and_counts(tmp_path, vocab_file):
                 )
             ]
 
-        assert_that(out.token_files | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="docs")
+        assert_that(out[MAIN] | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="docs")
         assert_that(
             total(out[STATS], "sum"),
             equal_to(
@@ -152,7 +152,7 @@ def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece):
                 lengths = np.diff(read_shard(out_dir / e["path"]).column("input_ids").combine_chunks().offsets)
                 assert np.all((lengths >= e["bin"][0]) & (lengths <= e["bin"][1]))
 
-        assert_that(out.shards | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="bins")
+        assert_that(out[MAIN] | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="bins")
 
         def check_stats(items):
             (c,) = items
