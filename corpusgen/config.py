@@ -17,8 +17,8 @@ from typing import Any
 
 from corpusgen.neardup import NearDupConfig
 from corpusgen.quality import QualityConfig
+from corpusgen.readers import INPUT_FORMATS
 
-INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "arrow", "hf", "html")
 HTML_MODES = ("auto", "always", "never")
 NEXT_SENTENCE_MODES = ("nsp", "sop", "none")
 UNICODE_FORMS = ("NFC", "NFKC", "none")
@@ -29,7 +29,7 @@ LINE_BREAK_MODES = ("auto", "sentence", "space")
 class BuildConfig:
     # --- input -------------------------------------------------------------
     input_format: str = "auto"
-    """auto (by file name), text, jsonl, parquet, arrow or hf (save_to_disk folder)."""
+    """auto (by file name) or a name of ``readers.FORMATS``: text, jsonl, parquet, arrow, hf, html."""
     text_field: str = "text"
     """Name of the text column/field in JSONL, Parquet, Arrow and HF inputs."""
     doc_per_file: bool = False
