@@ -310,7 +310,7 @@ def validate(build_dir: str, as_json: bool) -> None:
 )
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
-    from corpusgen.shards import ManifestError, load_manifest, open_shard
+    from corpusgen.shards import ManifestError, load_manifest, open_shard, resolve_entry
     from corpusgen.tokenizer import VocabFile, WordPiece
 
     try:
@@ -325,8 +325,9 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     if not 0 <= shard_index < len(manifest["shards"]):
         raise UserError(f"--shard {shard_index}: the build has shards 0..{len(manifest['shards']) - 1}")
     entry = manifest["shards"][shard_index]
-    wp = WordPiece(VocabFile.read(Path(build_dir) / manifest["vocab"]), manifest["config"]["do_lower_case"])
-    reader = open_shard(Path(build_dir) / entry["path"])
+    vocab = resolve_entry(build_dir, manifest["vocab"], what="vocab")
+    wp = WordPiece(VocabFile.read(vocab), manifest["config"]["do_lower_case"])
+    reader = open_shard(resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path"))
     rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
     for r, row in enumerate(rows):

@@ -216,15 +216,27 @@ class BuildConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> BuildConfig:
         """Read a ``.toml`` or ``.json`` config (top-level keys, or a ``[build]`` table)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read config ({exc.strerror}); check the path") from None
-        try:
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
-        if isinstance(data.get("build"), dict):
-            data = data["build"]
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_config_file(path, "build"), source=str(path))
+
+
+def read_config_file(path: str | Path, table: str) -> dict[str, Any]:
+    """The options in a ``.toml`` / ``.json`` file: its ``[table]`` table if it has one, else its top level.
+
+    The one reader of config files (build and train): a missing file, invalid TOML/JSON or a
+    file that is not a table of options raises ``ValueError`` with one line naming the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{path}: cannot read config ({why}); check the path") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file holds a table of options, not {type(data).__name__}")
+    if isinstance(data.get(table), dict):
+        data = data[table]
+    return data

@@ -23,13 +23,14 @@ trainer and ``validate`` read with it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -310,14 +311,20 @@ class ManifestError(ValueError):
 
 
 def load_manifest(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and sanity-check ``manifest.json`` of a build directory."""
+    """Read and sanity-check ``manifest.json`` of a build directory.
+
+    Every file the manifest names (``vocab`` and each shard ``path``) is checked with
+    ``resolve_entry`` here, so no reader ever opens a path that leads outside the build.
+    """
     path = Path(build_dir) / MANIFEST_NAME
     if not path.exists():
         raise ManifestError(f"{path}: no manifest; point to a finished `corpusgen build` output directory")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path}: unreadable manifest ({exc}); rebuild the data") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: not a manifest (a JSON object is expected); rebuild the data")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise ManifestError(
@@ -327,19 +334,103 @@ def load_manifest(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("config", "vocab", "shards", "stats", "tokenizer"):
         if key not in manifest:
             raise ManifestError(f"{path}: manifest lacks {key!r}; rebuild the data")
+    if not isinstance(manifest["shards"], list) or not all(isinstance(e, dict) for e in manifest["shards"]):
+        raise ManifestError(f"{path}: 'shards' must be a list of objects; rebuild the data")
+    resolve_entry(build_dir, manifest["vocab"], what="vocab")
+    for i, entry in enumerate(manifest["shards"]):
+        resolve_entry(build_dir, entry.get("path"), what=f"shards[{i}].path")
     return manifest
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write a local file so that readers see either nothing or all of it."""
+def resolve_entry(build_dir: str | os.PathLike[str], rel: Any, *, what: str = "entry") -> Path:
+    """The file a manifest entry names, refused unless it stays inside the build directory.
+
+    A manifest is data, never a pointer to anywhere: ``rel`` must be a relative path without
+    ``..`` components or a URL, and the file it resolves to (symbolic links followed) must lie
+    under ``build_dir``. Raises ``ManifestError`` naming the entry (``what``) otherwise.
+    """
+    manifest = Path(build_dir) / MANIFEST_NAME
+
+    def refuse(why: str) -> ManifestError:
+        return ManifestError(
+            f"{manifest}: {what} {rel!r} {why}; a manifest may only name files inside its build directory "
+            "(rebuild the data, or fix the entry)"
+        )
+
+    if not isinstance(rel, str) or not rel:
+        raise refuse("is not a file name")
+    if "\\" in rel or "\0" in rel or "://" in rel:
+        raise refuse("is not a plain relative path")
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive or PureWindowsPath(rel).is_absolute():
+        raise refuse("is an absolute path")
+    if ".." in PurePosixPath(rel).parts:
+        raise refuse("contains '..'")
+    root = Path(build_dir).resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise refuse(f"resolves to {target}, outside the build directory")
+    return Path(build_dir) / rel
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems do not support fsync on a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+TMP_MARK = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` whole, durably, or not at all.
+
+    Written under a hidden temporary name (``.NAME.tmp-PID``) in the same folder, flushed and
+    fsync'ed, renamed over ``path``, then the folder is fsync'ed so the rename survives a power
+    loss. An exception inside the block removes the temporary file and leaves ``path`` untouched;
+    a killed process leaves the temporary file, which ``remove_stale_temps`` clears.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a local file so that readers see either nothing or all of it (see ``atomic_writer``)."""
+    with atomic_writer(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files ``atomic_writer`` left in ``folder`` when a process was killed.
+
+    Call it where no other process writes into ``folder`` at the same time (a run's start).
+    """
+    folder = Path(folder)
+    stale = sorted(p for p in folder.glob(f".*{TMP_MARK}*") if p.is_file() and p.name.rsplit(TMP_MARK, 1)[1].isdigit())
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        _fsync_dir(folder)
+    return stale
 
 
 def write_build(

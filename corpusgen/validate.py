@@ -21,6 +21,7 @@ from corpusgen.shards import (
     ManifestError,
     load_manifest,
     open_shard,
+    resolve_entry,
     sha256_file,
     shard_schema,
 )
@@ -134,7 +135,8 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     except ManifestError as exc:
         return {"ok": False, "defects": [str(exc)], "checked": {}}
 
-    vocab = build_dir / manifest["vocab"]
+    # load_manifest has refused any entry that leads outside the build; resolve_entry gives the path
+    vocab = resolve_entry(build_dir, manifest["vocab"], what="vocab")
     if not vocab.is_file():
         defects.append(f"{vocab}: vocabulary file missing")
     elif sha256_file(vocab) != manifest["vocab_sha256"]:
@@ -145,8 +147,8 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     total: Counter = Counter()
     listed = set()
     rows_checked = 0
-    for entry in manifest["shards"]:
-        path = build_dir / entry["path"]
+    for i, entry in enumerate(manifest["shards"]):
+        path = resolve_entry(build_dir, entry["path"], what=f"shards[{i}].path")
         listed.add(path.resolve())
         where = entry["path"]
         if not path.is_file():

@@ -75,6 +75,12 @@ _TRAIN_OPTIONS = [
         default=None,
         help="Live progress line between log lines on a terminal (default on).",
     ),
+    click.option(
+        "--trace/--no-trace",
+        default=None,
+        help="Debug: per step, each process logs its weights' sha256 and the row ids it consumed "
+        "to OUT/trace-rankR.jsonl.",
+    ),
 ]
 
 
@@ -91,7 +97,7 @@ def _with_options(options):
 @_with_options(_TRAIN_OPTIONS)
 def train(config_file: str | None, **options) -> None:
     """Pretrain BERT (MLM + NSP) on a build's shards; under torchrun, one process per GPU."""
-    from trainer.train import TrainConfig
+    from trainer.train import CheckpointError, TrainConfig
     from trainer.train import train as run
 
     given = {k: v for k, v in options.items() if v is not None}
@@ -103,7 +109,7 @@ def train(config_file: str | None, **options) -> None:
 
     try:
         result = run(cfg)
-    except ManifestError as exc:
+    except (ManifestError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same summary
         click.echo(json.dumps(result))
@@ -132,8 +138,12 @@ def plot(run_dir: str, output: str | None) -> None:
 def export(checkpoint: str, output: str) -> None:
     """Convert a checkpoint (or a run directory's latest) for transformers' BertForPreTraining."""
     from trainer.export import export as run
+    from trainer.train import CheckpointError
 
-    click.echo(str(run(checkpoint, output)))
+    try:
+        click.echo(str(run(checkpoint, output)))
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("loader")

@@ -44,7 +44,16 @@ import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, sha256_file
+from corpusgen.config import BuildConfig
+from corpusgen.shards import (
+    MANIFEST_NAME,
+    NSP_IGNORE,
+    ManifestError,
+    load_manifest,
+    open_shard,
+    resolve_entry,
+    sha256_file,
+)
 
 IGNORE = -100
 STATE_VERSION = 1
@@ -61,12 +70,15 @@ def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None
     """The manifest of a build, after checking what the trainer relies on.
 
     Raises ``ManifestError`` (one line: what is wrong and the fix) for another format version, a
+    file entry leading outside the build, a build config this corpusgen does not know, a
     vocabulary file missing or not matching the manifest's sha256 (or ``expect_vocab_sha256``,
-    the vocabulary a checkpoint was trained with), and missing or truncated shards.
+    the vocabulary a checkpoint was trained with), and missing or truncated shards. Shard
+    contents are verified against their sha256 later, by the loader, before first use.
     """
     data_dir = Path(data_dir)
     manifest = load_manifest(data_dir)
-    vocab = data_dir / manifest["vocab"]
+    build_config(manifest, data_dir)
+    vocab = resolve_entry(data_dir, manifest["vocab"], what="vocab")
     if not vocab.is_file():
         raise ManifestError(f"{vocab}: vocabulary named by the manifest is missing; copy it back or rebuild the data")
     digest = sha256_file(vocab)
@@ -80,10 +92,8 @@ def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None
             f"{vocab}: vocabulary sha256 {digest[:12]}… differs from the checkpoint's {expect_vocab_sha256[:12]}…; "
             "resume on data built with the same vocabulary, or start a new run in another --out"
         )
-    for entry in manifest["shards"]:
-        path = data_dir / entry["path"]
-        if "://" in str(entry["path"]):
-            continue
+    for i, entry in enumerate(manifest["shards"]):
+        path = resolve_entry(data_dir, entry["path"], what=f"shards[{i}].path")
         if not path.is_file():
             raise ManifestError(f"{path}: shard listed in the manifest is missing; rebuild or restore the data")
         if "bytes" in entry and path.stat().st_size != entry["bytes"]:
@@ -91,7 +101,39 @@ def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None
                 f"{path}: {path.stat().st_size} bytes, the manifest says {entry['bytes']}; "
                 "the shard is damaged: run `corpusgen validate` and rebuild"
             )
+        if not isinstance(entry.get("sha256"), str):
+            raise ManifestError(f"{path}: the manifest gives no sha256 for this shard; rebuild the data")
     return manifest
+
+
+def build_config(manifest: dict[str, Any], data_dir: str | os.PathLike[str]) -> BuildConfig:
+    """The build's config as the typed ``BuildConfig`` (one set of defaults and checks for everyone)."""
+    source = str(Path(data_dir) / MANIFEST_NAME)
+    try:
+        return BuildConfig.from_dict(manifest["config"], source=source)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{source}: config not readable by this corpusgen ({exc}); rebuild the data") from None
+
+
+def verify_shard(path: str, sha256: str) -> None:
+    """Stop with the shard's name unless its bytes hash to the manifest's sha256 (streamed, 1 MiB blocks)."""
+    digest = sha256_file(path)
+    if digest != sha256:
+        raise ManifestError(
+            f"{path}: sha256 {digest[:12]}… differs from the manifest's {sha256[:12]}…; the shard is damaged "
+            "or replaced: run `corpusgen validate` and rebuild or restore it"
+        )
+
+
+def no_rows_message(manifest: dict[str, Any], data_dir: Path, split: str) -> str:
+    if split != "train":
+        return f"{data_dir}: no {split!r} rows in the manifest; build with a {split} split"
+    drops = manifest.get("stats", {}).get("drops") or {}
+    top = ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])[:5])
+    return (
+        f"{data_dir}: the build has no training instances; see its manifest's drops "
+        f"({top or 'none recorded'}) and rebuild with the right input options"
+    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +162,12 @@ class Units:
 
 
 def _record_batch_rows(path: str, rows: int, rows_per_batch: int) -> list[int]:
-    reader = open_shard(path)
+    try:  # only the footer (record batch count) is read here; rows are read after verify_shard
+        reader = open_shard(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(
+            f"{path}: not a readable Arrow IPC shard ({exc}); run `corpusgen validate` and rebuild"
+        ) from None
     n = reader.num_record_batches
     if n == -(-rows // rows_per_batch):  # the layout serialize_shard writes: full batches, last one partial
         return [min(rows_per_batch, rows - i * rows_per_batch) for i in range(n)]
@@ -240,17 +287,18 @@ class ShardDataset(IterableDataset):
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.shuffle, self.shuffle_buffer, self.epochs, self.drop_last = shuffle, shuffle_buffer, epochs, drop_last
-        config = self.manifest["config"]
-        self.max_seq_length = int(config.get("max_seq_length", 512))
+        config = build_config(self.manifest, self.data_dir)
+        self.max_seq_length = config.max_seq_length
         self.width = round_up(self.max_seq_length)
-        self.predictions = int(config.get("max_predictions_per_seq", self.max_seq_length))
-        self.has_nsp = config.get("next_sentence", "nsp") != "none"
+        self.predictions = config.max_predictions_per_seq
+        self.has_nsp = config.next_sentence != "none"
 
         entries = [e for e in self.manifest["shards"] if e.get("split", "train") == split]
-        self.paths = [str(self.data_dir / e["path"]) for e in entries]
+        self.paths = [str(resolve_entry(self.data_dir, e["path"], what="shard path")) for e in entries]
+        self.sha256 = [e["sha256"] for e in entries]
         self.bins = sorted({tuple(e.get("bin", (1, self.max_seq_length))) for e in entries})
         bin_index = {b: i for i, b in enumerate(self.bins)}
-        rows_per_batch = int(config.get("rows_per_batch", 16384))
+        rows_per_batch = config.rows_per_batch
         cols: list[tuple[int, int, int, int, int]] = []
         for s, e in enumerate(entries):
             bn = bin_index[tuple(e.get("bin", (1, self.max_seq_length)))]
@@ -260,8 +308,12 @@ class ShardDataset(IterableDataset):
             Units(*(np.array(c, dtype=np.int64).reshape(-1) for c in zip(*cols, strict=True))) if cols else None
         )
         self.num_rows = int(sum(int(e["rows"]) for e in entries))
+        if self.num_rows == 0:
+            raise ManifestError(no_rows_message(self.manifest, self.data_dir, split))
         self.batches_consumed = 0  # advanced by ShardLoader in the main process
         self.num_workers = 0
+        self._verified: set[int] = set()  # shards whose sha256 this process has checked
+        self.with_row_ids = False  # add "row_ids" (B,) to each batch: ids of its rows (ShardLoader's trace)
 
     def __len__(self) -> int:
         """Batches per epoch over all ranks and workers, as if one consumer (an estimate under DDP)."""
@@ -354,10 +406,6 @@ class ShardDataset(IterableDataset):
                 yield "batch", batch
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        if self.units is None:
-            raise ManifestError(
-                f"{self.data_dir}: no {self.split!r} rows in the manifest; build with a {self.split} split"
-            )
         consumer, consumers, role, num_workers = self._consumer()
         if self.batches_consumed and num_workers != max(self.num_workers, 1):
             raise ValueError(f"data state saved with {self.num_workers} workers, iterating with {num_workers}")
@@ -375,6 +423,9 @@ class ShardDataset(IterableDataset):
 
         def load(u: int) -> Rows:
             s = int(units.shard[u])
+            if s not in self._verified:  # once per shard per process, before any of its rows is read
+                verify_shard(self.paths[s], self.sha256[s])
+                self._verified.add(s)
             if s not in readers:
                 if len(readers) >= 32:
                     readers.pop(next(iter(readers)))
@@ -390,7 +441,10 @@ class ShardDataset(IterableDataset):
                 continue
             unit_of = np.searchsorted(starts, arg, side="right") - 1
             if skip == 0:
-                yield collate(self._gather(cache, unit_of, arg - starts[unit_of]))
+                batch = collate(self._gather(cache, unit_of, arg - starts[unit_of]))
+                if self.with_row_ids:  # the row's index in this split, shards taken in manifest order
+                    batch["row_ids"] = torch.from_numpy(arg.astype(np.int64))
+                yield batch
             np.subtract.at(refs, unit_of, 1)
             for u in np.unique(unit_of):
                 if refs[u] == 0:
@@ -428,8 +482,11 @@ class ShardLoader:
         self.dataset = dataset
         dataset.num_workers = num_workers
         self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
+        self.trace_rows: list[list[int]] | None = None
+        """A list to record the row ids of each batch in (trace mode); None: off."""
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        self.dataset.with_row_ids = self.trace_rows is not None
         loader = DataLoader(
             self.dataset,
             batch_size=None,
@@ -443,6 +500,8 @@ class ShardLoader:
         )
         for batch in loader:
             self.dataset.batches_consumed += 1
+            if self.trace_rows is not None:
+                self.trace_rows.append(batch.pop("row_ids").tolist())
             yield batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -450,10 +509,6 @@ class ShardLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dataset.load_state_dict(state)
-
-
-def nsp_enabled(manifest: dict[str, Any]) -> bool:
-    return manifest["config"].get("next_sentence", "nsp") != "none"
 
 
 __all__ = ["NSP_IGNORE", "ShardDataset", "ShardLoader", "collate", "load_build", "round_up"]

@@ -8,13 +8,13 @@ This module does not import transformers: the names below are its documented par
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from corpusgen.shards import atomic_write_bytes, remove_stale_temps
 from trainer.model import BertConfig
 
 
@@ -76,7 +76,11 @@ def hf_state_dict(state: dict[str, torch.Tensor], mcfg: BertConfig) -> dict[str,
 
 
 def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
-    """Write the Hugging Face folder for ``checkpoint`` (a ckpt-*.pt or a run directory: its latest)."""
+    """Write the Hugging Face folder for ``checkpoint`` (a ckpt-*.pt or a run directory: its latest).
+
+    The checkpoint is loaded without executing anything in it (``load_checkpoint``); every file is
+    written durably under a temporary name and renamed into place.
+    """
     from trainer.train import checkpoints, load_checkpoint
 
     checkpoint = Path(checkpoint)
@@ -89,8 +93,9 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
     mcfg = BertConfig(**ckpt["model_config"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(hf_config(mcfg), indent=2) + "\n", encoding="utf-8")
-    save_file(hf_state_dict(ckpt["model"], mcfg), str(out / "model.safetensors"), metadata={"format": "pt"})
+    remove_stale_temps(out)  # left by an export that was killed
+    write_json(out / "config.json", hf_config(mcfg))
+    atomic_write_bytes(out / "model.safetensors", save(hf_state_dict(ckpt["model"], mcfg), metadata={"format": "pt"}))
     copy_tokenizer(ckpt, out)
     return out
 
@@ -104,11 +109,15 @@ def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
     for name in ("vocab.txt", "tokenizer.json"):
         src = Path(data_dir) / name
         if src.is_file():
-            shutil.copyfile(src, out / name)
+            atomic_write_bytes(out / name, src.read_bytes())
     if (out / "vocab.txt").exists():
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": bool(tok.get("do_lower_case", True)),
             "model_max_length": 512,
         }
-        (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        write_json(out / "tokenizer_config.json", config)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))

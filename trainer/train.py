@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -26,7 +29,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from corpusgen.config import read_config_file
 from corpusgen.partition import VALIDATION
+from corpusgen.shards import atomic_write_bytes, atomic_writer, remove_stale_temps
 from trainer.data import ShardDataset, ShardLoader, load_build
 from trainer.model import IGNORE, SIZES, BertConfig, BertForPreTraining, flops_per_sequence
 from trainer.optim import lr_at, make_optimizer
@@ -77,6 +82,10 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     """Live progress line between log lines (only on a terminal)."""
+    trace: bool = False
+    """Debugging: each process appends, per optimizer step, the sha256 of its weights and the ids of
+    the rows it consumed to OUT/trace-rank{R}.jsonl (DDP ranks must agree on the first and never share the
+    second)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -98,16 +107,15 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """A ``.toml`` / ``.json`` file (top-level keys or a ``[train]`` table), then ``overrides``."""
-        import tomllib
-
-        path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        data = data.get("train", data)
+        data = read_config_file(path, "train")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown train option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for key, value in data.items():
+            default = getattr(cls, key, None)  # the field's default; None: optional, any value checked later
+            if default is not None and not _same_kind(value, default):
+                raise ValueError(f"{path}: {key} = {value!r} should be of type {type(default).__name__}")
         return cls(**{**data, **overrides})
 
     @property
@@ -119,7 +127,24 @@ class TrainConfig:
         return self.warmup if self.warmup is not None else max(1, self.steps // 100)
 
 
+def _same_kind(value: Any, default: Any) -> bool:
+    """A config file's value fits a field whose default is ``default`` (an int is a fine float, a bool no int)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
 # --- checkpoints --------------------------------------------------------------------------
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded or resumed from (one line: the file, what is wrong, the fix)."""
+
+
+# what every checkpoint holds; one without these was not written whole by this trainer
+CKPT_KEYS = ("step", "model", "optimizer", "scheduler", "model_config", "data", "rng", "metrics", "digest")
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -127,33 +152,195 @@ def checkpoints(out: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_digest(obj: Any) -> str:
+    """sha256 of a checkpoint's whole content (tensor bytes, dtypes, shapes, every other value).
+
+    Stored in the checkpoint and recomputed on load: a flipped bit that still unpickles (tensor
+    data is not checksummed by torch's zip reader) is caught, and the checkpoint counts as damaged.
+    """
+    h = hashlib.sha256()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().to("cpu").contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+        elif isinstance(x, dict):
+            h.update(b"D%d" % len(x))
+            for k in sorted(x, key=repr):
+                h.update(repr(k).encode())
+                walk(x[k])
+        elif isinstance(x, (list, tuple)):  # the same after a save/load round trip
+            h.update(b"L%d" % len(x))
+            for v in x:
+                walk(v)
+        else:
+            h.update(f"V{type(x).__name__}{x!r}".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(out: Path, ckpt: dict[str, Any], keep: int) -> Path:
+    """Write ``ckpt`` durably (temp file, fsync, rename, fsync of the folder), then drop all but the last ``keep``."""
     path = out / f"ckpt-{ckpt['step']:07d}.pt"
-    tmp = out / f".{path.name}.tmp-{os.getpid()}"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)  # a reader sees the old set or the new file, never half of one
+    ckpt = {**ckpt, "digest": checkpoint_digest({k: v for k, v in ckpt.items() if k != "digest"})}
+    with atomic_writer(path) as f:  # a reader sees the old set or the new file, never half of one
+        torch.save(ckpt, f)
     for old in checkpoints(out)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint, loaded without executing anything in it (``weights_only=True``) and verified whole.
+
+    Raises ``CheckpointError`` naming the file when it holds anything but tensors and plain values
+    (a pickle that would run code is refused, not run), is truncated or damaged, or is incomplete.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        objects = next((line for line in lines if "GLOBAL" in line), None)
+        if objects is not None:  # it names a class or function to import: the unpickling would run code
+            raise CheckpointError(
+                f"{path}: refused to load: it holds Python objects, not only tensors and plain values ({objects}); "
+                "it was not written by this trainer or has been tampered with: do not use it"
+            ) from None
+        detail = next((line for line in lines if "Unsupported" in line), lines[-1] if lines else "not a pickle")
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint, truncated or damaged ({detail[:160]}); "
+            "resume from an earlier checkpoint or start a new run"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint, truncated or damaged ({first[:160]}); "
+            "resume from an earlier checkpoint or start a new run"
+        ) from None
+    missing = [k for k in CKPT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CKPT_KEYS)
+    if missing:
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint (lacks {', '.join(missing)}); not written by this trainer"
+        )
+    digest = checkpoint_digest({k: v for k, v in ckpt.items() if k != "digest"})
+    if digest != ckpt["digest"]:
+        raise CheckpointError(
+            f"{path}: damaged checkpoint (content sha256 {digest[:12]}… differs from the {str(ckpt['digest'])[:12]}… "
+            "it was saved with); resume from an earlier checkpoint"
+        )
+    return ckpt
+
+
+def resume_point(found: list[Path], say) -> tuple[dict[str, Any], Path]:
+    """The newest checkpoint of ``found`` that loads intact; a damaged newer one is skipped, saying so."""
+    for skipped, path in enumerate(reversed(found)):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as exc:
+            say(f"{exc}; falling back to the checkpoint before it")
+            continue
+        if skipped:
+            say(f"resuming from {path.name}, the newest intact checkpoint")
+        return ckpt, path
+    raise CheckpointError(
+        f"{found[-1].parent}: no intact checkpoint to resume from ({len(found)} damaged); start a new run"
+    )
+
+
+def schedule_state(cfg: TrainConfig) -> dict[str, Any]:
+    """What fixes the learning-rate schedule; saved as a checkpoint's ``scheduler``."""
+    return {
+        "warmup": cfg.warmup_steps,
+        "steps": cfg.steps,
+        "lr": cfg.peak_lr,
+        "power": cfg.decay_power,
+        "min_lr": cfg.min_lr,
+    }
+
+
+SCHEDULE_OPTIONS = {
+    "warmup": "--warmup",
+    "steps": "--steps",
+    "lr": "--lr",
+    "power": "--decay-power",
+    "min_lr": "--min-lr",
+}
+
+
+def check_schedule(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """A resumed run continues the schedule it started with: refuse options that would change it midway."""
+    now = schedule_state(cfg)
+    changed = [f"{SCHEDULE_OPTIONS[k]} {now[k]} (the run has {saved.get(k)})" for k in now if saved.get(k) != now[k]]
+    if changed:
+        raise CheckpointError(
+            f"{path}: resuming would change the learning-rate schedule: {', '.join(changed)}; "
+            "resume with the run's values, or start a new run in another --out"
+        )
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG the run draws from, as tensors and plain values (so ``weights_only`` loading takes it)."""
+    version, mt, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    state = {
+        "python": [version, list(mt), gauss],
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    n = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": n["bit_generator"],
+            "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trace:
+    """``--trace``: per optimizer step, this process's weight sha256 and the rows it consumed, one JSONL line.
+
+    Hooked onto the optimizer (a step post-hook) and the loader (row ids travel with each batch and
+    are taken off it before the model sees it), so the training loop itself is unchanged.
+    """
+
+    def __init__(self, out: Path, rank: int, model: torch.nn.Module, optimizer, loader: ShardLoader, step: int):
+        self.path = out / f"trace-rank{rank}.jsonl"
+        self.model, self.loader, self.step = model, loader, step
+        out.mkdir(parents=True, exist_ok=True)
+        truncate_log(self.path, step)
+        loader.trace_rows = []
+        optimizer.register_step_post_hook(lambda *_: self.record())
+
+    def record(self) -> None:
+        self.step += 1
+        h = hashlib.sha256()
+        for t in self.model.state_dict().values():
+            h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().data)
+        rows = [int(i) for ids in self.loader.trace_rows for i in ids]
+        self.loader.trace_rows.clear()
+        append_jsonl(self.path, {"step": self.step, "weights_sha256": h.hexdigest(), "rows": rows})
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -243,7 +430,24 @@ class Console:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run (or continue) a pretraining run; returns the last train and eval metrics."""
+    """Run (or continue) a pretraining run; returns the last train and eval metrics.
+
+    A run that fails before its first checkpoint leaves no trace: the ``--out`` folder (and any
+    parent) it created is removed again, so a bad ``--data`` or an empty build leaves nothing behind.
+    """
+    out = Path(cfg.out).absolute()
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        created = None  # only rank 0 makes the folder
+    try:
+        return _train(cfg)
+    except BaseException:
+        if created is not None and created.is_dir() and not (out.is_dir() and checkpoints(out)):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _train(cfg: TrainConfig) -> dict[str, Any]:
     # --- processes and device ---
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if ddp:
@@ -268,14 +472,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
 
     # --- resume or start ---
+    if master:
+        for stale in remove_stale_temps(out):
+            console.line(f"removed {stale.name}: a temporary file left by a save that was killed")
     found = checkpoints(out) if out.is_dir() else []
     if found and not cfg.resume:
         raise SystemExit(
             f"{out}: holds checkpoints already; pass --resume to continue that run, or choose another --out"
         )
-    ckpt = load_checkpoint(found[-1]) if cfg.resume and found else None
+    ckpt, ckpt_path = resume_point(found, console.line) if cfg.resume and found else (None, None)
     if ckpt is not None and ckpt["step"] >= cfg.steps:
-        console.line(f"{found[-1].name}: already at step {ckpt['step']} of --steps {cfg.steps}; nothing to do")
+        console.line(f"{ckpt_path.name}: already at step {ckpt['step']} of --steps {cfg.steps}; nothing to do")
         return {"step": ckpt["step"], "train": ckpt.get("last_train"), "eval": ckpt.get("last_eval")}
 
     # --- data ---
@@ -319,11 +526,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if ckpt is not None:
         raw.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        loader.load_state_dict(ckpt["data"])
+        try:
+            loader.load_state_dict(ckpt["data"])
+        except ValueError as exc:  # another batch size, seed, world size, workers or data than the run's
+            raise CheckpointError(f"{ckpt_path}: {exc}") from None
+        check_schedule(ckpt["scheduler"], cfg, ckpt_path)
         acc.copy_(ckpt["metrics"].to(device))
         step = ckpt["step"]
-        set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) and rank < len(ckpt["rng"]) else ckpt["rng"])
-        console.line(f"resumed {found[-1]} at step {step}")
+        rngs = ckpt["rng"]
+        if isinstance(rngs, list) and len(rngs) != world:
+            raise CheckpointError(f"{ckpt_path}: saved by {len(rngs)} processes, resumed with {world}; use the same")
+        set_rng_state(rngs[rank] if isinstance(rngs, list) else rngs)
+        console.line(f"resumed {ckpt_path} at step {step}")
+    if cfg.trace:
+        Trace(out, rank, raw, optimizer, loader, step)
     model: torch.nn.Module = raw
     if cfg.compile:
         # one graph per (T, P) padded shape: raise the limit so all bins stay compiled
@@ -337,10 +553,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     eval_path = out / "eval.jsonl"
     if master:
         for p in (log_path, eval_path):
-            truncate_log(p, step)  # drop lines a crashed run wrote after its last checkpoint
+            truncate_log(p, step, console.line)  # drop lines a crashed run wrote after its last checkpoint
         run_info = {"train_config": dataclasses.asdict(cfg), "model_config": mcfg.to_dict(), "world_size": world,
                     "params": raw.num_params(), "data": str(cfg.data), "build_config": manifest["config"]}  # fmt: skip
-        (out / "run.json").write_text(json.dumps(run_info, indent=1), encoding="utf-8")
+        atomic_write_bytes(out / "run.json", json.dumps(run_info, indent=1).encode("utf-8"))
     tb = make_tensorboard(out) if master and cfg.tensorboard else None
     console.line(
         f"BERT-{cfg.model} {raw.num_params() / 1e6:.1f}M params on {device} x{world}"
@@ -486,17 +702,39 @@ def format_metrics(m: dict[str, Any], total: int) -> str:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one line and fsync it: a line the log shows is on disk (a kill can cut only the last one)."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
-def truncate_log(path: Path, step: int) -> None:
+def truncate_log(path: Path, step: int, say=print) -> None:
+    """Keep the log's lines up to ``step`` (a resumed run rewrites what came after its checkpoint).
+
+    A last line cut short by a killed run is dropped, and ``say`` tells so once; the log is
+    rewritten atomically.
+    """
     if not path.exists():
         return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    keep = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-    if len(keep) != len(lines):
-        path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    data = path.read_bytes()
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    keep, partial = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            partial += 1
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            keep.append(line)
+    if partial:
+        say(f"{path}: dropped {partial} partial line(s) a killed run left behind")
+    new = "".join(line + "\n" for line in keep).encode("utf-8")
+    if new != data:
+        atomic_write_bytes(path, new)
 
 
 def make_tensorboard(out: Path):

@@ -251,3 +251,44 @@ def test_dense_conversion_of_sliced_lists():
     assert lengths.tolist() == [1, 0, 2]
     assert dense[:, :2].tolist() == [[4, 0], [0, 0], [5, 6]]
     assert np.all(dense[:, 2:] == 0)
+
+
+def first_batches(ds, n):
+    it = iter(ShardLoader(ds))
+    return [next(it) for _ in range(n)]
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "wrong sha256 in the manifest"])
+def test_a_shard_that_fails_its_sha256_stops_the_loader_naming_it(tmp_path, build_dir, damage):
+    d = copy_build(build_dir, tmp_path / "b")
+    m = json.loads((d / "manifest.json").read_text())
+    shard = d / m["shards"][0]["path"]
+    if damage == "flipped byte":
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 0x01  # same size: load_build's size check passes
+        shard.write_bytes(bytes(data))
+    else:
+        m["shards"][0]["sha256"] = "0" * 64
+        (d / "manifest.json").write_text(json.dumps(m))
+    load_build(d)  # cheap checks only: contents are verified by the loader
+    ds = ShardDataset(d, batch_size=8, seed=0, epochs=1, drop_last=False, shuffle=False)
+    with pytest.raises(ManifestError, match="differs from the manifest's") as exc:
+        first_batches(ds, len(ds))
+    assert str(exc.value).startswith(f"{shard}: sha256 ") and "\n" not in str(exc.value)
+
+
+def test_each_shard_is_hashed_once_per_process_before_its_rows_are_read(build_dir, monkeypatch):
+    hashed, opened = [], []
+    real_sha, real_open = data_mod.sha256_file, data_mod.open_shard
+    monkeypatch.setattr(data_mod, "sha256_file", lambda p: hashed.append(str(p)) or real_sha(p))
+    monkeypatch.setattr(data_mod, "open_shard", lambda p: opened.append((str(p), len(hashed))) or real_open(p))
+    ds = ShardDataset(build_dir, batch_size=16, seed=0, epochs=3, drop_last=False)
+    opened.clear()  # the constructor reads only shard footers (record batch counts)
+    hashed.clear()  # and the vocabulary's sha256
+    batches = sum(1 for _ in ShardLoader(ds))
+    for _ in ShardLoader(ds):  # a second pass in the same process: nothing hashed again
+        pass
+    train_shards = sorted(str(build_dir / e["path"]) for e in ds.manifest["shards"] if e["split"] == "train")
+    assert batches > 3 * len(train_shards) and sorted(hashed) == train_shards
+    for path, hashed_before in opened:
+        assert path in hashed[:hashed_before], f"{path} was opened before its sha256 was checked"

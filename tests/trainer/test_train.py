@@ -120,3 +120,23 @@ def test_no_nsp_build_trains_mlm_only(tmp_path):
     result = train(config(build, tmp_path / "run", steps=5, log_every=5))
     assert result["train"]["nsp_loss"] is None and result["train"]["nsp_acc"] is None
     assert result["train"]["loss"] == result["train"]["mlm_loss"]
+
+
+def test_train_config_file_uses_the_shared_reader(tmp_path):
+    (tmp_path / "t.toml").write_text('[build]\nmax_seq_length = 64\n[train]\nsteps = 7\nmodel = "mini"\n')
+    cfg = TrainConfig.from_file(tmp_path / "t.toml", data="d", steps=9)
+    assert (cfg.steps, cfg.model, cfg.data) == (9, "mini", "d")
+    (tmp_path / "t.json").write_text('{"steps": 5, "data": "d"}')
+    assert TrainConfig.from_file(tmp_path / "t.json").steps == 5
+    for name, text, message in [
+        ("bad.toml", "steps = ", "bad.toml: not valid TOML"),
+        ("bad.json", "[1, 2]", "bad.json: a config file holds a table of options, not list"),
+        ("unknown.toml", "stepz = 3", "unknown.toml: unknown train option\\(s\\) stepz"),
+        ("type.toml", 'steps = "ten"\ndata = "d"', "type.toml: steps = 'ten' should be of type int"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=message) as exc:
+            TrainConfig.from_file(tmp_path / name)
+        assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match="missing.toml: cannot read config"):
+        TrainConfig.from_file(tmp_path / "missing.toml")
