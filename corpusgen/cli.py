@@ -386,11 +386,12 @@ def bench() -> None:
 
 
 def _register_trainer() -> None:
-    from trainer.cli import COMMANDS, bench_loader
+    from trainer.cli import COMMANDS, bench_loader, bench_train
 
     for command in COMMANDS:
         cli.add_command(command)
     bench.add_command(bench_loader, "loader")
+    bench.add_command(bench_train, "train")
 
 
 _register_trainer()
