@@ -9,8 +9,9 @@ shared CPU). Batches are synthetic (full-length rows, like a length bin at its t
 with ``data``, read from a build by the trainer's loader, which makes the data wait real.
 
 Timing: phase boundaries are CUDA events on a GPU (the step never waits for the host; one sync
-at the end) and ``perf_counter`` on CPU. The first ``warmup`` steps (which compile, with
-``compile``) are left out of the figures and reported as ``compile_s``.
+at the end) and ``perf_counter`` on CPU. Figures are medians over the steps (robust to other
+processes on a shared machine). The first ``warmup`` steps (which compile, with ``compile``) are
+left out and what they took beyond steady steps is reported as ``compile_s``.
 """
 
 from __future__ import annotations
@@ -216,13 +217,15 @@ def measure_train(
             split["backward"].append(clock.seconds(m[-3], m[-2]))
             split["optimizer"].append(clock.seconds(m[-2], m[-1]))
         step_s = [sum(v) for v in zip(*split.values(), strict=True)]
-        seq_per_s = batch_size * len(step_s) / sum(step_s)
+        # medians: a step that another process on a shared machine slowed down does not move them
+        median = statistics.median(step_s)
+        seq_per_s = batch_size / median
         peak = peak_flops(dev, bf16)
         return {
             "seq_per_s": round(seq_per_s, 2),
-            "tokens_per_s": round(tokens / sum(step_s), 1),
-            "step_ms": round(1e3 * statistics.mean(step_s), 2),
-            "split_ms": {k: round(1e3 * statistics.mean(v), 2) for k, v in split.items()},
+            "tokens_per_s": round(tokens / len(step_s) / median, 1),
+            "step_ms": round(1e3 * median, 2),
+            "split_ms": {k: round(1e3 * statistics.median(v), 2) for k, v in split.items()},
             "data_wait_fraction": round(sum(split["data_wait"]) / sum(step_s), 4),
             "mfu": round(flops_per_seq * seq_per_s / peak, 4) if peak else None,
         }
