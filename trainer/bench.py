@@ -195,11 +195,14 @@ def measure_train(
         hf_compile_s = time.perf_counter() - t0
         hf_peak_mb = _peak_mb(dev, hf_before) if dev.type == "cuda" else None
 
-    records, hf_records, tokens, P = [], [], 0, 0
+    records, hf_records, tokens, flops, hf_flops = [], [], 0, 0.0, 0.0
     for _ in range(steps):
         start, batch, full, real = next_batch()
         tokens += real
+        B, T = batch["input_ids"].shape
         P = batch["masked_positions"].shape[1]
+        flops += B * flops_per_sequence(mcfg, T, P)
+        hf_flops += B * flops_per_sequence(mcfg, T)  # transformers runs its MLM head at every position
         records.append((start, step(*ours, model_inputs(batch, full))))
         if hf is not None:
             hf_marks = step(*hf, hf_inputs(batch))
@@ -207,7 +210,7 @@ def measure_train(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
 
-    def figures(recs: list, flops_per_seq: float) -> dict[str, Any]:
+    def figures(recs: list, flops: float) -> dict[str, Any]:
         # recs: (start, [on device, after forward, after backward, after optimizer]); HF's list has one more
         # mark in front, ours' "on device" (the batch they share), so both count the same data wait
         split = {k: [] for k in PHASES}
@@ -227,7 +230,7 @@ def measure_train(
             "step_ms": round(1e3 * median, 2),
             "split_ms": {k: round(1e3 * statistics.median(v), 2) for k, v in split.items()},
             "data_wait_fraction": round(sum(split["data_wait"]) / sum(step_s), 4),
-            "mfu": round(flops_per_seq * seq_per_s / peak, 4) if peak else None,
+            "mfu": round(flops / len(step_s) / median / peak, 4) if peak else None,
         }
 
     result: dict[str, Any] = {
@@ -241,14 +244,14 @@ def measure_train(
         "threads": torch.get_num_threads(),
         "compile": compile,
         "steps": steps,
-        **figures(records, flops_per_sequence(mcfg, seq_len, P)),
+        **figures(records, flops),
         "peak_mem_mb": peak_mb,
         "peak_mem_kind": "cuda max allocated" if dev.type == "cuda" else "process peak RSS",
     }
     # what the warm-up steps took beyond steady steps: compiling (and first-touch allocation)
     result["compile_s"] = round(max(0.0, compile_s - warmup * result["step_ms"] / 1e3), 2)
     if hf is not None:
-        theirs = figures(hf_records, flops_per_sequence(mcfg, seq_len))  # HF runs its MLM head at every position
+        theirs = figures(hf_records, hf_flops)
         result.update({f"hf_{k}": v for k, v in theirs.items()})
         result["hf_peak_mem_mb"] = hf_peak_mb
         result["hf_compile_s"] = round(max(0.0, hf_compile_s - warmup * theirs["step_ms"] / 1e3), 2)
