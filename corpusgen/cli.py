@@ -438,11 +438,12 @@ def bench_build_command(inputs, vocab, workers, dupe_factors, zstd_level, text_f
 
 
 def _register_trainer() -> None:
-    from trainer.cli import COMMANDS, bench_loader
+    from trainer.cli import COMMANDS, bench_loader, bench_train
 
     for command in COMMANDS:
         cli.add_command(command)
     bench.add_command(bench_loader, "loader")
+    bench.add_command(bench_train, "train")
 
 
 _register_trainer()

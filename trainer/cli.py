@@ -1,7 +1,7 @@
-"""Click commands of the trainer: ``train``, ``plot``, ``export`` and the loader benchmark.
+"""Click commands of the trainer: ``train``, ``plot``, ``export`` and the loader and step benchmarks.
 
 ``corpusgen/cli.py`` attaches them (``for c in COMMANDS: cli.add_command(c)`` and
-``bench.add_command(bench_loader)``); ``python -m trainer`` / ``torchrun -m trainer`` runs
+``bench.add_command(bench_loader)``, ``bench_train``); ``python -m trainer`` / ``torchrun -m trainer`` runs
 them without the rest of corpusgen. torch is imported inside the commands so that
 ``corpusgen --help`` stays fast.
 """
@@ -54,7 +54,9 @@ _TRAIN_OPTIONS = [
         "--eval-every", type=int, help="Evaluate on held-out shards every N steps (default: at the end only)."
     ),
     click.option(
-        "--eval-batches", type=int, help="Cap on held-out batches per evaluation per process (default 50, 0: all)."
+        "--eval-batches",
+        type=int,
+        help="Held-out batches per evaluation per process (default 50, 0: all); at most the micro-batches since the last.",
     ),
     click.option("--save-every", type=int, help="Checkpoint every N steps (default: at the end and at --stop-after)."),
     click.option("--keep-checkpoints", type=int, help="Checkpoints kept in --out (default 3)."),
@@ -196,6 +198,67 @@ def measure_loader(
     }
 
 
+@click.command("train")
+@click.option(
+    "--model", type=click.Choice(["tiny", "mini", "small", "base", "large"]), default="tiny", show_default=True
+)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--seq-len", type=int, default=128, show_default=True, help="Length of the synthetic rows.")
+@click.option("--predictions", type=int, default=20, show_default=True, help="Masked positions per synthetic row.")
+@click.option("--steps", type=int, default=10, show_default=True, help="Measured steps (after --warmup).")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Steps left out of the figures (they compile).")
+@click.option("--compile/--no-compile", default=False, show_default=True, help="torch.compile (both models).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adamw", "lamb"]), default="adamw", show_default=True)
+@click.option("--threads", type=int, help="torch intra-op threads (default: torch's choice).")
+@click.option("--against-hf", is_flag=True, help="Run transformers.BertForPreTraining beside it; print the ratio.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False),
+    help="Read batches from this build with the trainer's loader (default: synthetic full-length rows).",
+)
+@click.option("--workers", type=int, default=0, show_default=True, help="Loader workers with --data.")
+def bench_train(threads: int | None, **options) -> None:
+    """Measure training steps: seq/s, tokens/s, step split, peak memory, MFU on CUDA (last line JSON)."""
+    import torch
+
+    from corpusgen.shards import ManifestError
+    from trainer.bench import measure_train
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        r = measure_train(**options)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}; --against-hf needs transformers (pip install transformers)") from None
+
+    def line(prefix: str) -> str:
+        split = "  ".join(f"{k} {v:.1f}" for k, v in r[prefix + "split_ms"].items())
+        mfu = "" if r[prefix + "mfu"] is None else f"  MFU {r[prefix + 'mfu']:.1%}"
+        return (
+            f"{r[prefix + 'seq_per_s']:,.1f} seq/s  {r[prefix + 'tokens_per_s']:,.0f} tokens/s  "
+            f"step {r[prefix + 'step_ms']:.1f} ms ({split} ms){mfu}"
+        )
+
+    click.echo(
+        f"BERT-{r['model']} batch {r['batch_size']} seq {r['seq_len']} on {r['device']} {r['dtype']} "
+        f"({r['threads']} threads){' compiled' if r['compile'] else ''}, {r['steps']} steps"
+    )
+    click.echo(f"corpusgen     {line('')}  peak {r['peak_mem_mb']:,.0f} MB ({r['peak_mem_kind']})")
+    if "hf_seq_per_s" in r:
+        click.echo(f"transformers  {line('hf_')}")
+        click.echo(f"ratio {r['ratio_vs_hf']:.2f}x")
+    if r["compile"]:
+        click.echo(
+            f"compile {r['compile_s']:.1f}s"
+            + (f" (transformers {r['hf_compile_s']:.1f}s)" if "hf_compile_s" in r else "")
+        )
+    click.echo(json.dumps(r))
+
+
 COMMANDS = [train, plot, export]
 
 
@@ -214,6 +277,7 @@ def _bench() -> None:
 
 
 _bench.add_command(bench_loader)
+_bench.add_command(bench_train)
 
 
 def run_module(argv: list[str] | None = None) -> None:

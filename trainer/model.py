@@ -4,7 +4,9 @@ Post-LN transformer as in Devlin et al. (2018), initialised as google-research/b
 (normal std 0.02, zero biases, LayerNorm 1/0). Attention goes through
 ``F.scaled_dot_product_attention`` so PyTorch picks a fused kernel. The MLM head runs only at
 the masked positions: at sequence 128 with 20 predictions that skips ~85% of the largest
-matmul of the model (hidden x vocab).
+matmul of the model (hidden x vocab). For the same reason the last layer computes only the rows
+that leave the encoder ([CLS] and the predictions; every position stays a key and value): a
+twelfth of BERT-base's encoder shrinks to a third.
 
 Shapes in comments: B batch, T sequence, H hidden, nh heads, hs head size, P predictions, V vocab.
 """
@@ -93,11 +95,23 @@ class Layer(nn.Module):
         self.attn_drop = cfg.attention_probs_dropout_prob
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H) -> (B, T, H); with ``keep`` (B, K) positions, only those rows: (B, K, H).
+
+        Every position still serves as a key and value, so the kept rows equal the full layer's
+        there; the rest of the layer (queries, projection, MLP) runs on K rows instead of T.
+        """
         B, T, H = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.nh, H // self.nh).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        nh, hs = self.nh, H // self.nh
+        if keep is None:
+            q, k, v = self.qkv(x).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        else:
+            w, b = self.qkv.weight, self.qkv.bias  # rows: q, k, v
+            k, v = F.linear(x, w[H:], b[H:]).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)  # 2 x (B, nh, T, hs)
+            x = torch.gather(x, 1, keep[:, :, None].expand(-1, -1, H))  # (B, K, H)
+            q = F.linear(x, w[:H], b[:H]).view(B, -1, nh, hs).transpose(1, 2)  # (B, nh, K, hs)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0)
-        a = a.transpose(1, 2).reshape(B, T, H)
+        a = a.transpose(1, 2).reshape(B, -1, H)  # (B, T or K, H)
         x = self.ln1(x + self.drop(self.proj(a)))
         return self.ln2(x + self.drop(self.fc2(F.gelu(self.fc1(x)))))
 
@@ -130,15 +144,15 @@ class BertForPreTraining(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def encode(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        """Final hidden states (B, T, H)."""
+    def encode(self, input_ids, token_type_ids=None, attention_mask=None, keep=None) -> torch.Tensor:
+        """Final hidden states (B, T, H), or with ``keep`` (B, K) positions only those: (B, K, H)."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         # bool mask (B, 1, 1, T): True = attend; broadcast over heads and query positions
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         x = self.emb(input_ids, token_type_ids)
-        for layer in self.layers:
-            x = layer(x, mask)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, keep if i == len(self.layers) - 1 else None)
         return x
 
     def mlm_logits(self, h: torch.Tensor) -> torch.Tensor:
@@ -155,13 +169,14 @@ class BertForPreTraining(nn.Module):
         next_sentence_label: torch.Tensor | None = None,  # (B,) long, IGNORE where there is no NSP
         **_: torch.Tensor,  # other batch keys (masked_valid, ...) are accepted and unused
     ) -> dict[str, torch.Tensor]:
-        h = self.encode(input_ids, token_type_ids, attention_mask)  # (B, T, H)
         if masked_positions is not None:
-            # gather before the head: the head (and its H x V decoder) only sees the P predictions
-            idx = masked_positions[:, :, None].expand(-1, -1, h.shape[-1])
-            h_mlm = torch.gather(h, 1, idx)  # (B, P, H)
+            # only [CLS] and the P predictions leave the encoder: the last layer and the MLM head (with
+            # its H x V decoder) run on 1 + P rows instead of T
+            keep = torch.cat([torch.zeros_like(masked_positions[:, :1]), masked_positions], 1)  # (B, 1 + P)
+            h = self.encode(input_ids, token_type_ids, attention_mask, keep)  # (B, 1 + P, H)
+            h_mlm = h[:, 1:]  # (B, P, H)
         else:
-            h_mlm = h
+            h = h_mlm = self.encode(input_ids, token_type_ids, attention_mask)  # (B, T, H)
         mlm_logits = self.mlm_logits(h_mlm)  # (B, P, V) or (B, T, V)
         nsp_logits = self.nsp(torch.tanh(self.pooler(h[:, 0])))  # (B, 2)
         out = {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
@@ -188,14 +203,19 @@ def masked_mean_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def flops_per_sequence(cfg: BertConfig, seq_len: int, predictions: int | None = None) -> float:
     """Training FLOPs (forward + backward = 3x forward, 2 per multiply-add) of one sequence.
 
-    ``predictions``: positions the MLM head runs at (None: all ``seq_len``), as the model does.
+    ``predictions``: positions the MLM head runs at (None: all ``seq_len``), as the model does; then
+    the last layer computes 1 + P rows (queries, projection, MLP) over T keys and values.
     Counts matmuls only (attention scores included), the usual MFU convention.
     """
     H, L, F_, V, T = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size, seq_len
     P = T if predictions is None else predictions
-    per_layer = T * (4 * H * H + 2 * H * F_) + 2 * T * T * H  # qkv+proj, mlp, scores and weighted sum
+    K = T if predictions is None else 1 + P  # rows of the last layer
+
+    def layer(rows: int) -> int:  # multiply-adds: q + proj + mlp on the rows, k + v on all T, scores and sum
+        return rows * (2 * H * H + 2 * H * F_) + T * 2 * H * H + 2 * rows * T * H
+
     heads = P * (H * H + H * V) + H * H + 2 * H  # MLM transform + decoder, pooler, NSP
-    return 6.0 * (L * per_layer + heads)
+    return 6.0 * ((L - 1) * layer(T) + layer(K) + heads)
 
 
 def expected_init_loss(vocab_size: int) -> float:

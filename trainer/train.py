@@ -38,7 +38,13 @@ from trainer.optim import lr_at, make_optimizer
 
 CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 DEFAULT_LR = {"tiny": 1e-3, "mini": 1e-3, "small": 5e-4, "base": 1e-4, "large": 1e-4}
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, per GPU
+# (bf16, tf32) dense tensor-core peak FLOP/s of one GPU, by a part of torch.cuda.get_device_name; first match wins
+PEAK_FLOPS = {
+    "H100 PCIe": (756e12, 378e12),
+    "H100": (989e12, 494.7e12),
+    "H200": (989e12, 494.7e12),
+    "A100": (312e12, 156e12),
+}
 
 
 @dataclass
@@ -67,6 +73,8 @@ class TrainConfig:
     eval_every: int = 0
     """Evaluate on the held-out shards every N steps (0: only at the end of the run)."""
     eval_batches: int = 50
+    """Held-out batches per evaluation per process (0: all); never more than the micro-batches trained since
+    the previous evaluation, so evaluating costs less than the training it follows."""
     save_every: int = 0
     """Checkpoint every N steps (0: only at the end and at --stop-after)."""
     keep_checkpoints: int = 3
@@ -364,7 +372,7 @@ def accumulate(acc: torch.Tensor, out: dict[str, torch.Tensor], batch: dict[str,
                 mlm_valid.sum().float(),
                 nsp_ok.sum().float(),
                 nsp_valid.sum().float(),
-                torch.tensor(float(len(labels)), device=acc.device),
+                torch.full((), float(len(labels)), device=acc.device),  # a fill, not a host-to-device copy
                 batch["attention_mask"].sum().float(),
             ]
         )
@@ -400,9 +408,10 @@ def evaluate(model: BertForPreTraining, data: ShardDataset, device: torch.device
     for i, batch in enumerate(ShardLoader(data)):
         if max_batches and i >= max_batches:
             break
+        full = not has_padding(batch)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast():
-            out = model(**batch)
+            out = model(**model_inputs(batch, full))
         accumulate(acc, out, batch)
     model.train(was_training)
     return summarize(all_reduce(acc))
@@ -518,7 +527,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         )
     raw = BertForPreTraining(mcfg).to(device)
     optimizer = make_optimizer(
-        raw, cfg.optimizer, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
+        raw, cfg.optimizer, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=fused_adamw(device)
     )
     acc = torch.zeros(9, device=device)
     step = 0
@@ -542,9 +551,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         Trace(out, rank, raw, optimizer, loader, step)
     model: torch.nn.Module = raw
     if cfg.compile:
-        # one graph per (T, P) padded shape: raise the limit so all bins stay compiled
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        model = torch.compile(model)
+        model = compile_model(model)
     if ddp:
         model = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
@@ -569,6 +576,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     last_train: dict | None = ckpt.get("last_train") if ckpt else None
     last_eval: dict | None = ckpt.get("last_eval") if ckpt else None
     t0 = time.time()
+    first_step_started = t0 if cfg.compile else None
     while step < end:
         lr = lr_at(
             step, lr=cfg.peak_lr, warmup=cfg.warmup_steps, steps=cfg.steps, power=cfg.decay_power, min_lr=cfg.min_lr
@@ -576,19 +584,24 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         for group in optimizer.param_groups:
             group["lr"] = lr
         for micro in range(cfg.accumulation):
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            if ddp:
-                # all-reduce gradients only on the last micro-batch (no_sync() would need a nested context)
-                model.require_backward_grad_sync = micro == cfg.accumulation - 1
-            with autocast():
-                outputs = model(**batch)
-            (outputs["loss"] / cfg.accumulation).backward()
+            host = next(batches)
+            full = not has_padding(host)  # decided on the host copy, so the step never waits for the device
+            batch = {k: v.to(device, non_blocking=True) for k, v in host.items()}
+            # DDP all-reduces gradients on the last micro-batch only
+            last = micro == cfg.accumulation - 1
+            with contextlib.nullcontext() if last or not ddp else model.no_sync():
+                with autocast():
+                    outputs = model(**model_inputs(batch, full))
+                (outputs["loss"] / cfg.accumulation).backward()
             accumulate(acc, outputs, batch)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        if first_step_started is not None:  # the first step of a compiled model includes compiling its graph
+            console.line(f"step {step} took {time.time() - first_step_started:.1f}s (compiling the first graph)")
+            first_step_started = None
 
         # not at --stop-after: the open interval's sums go into the checkpoint, so the resumed run logs what
         # the uninterrupted one would
@@ -604,7 +617,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
                 "tokens_per_s": round(tokens / dt, 1),
             }
             if device.type == "cuda":
-                last_train["mfu"] = round(mfu(mcfg, stats, dt, world, device), 4)
+                last_train["mfu"] = round(mfu(mcfg, stats, dt, world, device, use_bf16), 4)
             acc.zero_()
             t0 = time.time()
             if master:
@@ -617,7 +630,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             )
 
         if eval_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-            last_eval = {"step": step, **evaluate(raw, eval_data, device, autocast, cfg.eval_batches)}
+            last_eval = {"step": step, **evaluate(raw, eval_data, device, autocast, eval_cap(cfg, step, last_eval))}
             if master:
                 append_jsonl(eval_path, last_eval)
                 log_tensorboard(tb, "eval", last_eval)
@@ -665,6 +678,42 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def has_padding(batch: dict[str, torch.Tensor]) -> bool:
+    """Whether any row of a (host) batch is padded; a length bin at its top length often has none."""
+    return not bool(batch["attention_mask"].all())
+
+
+def model_inputs(batch: dict[str, torch.Tensor], full: bool) -> dict[str, torch.Tensor | None]:
+    """The batch as the model's arguments; ``full`` (no row padded) drops the attention mask.
+
+    Without a mask ``scaled_dot_product_attention`` may take its fastest (flash) kernel, and the
+    result is the same: a mask of all True changes nothing.
+    """
+    return {**batch, "attention_mask": None} if full else batch
+
+
+def fused_adamw(device: torch.device) -> bool:
+    """torch's fused AdamW runs on CUDA and CPU; on CPU it is several times faster than the default loop."""
+    return device.type in ("cuda", "cpu")
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile`` with static shapes: one graph per (T, P, mask or none) the length bins produce."""
+    # bins x {masked, mask-free} x {train, eval} graphs: raise dynamo's limit so none falls back to eager
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(model, dynamic=False)
+
+
+def eval_cap(cfg: TrainConfig, step: int, last_eval: dict | None) -> int:
+    """Held-out batches for the evaluation at ``step``: --eval-batches, and (unless that is 0, all)
+    no more than the training micro-batches since the previous evaluation. A forward pass costs
+    about a third of a training step, so an evaluation never takes longer than the steps before it."""
+    if not cfg.eval_batches:
+        return 0
+    since = (step - (last_eval["step"] if last_eval else 0)) * cfg.accumulation
+    return max(1, min(cfg.eval_batches, since))
+
+
 def round_up_pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
@@ -678,17 +727,23 @@ def gather_objects(obj: Any) -> Any:
     return objs
 
 
-def mfu(mcfg: BertConfig, stats: torch.Tensor, dt: float, world: int, device: torch.device) -> float:
-    """Model FLOPs utilisation: achieved matmul FLOP/s over the GPUs' dense bf16 peak."""
+def peak_flops(device: torch.device, bf16: bool) -> float | None:
+    """Dense peak FLOP/s of one GPU in the step's dtype (bf16, or fp32 as TF32); None if unknown."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak[0 if bf16 else 1] for key, peak in PEAK_FLOPS.items() if key in name), None)
+
+
+def mfu(mcfg: BertConfig, stats: torch.Tensor, dt: float, world: int, device: torch.device, bf16: bool) -> float:
+    """Model FLOPs utilisation: achieved matmul FLOP/s over the GPUs' dense peak in the step's dtype."""
     seqs = stats[M_SEQS].item()
-    if not seqs:
-        return 0.0
+    peak = peak_flops(device, bf16)
+    if not seqs or not peak:
+        return math.nan
     seq_len = stats[M_TOKENS].item() / seqs
     preds = stats[M_MLM_N].item() / seqs
-    flops = flops_per_sequence(mcfg, round(seq_len), round(preds)) * seqs / dt
-    name = torch.cuda.get_device_name(device)
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-    return flops / (peak * world) if peak else math.nan
+    return flops_per_sequence(mcfg, round(seq_len), round(preds)) * seqs / dt / (peak * world)
 
 
 def format_metrics(m: dict[str, Any], total: int) -> str:

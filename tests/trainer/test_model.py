@@ -76,8 +76,10 @@ def test_masked_only_head_equals_full_head():
     model = BertForPreTraining(BertConfig.from_size("tiny", vocab_size=100)).eval()
     b = batch()
     with torch.no_grad():
-        masked = model(**b)["mlm_logits"]
-        full = model(**{**b, "masked_positions": None, "masked_labels": None})["mlm_logits"]
+        out = model(**b)  # the last layer computes only [CLS] and the masked rows
+        full_out = model(**{**b, "masked_positions": None, "masked_labels": None})
+    masked, full = out["mlm_logits"], full_out["mlm_logits"]
+    torch.testing.assert_close(out["nsp_logits"], full_out["nsp_logits"], rtol=1e-5, atol=1e-5)
     gathered = torch.gather(full, 1, b["masked_positions"][:, :, None].expand(-1, -1, full.shape[-1]))
     torch.testing.assert_close(masked, gathered, rtol=1e-5, atol=1e-5)
 
