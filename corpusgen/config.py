@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,12 +167,11 @@ class BuildConfig:
             )
         if self.masking_capped:
             wanted = round(self.max_num_tokens * self.masked_lm_prob)
-            suggest = min(self.max_seq_length - 2, math.ceil(round(self.max_seq_length * self.masked_lm_prob, 6)))
             out.append(
                 f"max_predictions_per_seq {self.max_predictions_per_seq} caps masking below masked_lm_prob "
                 f"{self.masked_lm_prob} in instances of {self.masking_cap_tokens} tokens or more: a full one gets {self.max_predictions_per_seq} of the {wanted} masks it "
                 f"asks for ({self.max_predictions_per_seq / self.max_num_tokens:.1%} of its tokens); "
-                f"--max-predictions-per-seq {suggest} masks at the full rate"
+                f"--max-predictions-per-seq {wanted} masks at the full rate"
             )
         return out
 
