@@ -160,7 +160,9 @@ def _runner_name(runner: str | None) -> str | None:
 
 def workers_elsewhere(runner: str | None, options: PipelineOptions) -> bool:
     """True when the runner's workers run on other machines, so they cannot see local paths."""
-    if runner in LOCAL_RUNNERS:
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    if runner in LOCAL_RUNNERS or runner in StandardOptions.LOCAL_RUNNERS:
         return False
     if runner == "DaskRunner":
         from apache_beam.runners.dask.dask_runner import DaskOptions
