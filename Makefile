@@ -1,5 +1,5 @@
 # corpusgen: `make demo` builds the bundled corpus and trains a tiny BERT on it; `make test` runs the tests.
-# Both create their own virtual environment (.venv) first.
+# Both create their own virtual environment (.venv) first; `make test` runs ruff (lint + format check) before pytest.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,10 +28,11 @@ demo: setup
 	$(CG) train --data $(DEMO)/data --model tiny --steps $(STEPS) --batch-size 64 --out $(DEMO)/run
 	$(CG) plot $(DEMO)/run
 
-test: setup
+# Lint first: `make test` (what .ci/run calls) fails on a lint or format error before any test runs.
+test: lint
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: setup
+test-all: lint
 	$(PY) -m pytest -q
 
 lint: setup

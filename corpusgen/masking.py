@@ -52,9 +52,6 @@ class VocabTables:
         )
 
 
-KIND_MASK, KIND_RANDOM, KIND_KEPT = "masked_mask", "masked_random", "masked_kept"
-
-
 def _segment_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row index of every flat position, start offset of every row)."""
     starts = np.zeros(len(lengths), dtype=np.int64)
@@ -81,9 +78,56 @@ def mask_documents(
 ) -> Instances:
     """Assemble and mask the instances of many documents at once.
 
-    Each document's random numbers come from its own generator (drawn in one call per
+    Three steps, each its own function: ``assemble`` lays out ``[CLS] A [SEP] B [SEP]``, a
+    position scheme of ``POSITION_SCHEMES`` chooses what to predict, ``replace`` applies
+    80/10/10. Each document's random numbers come from its own generator (drawn in one call per
     kind), so the result for a document does not depend on which others share the batch.
     """
+    rngs = [rng for _, rng in documents]
+    seq = assemble([pairs for pairs, _ in documents], tables)
+    cand = ~tables.is_special[seq.ids]  # ordinary tokens only ([CLS]/[SEP]/[UNK]… are special ids)
+    n_cand = np.bincount(seq.row_of[cand], minlength=seq.n_rows)
+    k = np.minimum(cfg.max_predictions_per_seq, np.maximum(1, np.rint(n_cand * cfg.masked_lm_prob).astype(np.int64)))
+    k[n_cand == 0] = 0
+    choose = POSITION_SCHEMES[mask_scheme(cfg)]
+    chosen = choose(seq, cand, k, tables, rngs)
+    masked, labels, n_masked = replace(seq, chosen, k, tables, rngs)
+    order_key = [rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for rng, n in zip(rngs, seq.rows_per_doc)]
+    counts["mask_candidates"] += int(n_cand.sum())
+
+    tok = token_dtype(tables.vocab_size)
+    return Instances(
+        input_ids=masked.astype(tok),
+        lengths=seq.lengths.astype(np.int32),
+        a_len=seq.a_len.astype(np.uint16),
+        masked_positions=(chosen - seq.row_start[seq.row_of[chosen]]).astype(position_dtype(cfg.max_seq_length)),
+        num_masked=n_masked.astype(np.int32),
+        masked_labels=labels.astype(tok),
+        next_sentence_label=seq.nsp.astype(np.int8),
+        order_key=(np.concatenate(order_key) if order_key else np.zeros(0, np.int64)).astype(np.uint64),
+    )
+
+
+@dataclass
+class Sequences:
+    """Unmasked instances of a batch of documents, flat: ``ids[row_start[r]:][:lengths[r]]`` is row r."""
+
+    ids: np.ndarray  # int64
+    lengths: np.ndarray  # int64, per row
+    a_len: np.ndarray  # int64, per row
+    nsp: np.ndarray  # int64, per row
+    row_of: np.ndarray  # row of every flat position
+    row_start: np.ndarray  # flat offset of every row
+    rows_per_doc: np.ndarray  # int64, per document
+    doc_of_row: np.ndarray  # int64, per row
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.lengths)
+
+
+def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequences:
+    """``[CLS] A [SEP] B [SEP]`` (or ``[CLS] A [SEP]``) for every pair of every document."""
     pieces: list[np.ndarray] = []
     lengths_l: list[int] = []
     a_len_l: list[int] = []
@@ -91,7 +135,7 @@ def mask_documents(
     rows_per_doc = np.zeros(len(documents), dtype=np.int64)
     cls_ = np.array([tables.cls_id], dtype=np.int64)
     sep_ = np.array([tables.sep_id], dtype=np.int64)
-    for d, (pairs, _) in enumerate(documents):
+    for d, pairs in enumerate(documents):
         rows_per_doc[d] = len(pairs)
         for p in pairs:
             a_len_l.append(len(p.tokens_a) + 2)
@@ -102,80 +146,72 @@ def mask_documents(
                 lengths_l.append(len(p.tokens_a) + len(p.tokens_b) + 3)
             else:
                 lengths_l.append(len(p.tokens_a) + 2)
-    n_rows = len(lengths_l)
     ids = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
     lengths = np.array(lengths_l, dtype=np.int64)
     row_of, row_start = _segment_rows(lengths)
-    doc_of_row = np.repeat(np.arange(len(documents)), rows_per_doc)
-    tokens_per_doc = np.bincount(doc_of_row, weights=lengths, minlength=len(documents)).astype(np.int64)
+    return Sequences(
+        ids=ids,
+        lengths=lengths,
+        a_len=np.array(a_len_l, dtype=np.int64),
+        nsp=np.array(nsp_l, dtype=np.int64),
+        row_of=row_of,
+        row_start=row_start,
+        rows_per_doc=rows_per_doc,
+        doc_of_row=np.repeat(np.arange(len(documents)), rows_per_doc),
+    )
 
-    # Candidates: ordinary tokens only ([CLS]/[SEP]/[UNK]… are special ids).
-    cand = ~tables.is_special[ids]
-    n_cand = np.bincount(row_of[cand], minlength=n_rows)
-    k = np.minimum(cfg.max_predictions_per_seq, np.maximum(1, np.rint(n_cand * cfg.masked_lm_prob).astype(np.int64)))
-    k[n_cand == 0] = 0
-    k_per_doc = np.bincount(doc_of_row, weights=k, minlength=len(documents)).astype(np.int64)
 
-    if cfg.do_whole_word_mask:
-        chosen = _choose_whole_words(ids, cand, row_of, k, n_rows, tables, [rng for _, rng in documents], doc_of_row)
-    else:
-        keys = (
-            np.concatenate([rng.random(int(t)) for (_, rng), t in zip(documents, tokens_per_doc)])
-            if n_rows
-            else np.zeros(0)
-        )
-        keys[~cand] = 2.0  # after every candidate
-        order = np.lexsort((keys, row_of))  # by row, then key
-        rank = np.arange(len(ids)) - row_start[row_of[order]]
-        chosen = np.sort(order[rank < k[row_of[order]]])
+def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: VocabTables, rngs) -> np.ndarray:
+    """``k[r]`` candidate positions of each row r, uniformly at random (flat, ascending)."""
+    tokens_per_doc = np.bincount(seq.doc_of_row, weights=seq.lengths, minlength=len(rngs)).astype(np.int64)
+    keys = np.concatenate([rng.random(int(t)) for rng, t in zip(rngs, tokens_per_doc)]) if seq.n_rows else np.zeros(0)
+    kmax = int(k.max()) if seq.n_rows else 0
+    if kmax == 0:
+        return np.zeros(0, np.int64)
+    # The k smallest keys of each row's candidates: rows laid out as a grid (non-candidates and
+    # padding sort last), a partition to the kmax smallest per row, then those few sorted.
+    width = int(seq.lengths.max())
+    col = np.arange(len(seq.ids)) - seq.row_start[seq.row_of]
+    grid = np.full((seq.n_rows, width), 3.0)
+    grid[seq.row_of, col] = np.where(cand, keys, 2.0)
+    best = np.argpartition(grid, kmax - 1, axis=1)[:, :kmax] if kmax < width else np.argsort(grid, axis=1)
+    best = np.take_along_axis(best, np.argsort(np.take_along_axis(grid, best, 1), axis=1, kind="stable"), 1)
+    take = np.arange(best.shape[1])[None, :] < k[:, None]
+    return np.sort((seq.row_start[:, None] + best)[take])
 
-    # Per document: up to k_per_doc draws of the kind (80/10/10) and of a replacement token.
-    u_all = [rng.random(int(n)) for (_, rng), n in zip(documents, k_per_doc)]
-    r_all = [rng.integers(0, len(tables.replacement_ids) - 1, size=int(n)) for (_, rng), n in zip(documents, k_per_doc)]
-    order_key = [
-        rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for (_, rng), n in zip(documents, rows_per_doc)
-    ]
-    chosen_doc = doc_of_row[row_of[chosen]]
-    first = np.searchsorted(chosen_doc, np.arange(len(documents)), side="left")
+
+def replace(seq: Sequences, chosen: np.ndarray, k: np.ndarray, tables: VocabTables, rngs):
+    """80% [MASK], 10% a random ordinary token (never the original), 10% kept.
+
+    Returns (masked ids, labels, masked positions per row). Per document, up to ``k`` summed over
+    its rows draws of the kind and of a replacement token.
+    """
+    k_per_doc = np.bincount(seq.doc_of_row, weights=k, minlength=len(rngs)).astype(np.int64)
+    u_all = [rng.random(int(n)) for rng, n in zip(rngs, k_per_doc)]
+    r_all = [rng.integers(0, len(tables.replacement_ids) - 1, size=int(n)) for rng, n in zip(rngs, k_per_doc)]
+    chosen_doc = seq.doc_of_row[seq.row_of[chosen]]
+    first = np.searchsorted(chosen_doc, np.arange(len(rngs)), side="left")
     within = np.arange(len(chosen)) - first[chosen_doc]
     base = np.concatenate(([0], np.cumsum(k_per_doc)[:-1]))
     pick = base[chosen_doc] + within
     u = np.concatenate(u_all)[pick] if len(chosen) else np.zeros(0)
     draw = np.concatenate(r_all)[pick] if len(chosen) else np.zeros(0, np.int64)
 
-    labels = ids[chosen]
+    labels = seq.ids[chosen]
     is_mask = u < 0.8
     is_random = u >= 0.9
     draw = draw[is_random]
     # Skip the original's own slot so the replacement always differs from it.
     draw += draw >= tables.replacement_rank[labels[is_random]]
-    masked = ids.copy()
+    masked = seq.ids.copy()
     masked[chosen[is_mask]] = tables.mask_id
     masked[chosen[is_random]] = tables.replacement_ids[draw]
-
-    n_masked = np.bincount(row_of[chosen], minlength=n_rows)
-    n_random = int(is_random.sum())
-    counts["instances"] += n_rows
-    counts["instance_tokens"] += len(ids)
-    counts["mask_candidates"] += int(n_cand.sum())
-    counts[KIND_MASK] += int(is_mask.sum())
-    counts[KIND_RANDOM] += n_random
-    counts[KIND_KEPT] += len(chosen) - int(is_mask.sum()) - n_random
-
-    tok = token_dtype(tables.vocab_size)
-    return Instances(
-        input_ids=masked.astype(tok),
-        lengths=lengths.astype(np.int32),
-        a_len=np.array(a_len_l, dtype=np.uint16),
-        masked_positions=(chosen - row_start[row_of[chosen]]).astype(position_dtype(cfg.max_seq_length)),
-        num_masked=n_masked.astype(np.int32),
-        masked_labels=labels.astype(tok),
-        next_sentence_label=np.array(nsp_l, dtype=np.int8),
-        order_key=(np.concatenate(order_key) if order_key else np.zeros(0, np.int64)).astype(np.uint64),
-    )
+    return masked, labels, np.bincount(seq.row_of[chosen], minlength=seq.n_rows)
 
 
-def _choose_whole_words(ids, cand, row_of, k, n_rows, tables: VocabTables, rngs, doc_of_row) -> np.ndarray:
+def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: VocabTables, rngs) -> np.ndarray:
+    """Whole words (a piece and its "##" continuations) at random while they fit in ``k``."""
+    ids, row_of, n_rows, doc_of_row = seq.ids, seq.row_of, seq.n_rows, seq.doc_of_row
     # A word starts at a candidate that is not a "##" piece, or whose left neighbour
     # is no candidate (a piece right after [CLS]/[SEP] or a truncated front).
     prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
@@ -197,3 +233,11 @@ def _choose_whole_words(ids, cand, row_of, k, n_rows, tables: VocabTables, rngs,
     take = np.zeros(n_words, dtype=bool)
     take[order[within <= k[word_row[order]]]] = True
     return np.sort(pos[take[word_pos]])
+
+
+POSITION_SCHEMES = {"token": choose_tokens, "whole_word": choose_whole_words}
+"""How positions to predict are chosen: one function per scheme, the same signature each."""
+
+
+def mask_scheme(cfg: BuildConfig) -> str:
+    return "whole_word" if cfg.do_whole_word_mask else "token"

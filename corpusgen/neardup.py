@@ -6,7 +6,8 @@ How the pipeline uses it (one pass, no global state):
 1. per document: ``sig = minhash_signature(text)``, then emit ``(band_key, (doc_key, sig))`` for each
    key of ``lsh_band_keys(sig, bands, rows)``;
 2. group by band key; for each group with two or more documents, ``near_duplicates_to_drop(group)``;
-3. the union of those drop sets is the final set (a document is dropped once, whatever the bands).
+3. the union of those drop sets is the final set (a document is dropped once, whatever the bands),
+   each counted as ``stats.NEAR_DUPLICATE_DOCUMENT``.
 
 Clusters are the connected components of the "estimated Jaccard ≥ threshold" graph, and each keeps its
 smallest key. The union in step 3 is exactly that even though no worker sees a whole cluster: the
@@ -36,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from corpusgen import unicode_ranges
+
 __all__ = [
-    "NEAR_DUPLICATE",
     "NearDupConfig",
     "candidate_probability",
     "estimate_jaccard",
@@ -48,8 +50,6 @@ __all__ = [
     "shingle_hashes",
 ]
 
-NEAR_DUPLICATE = "near_duplicate"
-
 # Permutations are the multiply-add-shift family h(x) = ((a*x + b) mod 2**64) >> 32 (Dietzfelbinger
 # 1996): strongly universal for 32-bit x with 64-bit a, b, like (a*x + b) mod p, but the mod 2**64 is
 # free in uint64 arithmetic; measured 5x faster than the mod-prime form here. The shift is monotone, so
@@ -58,7 +58,7 @@ _SHINGLE_BITS = np.uint64(0xFFFFFFFF)
 _EMPTY = np.uint32(0xFFFFFFFF)  # signature of a text without words: not below any real value
 _CHUNK = 1024  # shingles per block of the (shingles x permutations) matrix: 1 MiB, stays in cache
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = unicode_ranges.UNSPACED
 # Words are \w+ runs; each Han/Kana character is a word of its own (no spaces in Chinese/Japanese).
 # Stdlib re: three times faster than the regex module on this pattern.
 _TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")

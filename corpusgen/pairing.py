@@ -68,6 +68,11 @@ class Pair(NamedTuple):
     short: bool  # built with a short target length
 
 
+def min_sentences(cfg: BuildConfig) -> int:
+    """Sentences a document needs: a pair is cut from two (nsp, sop); a single segment from one."""
+    return 1 if cfg.next_sentence == "none" else 2
+
+
 def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
     """The generator of every random choice for one (document, dupe) — nothing else seeds it.
 
@@ -105,11 +110,11 @@ def create_pairs(
 ) -> list[Pair]:
     """The pairs of one document for one dupe, drawing B from ``pool`` when random."""
     doc = pool[doc_index]
-    bounds = doc.bounds
-    n = doc.n_sentences
+    bounds = doc.bounds.tolist()  # Python ints: this loop runs per sentence, numpy scalars cost 10x
+    n = len(bounds) - 1
     mode = cfg.next_sentence
     max_num_tokens = cfg.max_num_tokens
-    min_segments = 1 if mode == "none" else 2
+    min_segments = min_sentences(cfg)
     if n < min_segments:
         raise ValueError(
             f"document {doc.key} has {n} sentence(s); pairs need {min_segments} (filter such documents first)"
@@ -124,7 +129,7 @@ def create_pairs(
         return max_num_tokens, False
 
     target, short = draw_target()
-    covered = np.zeros(doc.n_tokens, dtype=bool)
+    covered = np.zeros(bounds[-1], dtype=bool)
     pairs: list[Pair] = []
     start = 0
     i = 0
@@ -139,7 +144,7 @@ def create_pairs(
             counts["sentences_reused"] += 1
         nseg = i - start
         if mode == "none":
-            a_lo, a_hi = int(bounds[start]), int(bounds[i])
+            a_lo, a_hi = bounds[start], bounds[i]
             cut_a, _ = truncation_counts(a_hi - a_lo, 0, max_num_tokens)
             front = int(rng.binomial(cut_a, 0.5)) if cut_a else 0
             a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
@@ -151,7 +156,7 @@ def create_pairs(
             continue
 
         a_end = 1 if nseg == 1 else int(rng.integers(1, nseg))  # A = first a_end sentences
-        a_lo, a_hi = int(bounds[start]), int(bounds[start + a_end])
+        a_lo, a_hi = bounds[start], bounds[start + a_end]
         is_random = bool(rng.random() < 0.5)
         b_doc: TokenizedDocument = doc
         b_own = True
@@ -171,12 +176,12 @@ def create_pairs(
                 b_lo, b_hi = int(ob[rs]), int(ob[rend])
                 if reused:
                     # The left-over last sentence becomes A itself: putting it back would loop.
-                    a_lo, a_hi = int(bounds[n - 1]), int(bounds[n])
+                    a_lo, a_hi = bounds[n - 1], bounds[n]
                 else:
                     # The chunk's unused sentences go back to be used by the next pair.
                     i = start + a_end
         if b_own:
-            b_lo, b_hi = a_hi, int(bounds[i])
+            b_lo, b_hi = a_hi, bounds[i]
 
         cut_a, cut_b = truncation_counts(a_hi - a_lo, b_hi - b_lo, max_num_tokens)
         if cut_a:
@@ -199,7 +204,7 @@ def create_pairs(
         start = i
         target, short = draw_target()
 
-    kept = int(covered.sum())
+    kept = int(np.count_nonzero(covered))
     counts["tokens_covered"] += kept
-    counts["tokens_truncated_away"] += doc.n_tokens - kept
+    counts["tokens_truncated_away"] += bounds[-1] - kept
     return pairs

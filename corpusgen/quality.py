@@ -6,7 +6,8 @@ Two entry points, meant to run in this order:
   JavaScript notices, "terms of use", "all rights reserved", share and sign-up prompts. It returns the
   cleaned text and how many lines it removed, so the pipeline can count them.
 - :func:`check_document` answers "keep or drop, and why": ``None`` to keep, otherwise one of the drop
-  reason constants below. Rules run cheapest first and the first failing rule is the reason.
+  reason constants below (all in ``DROP_REASONS``). Rules run cheapest first and the first failing rule
+  is the reason. A build counts the drop as ``stats.QUALITY_PREFIX + reason`` (``quality_too_short``).
 
 Every threshold lives in :class:`QualityConfig`, with Gopher's (appendix A, table A1) values as defaults;
 setting a threshold to ``None`` switches its rule off. Word-based rules count whitespace-separated
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import regex
+
+from corpusgen import unicode_ranges
 
 __all__ = [
     "BULLET_LINES",
@@ -184,8 +187,8 @@ class QualityConfig:
         return dataclasses.asdict(self)
 
 
-# Han and Kana blocks (stdlib re, which is several times faster than the regex module on these patterns).
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+# Han and Kana, one word a character (stdlib re: several times faster than the regex module on these patterns).
+_CJK = unicode_ranges.UNSPACED
 _WORD_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _CJK_RE = re.compile(f"[{_CJK}]")
 _ALPHA_RE = regex.compile(r"\p{L}")

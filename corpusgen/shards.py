@@ -1,8 +1,9 @@
 """Shard format v1: writing and reading Arrow IPC shards and the manifest.
 
 A build directory holds ``manifest.json`` (the commit point, written last),
-the vocabulary file beside it and ``shards/SPLIT/bin_LLL-HHH/part-IIIII-of-NNNNN.arrow``
-(SPLIT is ``train`` or ``heldout``: held-out documents, for evaluation).
+the vocabulary file beside it and ``shards/SPLIT/bin_LLL-HHH/pool-PPPPP-of-QQQQQ.part-III-of-NNN.arrow``
+(SPLIT is ``train`` or ``validation``: held-out documents, for evaluation; Hugging Face
+``load_dataset("arrow", data_dir=...)`` finds both splits by these names).
 Each shard is an Arrow IPC *file* whose record batches are compressed with zstd.
 One row per instance:
 
@@ -157,9 +158,121 @@ def serialize_shard(instances: Instances, schema: pa.Schema, *, zstd_level: int,
     return sink.getvalue().to_pybytes()
 
 
-def shard_path(split: str, bin_lo: int, bin_hi: int, index: int, count: int) -> str:
+def shard_path(split: str, bin_lo: int, bin_hi: int, pool: int, pools: int, index: int, count: int) -> str:
     """Path of a shard relative to the build directory."""
-    return f"{SHARDS_DIR}/{split}/bin_{bin_lo:03d}-{bin_hi:03d}/part-{index:05d}-of-{count:05d}.arrow"
+    return (
+        f"{SHARDS_DIR}/{split}/bin_{bin_lo:03d}-{bin_hi:03d}/"
+        f"pool-{pool:05d}-of-{pools:05d}.part-{index:03d}-of-{count:03d}.arrow"
+    )
+
+
+@dataclass
+class Shard:
+    """One shard to write: where it goes and its rows, in file order."""
+
+    path: str
+    split: str
+    bin: tuple[int, int]
+    rows: Instances
+
+    def encode(self, cfg: Any, vocab_size: int) -> tuple[bytes, dict[str, Any]]:
+        """The file's bytes and its manifest entry."""
+        data = serialize_shard(
+            self.rows,
+            shard_schema(vocab_size, cfg.max_seq_length),
+            zstd_level=cfg.zstd_level,
+            rows_per_batch=cfg.rows_per_batch,
+        )
+        entry = {
+            "path": self.path,
+            "rows": len(self.rows),
+            "tokens": self.rows.num_tokens,
+            "bin": list(self.bin),
+            "bytes": len(data),
+            "sha256": sha256_bytes(data),
+            "split": self.split,
+        }
+        return data, entry
+
+
+def cut_into_shards(instances: Instances, split: str, cfg: Any, *, pool: int = 0, pools: int = 1) -> list[Shard]:
+    """The shards of one pool's instances of one split: by length bin, at most ``rows_per_shard`` each.
+
+    Rows are ordered by their seeded ``order_key``, which shuffles them the same way on every run,
+    and each bin is cut into equal contiguous parts.
+    """
+    inst = instances.take(np.argsort(instances.order_key, kind="stable"))
+    bins = (inst.lengths.astype(np.int64) - 1) // cfg.length_bin_width
+    shards = []
+    for b in np.unique(bins).tolist():
+        part = inst.take(np.flatnonzero(bins == b))
+        lo, hi = cfg.bin_range(b)
+        count = -(-len(part) // cfg.rows_per_shard)
+        edges = [len(part) * i // count for i in range(count + 1)]
+        for i in range(count):
+            rows = part.take(np.arange(edges[i], edges[i + 1]))
+            shards.append(Shard(shard_path(split, lo, hi, pool, pools, i, count), split, (lo, hi), rows))
+    return shards
+
+
+def instance_counters(instances: Instances, split: str, mask_id: int) -> dict[str, int]:
+    """The manifest counters that a set of instances implies (what ``validate`` recomputes)."""
+    from corpusgen import stats
+
+    inst = instances
+    counts = {
+        "instances": len(inst),
+        f"instances_{split}": len(inst),
+        "instance_tokens": inst.num_tokens,
+        "nsp_next": int((inst.next_sentence_label == 0).sum()),
+        "nsp_random": int((inst.next_sentence_label == 1).sum()),
+    }
+    row_start = _offsets(inst.lengths)[:-1]
+    flat = np.repeat(row_start, inst.num_masked) + inst.masked_positions.astype(np.int64)
+    shown = inst.input_ids[flat]
+    is_mask = shown == mask_id
+    is_kept = shown == inst.masked_labels
+    counts[stats.KIND_MASK] = int(is_mask.sum())
+    counts[stats.KIND_KEPT] = int(is_kept.sum())
+    counts[stats.KIND_RANDOM] = int((~is_mask & ~is_kept).sum())
+    for length, n in enumerate(np.bincount(inst.lengths)):
+        if n:
+            counts[stats.length_counter(length)] = int(n)
+    return counts
+
+
+def build_manifest(
+    cfg: Any,
+    *,
+    vocab_name: str,
+    vocab_sha256: str,
+    tokenizer: dict[str, Any],
+    entries: list[dict[str, Any]],
+    counters: dict[str, int],
+    created: str,
+    build_seconds: float | None = None,
+) -> dict[str, Any]:
+    """The manifest of a finished build (the one place its layout is written)."""
+    from corpusgen import stats
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "vocab": vocab_name,
+        "vocab_sha256": vocab_sha256,
+        "tokenizer": tokenizer,
+        "shards": sorted(entries, key=lambda e: e["path"]),
+        "stats": stats.summarize(counters),
+        "counters": dict(sorted(counters.items())),
+        "created": created,
+    }
+    if build_seconds is not None:
+        manifest["build_seconds"] = round(build_seconds, 1)
+    return manifest
+
+
+def encode_manifest(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, indent=1).encode("utf-8")
 
 
 # --- reading ------------------------------------------------------------------------
@@ -237,52 +350,35 @@ def write_build(
     vocab_name: str,
     vocab_bytes: bytes,
     tokenizer: dict[str, Any],
-    stats: dict[str, Any] | None = None,
+    counters: dict[str, int] | None = None,
     created: str = "1970-01-01T00:00:00Z",
 ) -> dict[str, Any]:
     """Write a complete local build (shards, vocabulary, manifest last) from in-memory instances.
 
-    The Beam pipeline writes builds at scale; this writes the same layout from one process, for
-    instances made in Python (synthetic data for tests and benchmarks, or a user's own). Rows are
-    grouped into ``cfg.length_bin_width`` bins and cut into shards of ``cfg.rows_per_shard``
-    in ``order_key`` order.
+    The Beam pipeline writes builds at scale with the same ``cut_into_shards`` / ``Shard.encode`` /
+    ``build_manifest``; this writes one from one process, for instances made in Python (synthetic
+    data for tests and benchmarks, or a user's own). ``counters`` adds to those the instances imply.
     """
+    from collections import Counter
+
     out = Path(build_dir)
     atomic_write_bytes(out / vocab_name, vocab_bytes)
-    schema = shard_schema(tokenizer["vocab_size"], cfg.max_seq_length)
     entries = []
+    total: Counter = Counter(counters or {})
     for split, inst in splits.items():
-        inst = inst.take(np.argsort(inst.order_key, kind="stable"))
-        bins = (inst.lengths.astype(np.int64) - 1) // cfg.length_bin_width
-        for b in np.unique(bins):
-            part = inst.take(np.flatnonzero(bins == b))
-            lo, hi = cfg.bin_range(int(b))
-            count = -(-len(part) // cfg.rows_per_shard)
-            for i in range(count):
-                chunk = part.take(np.arange(i * cfg.rows_per_shard, min((i + 1) * cfg.rows_per_shard, len(part))))
-                data = serialize_shard(chunk, schema, zstd_level=cfg.zstd_level, rows_per_batch=cfg.rows_per_batch)
-                rel = shard_path(split, lo, hi, i, count)
-                atomic_write_bytes(out / rel, data)
-                entries.append(
-                    {
-                        "path": rel,
-                        "rows": len(chunk),
-                        "tokens": chunk.num_tokens,
-                        "bin": [lo, hi],
-                        "bytes": len(data),
-                        "sha256": sha256_bytes(data),
-                        "split": split,
-                    }  # fmt: skip
-                )
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "config": cfg.to_dict(),
-        "vocab": vocab_name,
-        "vocab_sha256": sha256_bytes(vocab_bytes),
-        "tokenizer": tokenizer,
-        "shards": entries,
-        "stats": stats or {},
-        "created": created,
-    }
-    atomic_write_bytes(out / MANIFEST_NAME, json.dumps(manifest, indent=1).encode("utf-8"))
+        total.update(instance_counters(inst, split, tokenizer["mask_id"]))
+        for shard in cut_into_shards(inst, split, cfg):
+            data, entry = shard.encode(cfg, tokenizer["vocab_size"])
+            atomic_write_bytes(out / shard.path, data)
+            entries.append(entry)
+    manifest = build_manifest(
+        cfg,
+        vocab_name=vocab_name,
+        vocab_sha256=sha256_bytes(vocab_bytes),
+        tokenizer=tokenizer,
+        entries=entries,
+        counters=dict(total),
+        created=created,
+    )
+    atomic_write_bytes(out / MANIFEST_NAME, encode_manifest(manifest))
     return manifest

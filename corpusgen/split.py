@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from corpusgen import split_rules
+from corpusgen import split_rules, unicode_ranges
 from corpusgen.split_rules import ALWAYS, AMBIGUOUS, NUMERIC, TITLE
 
 __all__ = ["split_sentences", "guess_language", "check_language", "LANGUAGES", "LINE_BREAK_MODES"]
@@ -31,7 +31,7 @@ _OPENERS = "\"'“‘«„‚(\\[{¿¡「『【〔〈《（‹"
 _BULLETS = "•◦▪●‣■►▸⁃"
 _TERMINALS = ".!?…‽‼⁇⁈⁉।॥؟"
 _CJK_TERMINALS = "。！？｡"
-_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\uff66-\uff9f"
+_CJK_CHARS = unicode_ranges.CJK
 _BREAK = r"(?:\r\n|[\r\n\u2028\u2029\x85\x0b\x0c])"
 
 _BREAK_CHARS = "\r\n\u2028\u2029\x85\x0b\x0c"
@@ -139,9 +139,9 @@ def check_language(lang: str) -> str:
 # ----------------------------------------------------------------------------
 # language guess
 
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_KANA = re.compile(f"[{unicode_ranges.KANA}]")
+_HAN = re.compile(f"[{unicode_ranges.HAN}]")
+_HANGUL = re.compile(f"[{unicode_ranges.HANGUL}]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _NONSPACE = re.compile(r"\S")
 _LATIN_WORD = re.compile(r"[^\W\d_]+")

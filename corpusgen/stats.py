@@ -38,6 +38,8 @@ DROP_REASONS = (
     SINGLE_SENTENCE,
 )
 LENGTH_PREFIX = "length_"
+# how a position chosen for prediction is shown to the model (counted from the rows)
+KIND_MASK, KIND_RANDOM, KIND_KEPT = "masked_mask", "masked_random", "masked_kept"
 
 
 def length_counter(length: int) -> str:
@@ -56,7 +58,7 @@ def _share(a: int, b: int) -> float | None:
 def summarize(c: Mapping[str, int]) -> dict:
     """The manifest's ``stats`` from the summed counters."""
     g = lambda name: int(c.get(name, 0))  # noqa: E731
-    masked = g("masked_mask") + g("masked_random") + g("masked_kept")
+    masked = g(KIND_MASK) + g(KIND_RANDOM) + g(KIND_KEPT)
     nsp_total = g("nsp_next") + g("nsp_random")
     histogram = {int(k[len(LENGTH_PREFIX) :]): int(v) for k, v in c.items() if k.startswith(LENGTH_PREFIX)}
     return {
@@ -66,7 +68,7 @@ def summarize(c: Mapping[str, int]) -> dict:
             "cleaned": g("documents_cleaned"),
             "unique": g("documents_unique"),
             "kept": g("documents_kept"),
-            "heldout": g("documents_heldout"),
+            "validation": g("documents_validation"),
         },
         "sentences": {
             "read": g("sentences_read"),
@@ -102,7 +104,7 @@ def summarize(c: Mapping[str, int]) -> dict:
             "nsp_no_other_document": g("nsp_no_other_document"),
         },
         "instances": g("instances"),
-        "instances_by_split": {"train": g("instances_train"), "heldout": g("instances_heldout")},
+        "instances_by_split": {"train": g("instances_train"), "validation": g("instances_validation")},
         "short_target_instances": g("short_target_instances"),
         "nsp": {
             "next": g("nsp_next"),
@@ -115,12 +117,12 @@ def summarize(c: Mapping[str, int]) -> dict:
             "candidates": g("mask_candidates"),
             "masked": masked,
             "masked_share": _share(masked, g("mask_candidates")),
-            "mask": g("masked_mask"),
-            "random": g("masked_random"),
-            "kept": g("masked_kept"),
-            "mask_share": _share(g("masked_mask"), masked),
-            "random_share": _share(g("masked_random"), masked),
-            "kept_share": _share(g("masked_kept"), masked),
+            "mask": g(KIND_MASK),
+            "random": g(KIND_RANDOM),
+            "kept": g(KIND_KEPT),
+            "mask_share": _share(g(KIND_MASK), masked),
+            "random_share": _share(g(KIND_RANDOM), masked),
+            "kept_share": _share(g(KIND_KEPT), masked),
         },
         "length_histogram": {str(k): histogram[k] for k in sorted(histogram)},
     }

@@ -24,6 +24,7 @@ from corpusgen.shards import (
     sha256_file,
     shard_schema,
 )
+from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, LENGTH_PREFIX, length_counter
 
 MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
 
@@ -113,14 +114,14 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     kind_kept = shown == labels
     counts["instances"] += n
     counts["instance_tokens"] += int(lengths.sum())
-    counts["masked_mask"] += int(kind_mask.sum())
-    counts["masked_kept"] += int(kind_kept.sum())
-    counts["masked_random"] += int((~kind_mask & ~kind_kept).sum())
+    counts[KIND_MASK] += int(kind_mask.sum())
+    counts[KIND_KEPT] += int(kind_kept.sum())
+    counts[KIND_RANDOM] += int((~kind_mask & ~kind_kept).sum())
     counts["nsp_next"] += int((nsp == 0).sum())
     counts["nsp_random"] += int((nsp == 1).sum())
     for length, c in enumerate(np.bincount(lengths)):
         if c:
-            counts[f"length_{length}"] += int(c)
+            counts[length_counter(length)] += int(c)
     return defects, counts
 
 
@@ -185,8 +186,8 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     claimed = manifest.get("counters", {})
     for key in sorted(
         set(total)
-        | {k for k in claimed if k.startswith("length_")}
-        | {"instances", "nsp_next", "nsp_random", "masked_mask", "masked_random", "masked_kept", "instance_tokens"}
+        | {k for k in claimed if k.startswith(LENGTH_PREFIX)}
+        | {"instances", "nsp_next", "nsp_random", KIND_MASK, KIND_RANDOM, KIND_KEPT, "instance_tokens"}
     ):
         if int(claimed.get(key, 0)) != int(total.get(key, 0)):
             defects.append(
@@ -197,7 +198,7 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
         drops = ", ".join(f"{k} {v}" for k, v in manifest.get("stats", {}).get("drops", {}).items()) or "none recorded"
         defects.append(f"{MANIFEST_NAME}: the build holds no instances (drops: {drops}); nothing can be trained on it")
 
-    masked = total["masked_mask"] + total["masked_random"] + total["masked_kept"]
+    masked = total[KIND_MASK] + total[KIND_RANDOM] + total[KIND_KEPT]
     nsp = total["nsp_next"] + total["nsp_random"]
     return {
         "ok": not defects,
@@ -207,9 +208,9 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "rows": rows_checked,
             "tokens": total["instance_tokens"],
             "nsp_random_share": round(total["nsp_random"] / nsp, 6) if nsp else None,
-            "mask_share": round(total["masked_mask"] / masked, 6) if masked else None,
-            "random_share": round(total["masked_random"] / masked, 6) if masked else None,
-            "kept_share": round(total["masked_kept"] / masked, 6) if masked else None,
+            "mask_share": round(total[KIND_MASK] / masked, 6) if masked else None,
+            "random_share": round(total[KIND_RANDOM] / masked, 6) if masked else None,
+            "kept_share": round(total[KIND_KEPT] / masked, 6) if masked else None,
             "bytes_per_token": round(sum(e["bytes"] for e in manifest["shards"]) / total["instance_tokens"], 4)
             if total["instance_tokens"]
             else None,

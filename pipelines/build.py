@@ -8,32 +8,38 @@ pipeline, so it is the commit point on every runner.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 from apache_beam.pipeline import PipelineVisitor
 
-from corpusgen import stats
+from corpusgen import readers
 from corpusgen.config import BuildConfig
+from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
-from corpusgen.shards import FORMAT_VERSION, MANIFEST_NAME
+from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
 from corpusgen.tokenizer import VocabFile, WordPiece
 from pipelines.transforms import (
+    MAIN,
     REMOVED,
+    SIGNATURES,
     STATS,
-    CleanDocuments,
-    CreateInstances,
-    DropNearDuplicates,
+    CreateShards,
+    FindNearDuplicates,
     MergeCounts,
     ReadDocuments,
-    SplitAndTokenize,
-    WriteShards,
+    TokenizeChunks,
+    read_marker,
+    write_file,
+    write_marker,
 )
 
 log = logging.getLogger("corpusgen")
@@ -44,58 +50,65 @@ class _WriteManifest(beam.DoFn):
         self.output_dir, self.cfg, self.vocab, self.tokenizer, self.started = output_dir, cfg, vocab, tokenizer, started
 
     def process(self, _, shards, counts):
-        shards = sorted(shards, key=lambda e: e["path"])
-        vocab_path = FileSystems.join(self.output_dir, self.vocab.name)
-        with FileSystems.create(vocab_path + ".tmp") as f:
-            f.write(self.vocab.data)
-        FileSystems.rename([vocab_path + ".tmp"], [vocab_path])
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "config": self.cfg.to_dict(),
-            "vocab": self.vocab.name,
-            "vocab_sha256": self.vocab.sha256,
-            "tokenizer": self.tokenizer,
-            "shards": shards,
-            "stats": stats.summarize(counts),
-            "counters": dict(sorted(counts.items())),
-            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "build_seconds": round(time.time() - self.started, 1),
-        }
+        write_file(FileSystems.join(self.output_dir, self.vocab.name), self.vocab.data)
+        manifest = build_manifest(
+            self.cfg,
+            vocab_name=self.vocab.name,
+            vocab_sha256=self.vocab.sha256,
+            tokenizer=self.tokenizer,
+            entries=list(shards),
+            counters=counts,
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            build_seconds=time.time() - self.started,
+        )
         path = FileSystems.join(self.output_dir, MANIFEST_NAME)
-        with FileSystems.create(path + ".tmp") as f:
-            f.write(json.dumps(manifest, indent=1).encode("utf-8"))
-        FileSystems.rename([path + ".tmp"], [path])
+        write_file(path, encode_manifest(manifest))
+        # The manifest commits the build; the intermediate files are then of no use.
+        work = FileSystems.join(self.output_dir, WORK_DIR)
+        if FileSystems.exists(work):
+            FileSystems.delete([work])
         yield path
 
 
-def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: BuildConfig, vocab: VocabFile) -> None:
-    """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``."""
+def build_pipeline(
+    p: beam.Pipeline,
+    files: list[str],
+    output_dir: str,
+    cfg: BuildConfig,
+    vocab: VocabFile,
+    *,
+    chunk_chars: int = 8 << 20,
+) -> None:
+    """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``.
+
+    ``chunk_chars`` sizes the document chunks that the steps after reading work on (it changes
+    how work is spread, never the output).
+    """
     wp = WordPiece(vocab, cfg.do_lower_case)
     if cfg.do_lower_case is None:
         cfg = cfg.replace(do_lower_case=wp.do_lower_case)  # the manifest records what was used
     tables = VocabTables.from_wordpiece(wp)
     started = time.time()
+    work_dir = FileSystems.join(output_dir, WORK_DIR)
 
-    read = p | "Files" >> beam.Create(sorted(files)) | "Read" >> ReadDocuments(cfg)
-    unique, clean_stats, removed = read.docs | "Clean" >> CleanDocuments(cfg)
-    stat_parts, removed_parts = [read[STATS], clean_stats], [removed]
+    read = (
+        p | "Files" >> beam.Create(list(enumerate(sorted(files)))) | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars)
+    )
+    tokenized = read[MAIN] | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
     if cfg.near_dedup is not None:
-        unique, near_stats, near_removed = unique | "DropNearDuplicates" >> DropNearDuplicates(cfg)
-        stat_parts.append(near_stats)
-        removed_parts.append(near_removed)
-    tokenized = unique | "SplitAndTokenize" >> SplitAndTokenize(cfg, vocab)
-    removed_parts.append(tokenized[REMOVED])
-    instances = tokenized.docs | "CreateInstances" >> CreateInstances(cfg, tables)
-    entries = instances.instances | "WriteShards" >> WriteShards(output_dir, cfg, wp.vocab_size)
+        near = tokenized[SIGNATURES] | "NearDuplicates" >> FindNearDuplicates(cfg)
+    else:
+        near = p | "NoNearDuplicates" >> beam.Create([]).with_output_types(str)
+    shards = (tokenized[MAIN], near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
     if cfg.write_removed:
         (
-            tuple(removed_parts)
+            (tokenized[REMOVED], shards[REMOVED])
             | "AllRemoved" >> beam.Flatten()
             | "WriteRemoved"
             >> beam.io.WriteToText(FileSystems.join(output_dir, "removed", "part"), file_name_suffix=".jsonl.gz")
         )
     counts = (
-        (*stat_parts, tokenized[STATS], instances[STATS])
+        (read[STATS], tokenized[STATS], shards[STATS])
         | "AllStats" >> beam.Flatten()
         | "SumStats" >> beam.CombineGlobally(MergeCounts())
     )
@@ -105,7 +118,7 @@ def build_pipeline(p: beam.Pipeline, files: list[str], output_dir: str, cfg: Bui
         | "WriteManifest"
         >> beam.ParDo(
             _WriteManifest(output_dir, cfg, vocab, wp.describe(), started),
-            shards=beam.pvalue.AsList(entries),
+            shards=beam.pvalue.AsList(shards[MAIN]),
             counts=beam.pvalue.AsSingleton(counts),
         )
     )
@@ -243,10 +256,14 @@ def check_runner(
     problems = _missing_cluster_options(runner, options, validator)
     if not problems:  # with a required option missing, Beam's validator may go online to create a bucket
         problems = [e.rstrip(".") for e in validator.validate()]
-    if runner == "DaskRunner" and not dry_run:
-        # Tried on this pipeline (Beam 2.77, dask 2026.8): Beam's Dask runner hands a ParDo's main
-        # output to the consumer of its tagged outputs, and the build fails at its first statistics step.
-        problems.append("Beam's DaskRunner mixes up tagged outputs on this pipeline; only --dry-run is offered for it")
+    for path in [output_dir, *inputs]:
+        if _is_remote(path):
+            try:
+                FileSystems.get_filesystem(path)
+            except (OSError, ValueError) as exc:  # BeamIOError (an OSError): its package is not installed
+                first = str(getattr(exc, "exception_details", {}).get(path, exc)).splitlines()[0][:160]
+                problems.append(f"{path}: Beam cannot reach this filesystem here ({first})")
+                break
     if workers_elsewhere(runner, options):
         if not _is_remote(output_dir):
             problems.append(
@@ -325,7 +342,7 @@ def dry_run(
     """
     p = make_pipeline(runner, workers, beam_args or [], dry_run=True)
     try:
-        build_pipeline(p, files, output_dir, cfg, vocab)
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner))
         proto = p.to_runner_api()
         steps = _Steps()
         p.visit(steps)
@@ -342,6 +359,41 @@ def dry_run(
     }
 
 
+def chunk_size(files: list[str], runner: str | None) -> int:
+    """Characters per document chunk: about 16 chunks in all locally, 1 M to 64 M characters each.
+
+    Chunking spreads the work; it never changes the output. It does not follow the worker count,
+    so a killed build can be resumed with another one. Remote runners get 32 M (their inputs are
+    many files, and listing sizes would cost a round trip each).
+    """
+    if runner not in LOCAL_RUNNERS:
+        return 32 << 20
+    size = 0
+    for f in files:
+        n = os.path.getsize(f) if "://" not in f and os.path.exists(f) else 32 << 20
+        size += n * (4 if f.endswith(readers.COMPRESSION_SUFFIXES) else 1)  # compressed text: ~4x
+    return int(min(64 << 20, max(1 << 20, size // 16)))
+
+
+def prepare_work_dir(output_dir: str, stamp: dict) -> bool:
+    """Keep the intermediate files of an earlier, unfinished run of the same build; True if kept.
+
+    ``stamp`` names the build (config, inputs, vocabulary, chunking): a different one, or none,
+    starts the work over. Temporary files a killed run left in a local output are removed.
+    """
+    work = FileSystems.join(output_dir, WORK_DIR)
+    stamp_path = FileSystems.join(work, "build.json")
+    if read_marker(stamp_path) == stamp:
+        if "://" not in output_dir:
+            for tmp in Path(output_dir).rglob("*.tmp-*"):
+                tmp.unlink()
+        return True
+    if FileSystems.exists(work):
+        FileSystems.delete([work])
+    write_marker(stamp_path, stamp)
+    return False
+
+
 def run_build(
     files: list[str],
     output_dir: str,
@@ -351,9 +403,24 @@ def run_build(
     runner: str | None = None,
     workers: int = 1,
     beam_args: list[str] | None = None,
-) -> None:
-    """Run a build to completion (the manifest exists when this returns)."""
-    p = make_pipeline(runner, workers, beam_args or [])
-    build_pipeline(p, files, output_dir, cfg, vocab)
-    result = p.run()
-    result.wait_until_finish()
+):
+    """Run a build to completion (the manifest exists when this returns); the runner's result."""
+    chunk = chunk_size(files, runner)
+    stamp = {"config": cfg.to_dict(), "files": sorted(files), "vocab_sha256": vocab.sha256, "chunk_chars": chunk}
+    if prepare_work_dir(output_dir, stamp):
+        log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
+    beam_args = list(beam_args or [])
+    with contextlib.ExitStack() as stack:
+        if runner == "DaskRunner" and not any(a.startswith("--dask_client_address") for a in beam_args):
+            # No scheduler named: a local Dask cluster of `workers` processes, one thread each.
+            from distributed import LocalCluster
+
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            beam_args.append(f"--dask_client_address={cluster.scheduler_address}")
+        p = make_pipeline(runner, workers, beam_args)
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk)
+        result = p.run()
+        result.wait_until_finish()
+    return result

@@ -6,7 +6,8 @@ holding the pid, host and start time for the message a second build gets); the k
 lock when its process ends, however it ends, so a killed build never blocks a rerun. Then, on
 local and remote (gs://, s3://, hdfs://) outputs alike: an empty folder is taken as it is, an old
 build is replaced only with ``overwrite`` (its manifest deleted first, so no reader takes the old
-manifest over new shards), and anything that is not a corpusgen build is never deleted.
+manifest over new shards), an unfinished build (its intermediate files, no manifest) is resumed
+unless ``overwrite`` starts it over, and anything that is not a corpusgen build is never deleted.
 
 Remote outputs have no lock: Beam's filesystems offer no atomic create-if-absent.
 """
@@ -20,15 +21,17 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+from corpusgen.intermediate import WORK_DIR
 from corpusgen.shards import MANIFEST_NAME
 
 LOCK_NAME = ".corpusgen-build.lock"
 # What a build writes at the top of its folder (the vocabulary under either of its names).
-BUILD_ENTRIES = frozenset({MANIFEST_NAME, "shards", "removed", "vocab.txt", "tokenizer.json"})
+BUILD_ENTRIES = frozenset({MANIFEST_NAME, "shards", "removed", WORK_DIR, "vocab.txt", "tokenizer.json"})
 
 
 class OutputError(ValueError):
@@ -102,11 +105,21 @@ def _read_holder(fd: int) -> str:
         return ""  # the holder has not written its details yet
 
 
-def take_output(output: str, overwrite: bool) -> BuildLock | None:
-    """Make ``output`` ready for a new build, or raise ``OutputError``; the lock (local folders) is the caller's."""
+class TakenOutput(NamedTuple):
+    lock: BuildLock | None
+    """Held by the caller until the build ends (None on remote outputs)."""
+    resumed: bool
+    """An unfinished build is there and is continued (see pipelines.build.prepare_work_dir)."""
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def take_output(output: str, overwrite: bool) -> TakenOutput:
+    """Make ``output`` ready for a build, or raise ``OutputError``."""
     if is_remote(output):
-        _clear(output, overwrite, _remote_entries(output), _delete_remote)
-        return None
+        return TakenOutput(None, _clear(output, overwrite, _remote_entries(output), _delete_remote))
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; choose another -o/--output")
@@ -119,19 +132,23 @@ def take_output(output: str, overwrite: bool) -> BuildLock | None:
     lock = BuildLock.take(out)
     try:
         entries = {p.name for p in out.iterdir() if p.name != LOCK_NAME}
-        _clear(output, overwrite, entries, _delete_local)
+        return TakenOutput(lock, _clear(output, overwrite, entries, _delete_local))
     except BaseException:
         lock.release()
         raise
-    return lock
 
 
-def _clear(output: str, overwrite: bool, entries: set[str], delete) -> None:
-    """The decision, the same for every filesystem: ``entries`` are the names at the top of ``output``."""
+def _clear(output: str, overwrite: bool, entries: set[str], delete) -> bool:
+    """The decision, the same for every filesystem: ``entries`` are the names at the top of ``output``.
+
+    True when an unfinished build is left in place to be resumed.
+    """
     if not entries:
-        return
+        return False
     ours = entries & BUILD_ENTRIES
     if not overwrite:
+        if WORK_DIR in ours and MANIFEST_NAME not in ours:
+            return True
         if MANIFEST_NAME in ours:
             raise OutputError(f"{output}: holds a build; pass --overwrite to replace it, or choose another -o/--output")
         if ours:
@@ -148,6 +165,7 @@ def _clear(output: str, overwrite: bool, entries: set[str], delete) -> None:
     if MANIFEST_NAME in ours:
         delete(output, [MANIFEST_NAME])
     delete(output, sorted(ours - {MANIFEST_NAME}))
+    return False
 
 
 def _delete_local(output: str, names: list[str]) -> None:

@@ -1,69 +1,151 @@
 """The build's steps as composite PTransforms, each wiring plain functions of ``corpusgen``.
 
-Every DoFn counts what it reads, keeps and drops (``CountingDoFn``): the counts go to
-Beam Metrics and, as data, to a ``stats`` side output that the manifest is made from.
-Stats travel as data because a retried bundle's outputs are discarded with it, so
-the manifest's counts are exact on every runner.
+What crosses the runner's shuffles is small: file names, keys, counts. The corpus itself goes
+through intermediate files (``corpusgen.intermediate``) that one worker writes and another reads:
+
+    files ─► ReadDocuments ─► document chunks ─► TokenizeChunks ─► token files ─► CreateShards ─► shards
+             (per input file)                    (per chunk: clean,  (sorted by      (per NSP pool: dedup,
+                                                  split, tokenize)    pool hash)      pair, mask, write)
+
+so no step holds more than a chunk, a pool or a shard, on any runner, and the costly steps run
+in parallel even when the input is one large file.
+
+Every DoFn counts what it reads, keeps and drops (``CountingDoFn``): the counts go to Beam
+Metrics and, as data, to a ``stats`` side output that the manifest is made from. Stats travel
+as data because a retried bundle's outputs are discarded with it, so the manifest's counts are
+exact on every runner.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
-from corpusgen import readers, stats
+from corpusgen import intermediate, readers, stats
 from corpusgen.clean import clean_text, content_key
 from corpusgen.config import BuildConfig
-from corpusgen.masking import VocabTables, mask_documents
-from corpusgen.pairing import TokenizedDocument, create_pairs, document_rng
-from corpusgen.shards import Instances, serialize_shard, shard_path, shard_schema
-from corpusgen.tokenizer import VocabFile, WordPiece, tokenize_documents
+from corpusgen.documents import prepare_documents
+from corpusgen.instances import create_instances, unique_documents
+from corpusgen.intermediate import WORK_DIR
+from corpusgen.masking import VocabTables
+from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
+from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
+from corpusgen.timing import METRIC_PREFIX, StageTimer
+from corpusgen.tokenizer import VocabFile, WordPiece
 
 STATS = "stats"
 REMOVED = "removed"  # dropped documents with their reason, when cfg.write_removed
+SIGNATURES = "signatures"  # MinHash LSH band keys, when cfg.near_dedup
+DOCS_PER_TOKENIZE_BATCH = 256  # documents per tokenizer call: bounds its memory
 log = logging.getLogger("corpusgen")
 
 
-def seeded_hash(seed: int, *parts: str) -> int:
-    """A stable 64-bit hash of ``parts`` under ``seed`` (same on every worker and run)."""
-    h = hashlib.blake2b((f"{seed}\x1f" + "\x1f".join(parts)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(h, "little")
+def write_file(path: str, data: bytes) -> None:
+    """Write a file so readers see all of it or nothing: durable where local, renamed into place."""
+    if "://" not in path:
+        atomic_write_bytes(path, data)
+        return
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    FileSystems.rename([tmp], [path])
+
+
+def read_file(path: str) -> bytes:
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return f.read()
+
+
+# A step's *marker* records what a finished unit of work (an input file, a chunk, a pool) produced:
+# its outputs and counts. A rerun of a killed build finds it and re-emits them instead of redoing
+# the work; the outputs are deterministic, so the build's bytes are the same either way.
+
+
+def read_marker(path: str) -> dict | None:
+    try:
+        if not FileSystems.exists(path):
+            return None
+        return json.loads(read_file(path))
+    except (OSError, ValueError):  # a torn or unreadable marker: redo the work
+        return None
+
+
+def write_marker(path: str, record: dict) -> None:
+    write_file(path, json.dumps(record).encode("utf-8"))
 
 
 class CountingDoFn(beam.DoFn):
-    """A DoFn whose ``self.counts`` are published per bundle as Metrics and as a ``stats`` output."""
+    """A DoFn whose ``self.counts`` go out after each element as Metrics and as a ``stats`` output.
 
-    def start_bundle(self) -> None:
+    Per element, not per bundle: the elements are coarse (a file, a chunk, a pool), and outputs of
+    ``finish_bundle`` are not delivered by every runner (Beam's DaskRunner drops them). ``self.timer``'s
+    seconds per stage go to Metrics only (microseconds), for ``bench build``: they differ from run
+    to run, so they stay out of the manifest.
+    """
+
+    def setup(self) -> None:
         self.counts: Counter = Counter()
+        self.timer = StageTimer()
 
-    def finish_bundle(self) -> Iterator:
-        if not self.counts:
-            return
-        for name, value in self.counts.items():
+    def take_counts(self) -> dict:
+        counts, self.counts = dict(self.counts), Counter()
+        for name, value in counts.items():
             Metrics.counter("corpusgen", name).inc(value)
-        yield TaggedOutput(STATS, WindowedValue(dict(self.counts), MIN_TIMESTAMP, [GlobalWindow()]))
-        self.counts = Counter()
+        for stage, seconds in self.timer.take().items():
+            Metrics.counter("corpusgen", f"{METRIC_PREFIX}{stage}_us").inc(int(seconds * 1e6))
+        return counts
 
-    def drop(self, reason: str, text: str | None, cfg: BuildConfig):
-        """Count a dropped document; with ``write_removed``, also emit it (yield from this)."""
-        self.counts[reason] += 1
-        if cfg.write_removed and text is not None:
+    @staticmethod
+    def emit_removed(removed: list[tuple[str, str]] | None) -> Iterator:
+        for reason, text in removed or ():
             yield TaggedOutput(REMOVED, json.dumps({"reason": reason, "text": text}, ensure_ascii=False))
+
+
+MAIN = "main"
+
+
+class _AsTuples(beam.DoFn):
+    """Runs a multi-output DoFn and emits every output as a ``(tag, value)`` pair in one PCollection.
+
+    Beam's DaskRunner mixes up a ParDo's tagged outputs (its main output reached the consumer of a
+    tagged one in a trial on this pipeline); one output, split by tag with plain FlatMaps, runs the
+    same on every runner, and costs nothing worth measuring: the elements are file names and counts.
+    """
+
+    def __init__(self, inner: beam.DoFn) -> None:
+        self.inner = inner
+
+    def setup(self):
+        self.inner.setup()
+
+    def process(self, element, *side):
+        for out in self.inner.process(element, *side) or ():
+            yield (out.tag, out.value) if isinstance(out, TaggedOutput) else (MAIN, out)
+        if isinstance(self.inner, CountingDoFn):
+            counts = self.inner.take_counts()
+            if counts:
+                yield (STATS, counts)
+
+    def teardown(self):
+        self.inner.teardown()
+
+
+def par_do(pcoll, label: str, dofn: beam.DoFn, tags: tuple[str, ...], *side) -> dict:
+    """``{MAIN: ..., tag: ...}``: the outputs of ``dofn`` over ``pcoll``, one PCollection a tag."""
+    pairs = pcoll | label >> beam.ParDo(_AsTuples(dofn), *side)
+    return {
+        tag: pairs | f"{label}.{tag}" >> beam.FlatMap(lambda kv, tag=tag: [kv[1]] if kv[0] == tag else [])
+        for tag in (MAIN, *tags)
+    }
 
 
 class MergeCounts(beam.CombineFn):
@@ -99,133 +181,199 @@ def _corrupt_stream_errors() -> tuple[type[BaseException], ...]:
 _CORRUPT_STREAM_ERRORS = _corrupt_stream_errors()
 
 
-class _ParseFile(CountingDoFn):
-    def __init__(self, cfg: BuildConfig) -> None:
-        self.cfg = cfg
+def _parse_file(path: str, cfg: BuildConfig, counts: Counter) -> Iterator[str]:
+    fmt = readers.detect_format(path, cfg)
+    if fmt in ("parquet", "arrow"):
+        yield from readers.read_table_documents(path, fmt, cfg, counts)
+        return
+    parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(
+        fmt, readers.read_text_documents
+    )
+    with FileSystems.open(path) as stream:
+        yield from parse(stream, cfg, counts)
 
-    def process(self, path: str) -> Iterator[str]:
-        fmt = readers.detect_format(path, self.cfg)
-        self.counts["files_read"] += 1
+
+class _ReadChunks(CountingDoFn):
+    def __init__(self, cfg: BuildConfig, work_dir: str, chunk_chars: int) -> None:
+        self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
+
+    def process(self, item: tuple[int, str]) -> Iterator[dict]:
+        file_index, path = item
+        marker_path = FileSystems.join(self.work_dir, "docs", f"{file_index:06d}.json")
+        marker = read_marker(marker_path)
+        if marker is not None and marker.get("input") == path:
+            self.counts.update(marker["counts"])
+            yield from marker["chunks"]
+            return
+        counts: Counter = Counter()
+        descs = list(self._read(file_index, path, counts))
+        write_marker(marker_path, {"input": path, "chunks": descs, "counts": counts})
+        self.counts.update(counts)
+        yield from descs
+
+    def _read(self, file_index: int, path: str, counts: Counter) -> Iterator[dict]:
+        counts["files_read"] += 1
+        locators: list[int] = []
+        texts: list[str] = []
+        chars = 0
+        chunk = 0
+        doc_index = 0
+
+        def flush():
+            nonlocal chunk, chars
+            name = f"{file_index:06d}-{chunk:05d}"
+            out = FileSystems.join(self.work_dir, "docs", f"{name}.arrow")
+            with self.timer.stage("write_tokens"):
+                write_file(out, intermediate.encode_chunk(locators, texts))
+            desc = {"chunk": name, "path": out, "documents": len(texts)}
+            locators.clear()
+            texts.clear()
+            chunk += 1
+            chars = 0
+            return desc
+
+        docs = _parse_file(path, self.cfg, counts)
         try:
-            if fmt in ("parquet", "arrow"):
-                docs = readers.read_table_documents(path, fmt, self.cfg, self.counts)
-                for doc in docs:
-                    self.counts["documents_read"] += 1
-                    yield doc
-                return
-            parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(
-                fmt, readers.read_text_documents
-            )
-            with FileSystems.open(path) as stream:
-                for doc in parse(stream, self.cfg, self.counts):
-                    self.counts["documents_read"] += 1
-                    yield doc
+            while True:
+                with self.timer.stage("read"):
+                    doc = next(docs, None)
+                if doc is None:
+                    break
+                counts["documents_read"] += 1
+                locators.append(intermediate.locator(file_index, doc_index))
+                texts.append(doc)
+                doc_index += 1
+                chars += len(doc)
+                if chars >= self.chunk_chars:
+                    yield flush()
         except _CORRUPT_STREAM_ERRORS as exc:
             # A corrupt compressed stream or an unreadable file: what was read stays, the rest is counted.
             log.warning("%s: %s: skipped the rest of the file", path, exc)
-            self.counts[readers.UNREADABLE_FILE] += 1
+            counts[readers.UNREADABLE_FILE] += 1
+        if texts:
+            yield flush()
 
 
 class ReadDocuments(beam.PTransform):
-    """File paths → document texts (every skipped file, line or record counted by reason)."""
+    """(file index, path) → document chunk files (every skipped file, line or record counted by reason)."""
 
-    def __init__(self, cfg: BuildConfig) -> None:
+    def __init__(self, cfg: BuildConfig, work_dir: str, chunk_chars: int = 8 << 20) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
 
-    def expand(self, paths):
-        return (
-            paths
-            | "Distribute" >> beam.Reshuffle()
-            | "Parse" >> beam.ParDo(_ParseFile(self.cfg)).with_outputs(STATS, main="docs")
-        )
+    def expand(self, files):
+        files = files | "Distribute" >> beam.Reshuffle()
+        return par_do(files, "Parse", _ReadChunks(self.cfg, self.work_dir, self.chunk_chars), (STATS,))
 
 
-# --- clean + dedup -----------------------------------------------------------------------
+# --- clean, split, tokenize ----------------------------------------------------------------
 
 
-class _Clean(CountingDoFn):
-    def __init__(self, cfg: BuildConfig) -> None:
-        self.cfg = cfg
+def _clean_one(text: str, cfg: BuildConfig, counts: Counter) -> str:
+    from corpusgen.encoding import fix_mojibake, might_be_mojibake
+    from corpusgen.html import html_to_text, looks_like_html
 
-    def process(self, text: str) -> Iterator[tuple[str, str]]:
-        from corpusgen.encoding import fix_mojibake, might_be_mojibake
-        from corpusgen.html import html_to_text, looks_like_html
+    if cfg.html == "always" or (cfg.html == "auto" and looks_like_html(text)):
+        text = html_to_text(text)
+        counts["html_documents"] += 1
+    if cfg.fix_mojibake and might_be_mojibake(text):
+        fixed = fix_mojibake(text)
+        if fixed != text:
+            counts["mojibake_fixed_documents"] += 1
+            text = fixed
+    text = clean_text(text, cfg.unicode_form)
+    if cfg.quality is not None and cfg.quality.strip_boilerplate:
+        from corpusgen.quality import strip_boilerplate_lines
 
+        text, removed = strip_boilerplate_lines(text, cfg.quality)
+        if removed:
+            counts["boilerplate_lines_removed"] += removed
+    return text
+
+
+class _TokenizeChunk(CountingDoFn):
+    def __init__(self, cfg: BuildConfig, vocab: VocabFile, work_dir: str) -> None:
+        self.cfg, self.vocab, self.work_dir = cfg, vocab, work_dir
+
+    def setup(self) -> None:
+        super().setup()
+        self.wp = WordPiece(self.vocab, self.cfg.do_lower_case)
+
+    def process(self, desc: dict) -> Iterator:
+        # With near_dedup the step also emits signatures, which a marker does not keep: no resuming then.
+        marker_path = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.json")
+        marker = read_marker(marker_path) if self.cfg.near_dedup is None else None
+        if marker is not None:
+            self.counts.update(marker["counts"])
+            yield from self.emit_removed(marker["removed"])
+            yield marker["token_file"]
+            return
+        saved = self.counts
+        self.counts = Counter()
+        removed: list | None = [] if self.cfg.write_removed else None
+        for out in self._tokenize(desc, removed):
+            if isinstance(out, dict):
+                write_marker(marker_path, {"token_file": out, "counts": self.counts, "removed": removed})
+            yield out
+        yield from self.emit_removed(removed)
+        saved.update(self.counts)
+        self.counts = saved
+
+    def _tokenize(self, desc: dict, removed: list | None) -> Iterator:
         cfg = self.cfg
-        raw = text
-        if cfg.html == "always" or (cfg.html == "auto" and looks_like_html(text)):
-            text = html_to_text(text)
-            self.counts["html_documents"] += 1
-        if cfg.fix_mojibake and might_be_mojibake(text):
-            fixed = fix_mojibake(text)
-            if fixed != text:
-                self.counts["mojibake_fixed_documents"] += 1
-                text = fixed
-        text = clean_text(text, cfg.unicode_form)
-        if cfg.quality is not None and cfg.quality.strip_boilerplate:
-            from corpusgen.quality import strip_boilerplate_lines
+        with self.timer.stage("read"):
+            locators, texts = intermediate.decode_chunk(read_file(desc["path"]))
+        cleaned = []
+        for loc, raw in zip(locators, texts):
+            with self.timer.stage("clean"):
+                text = _clean_one(raw, cfg, self.counts)
+                key = content_key(text)
+            if len(text) < cfg.min_document_chars:
+                self.counts[stats.EMPTY_DOCUMENT] += 1
+                if removed is not None:
+                    removed.append((stats.EMPTY_DOCUMENT, raw))
+                continue
+            self.counts["documents_cleaned"] += 1
+            cleaned.append((loc, key, text))
+        if cfg.near_dedup is not None:
+            yield from self._signatures(cleaned)
+        rows = []
+        for lo in range(0, len(cleaned), DOCS_PER_TOKENIZE_BATCH):
+            batch = cleaned[lo : lo + DOCS_PER_TOKENIZE_BATCH]
+            rows += prepare_documents(batch, cfg, self.wp, self.counts, removed, self.timer)
+        with self.timer.stage("write_tokens"):
+            data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
+            out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
+            write_file(out, data)
+        tokens = {split: 0 for split in SPLITS}
+        for split, _, _, doc, _ in rows:
+            tokens[split] += doc.n_tokens
+        yield {"path": out, "index": index, "tokens": tokens}
 
-            text, removed = strip_boilerplate_lines(text, cfg.quality)
-            if removed:
-                self.counts["boilerplate_lines_removed"] += removed
-        if len(text) < cfg.min_document_chars:
-            yield from self.drop(stats.EMPTY_DOCUMENT, raw, cfg)
-            return
-        self.counts["documents_cleaned"] += 1
-        yield content_key(text), text
-
-
-class _KeepOne(CountingDoFn):
-    def __init__(self, cfg: BuildConfig) -> None:
-        self.cfg = cfg
-        self.dedup = cfg.dedup
-
-    def process(self, group: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
-        key, texts = group
-        texts = sorted(texts)  # group order differs between runners; the choice must not
-        if self.dedup:
-            for dup in texts[1:]:
-                yield from self.drop(stats.DUPLICATE_DOCUMENT, dup, self.cfg)
-            self.counts["documents_unique"] += 1
-            yield key, texts[0]
-            return
-        for i, text in enumerate(texts):
-            self.counts["documents_unique"] += 1
-            yield (key if i == 0 else hashlib.blake2b(f"{key}:{i}".encode(), digest_size=16).hexdigest()), text
-
-
-class CleanDocuments(beam.PTransform):
-    """Texts → (content key, cleaned text), exact duplicates removed."""
-
-    def __init__(self, cfg: BuildConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def expand(self, docs):
-        cleaned = docs | "Normalize" >> beam.ParDo(_Clean(self.cfg)).with_outputs(STATS, REMOVED, main="docs")
-        unique = (
-            cleaned.docs
-            | "GroupByContent" >> beam.GroupByKey()
-            | "KeepOne" >> beam.ParDo(_KeepOne(self.cfg)).with_outputs(STATS, REMOVED, main="docs")
-        )
-        stats_ = (cleaned[STATS], unique[STATS]) | "FlattenStats" >> beam.Flatten()
-        removed = (cleaned[REMOVED], unique[REMOVED]) | "FlattenRemoved" >> beam.Flatten()
-        return unique.docs, stats_, removed
-
-
-class _Signature(beam.DoFn):
-    def __init__(self, cfg: BuildConfig) -> None:
-        self.nd = cfg.near_dedup
-
-    def process(self, kv: tuple[str, str]):
+    def _signatures(self, cleaned) -> Iterator:
         from corpusgen.neardup import lsh_band_keys, minhash_signature
 
-        key, text = kv
-        nd = self.nd
-        sig = minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed)
-        for band in lsh_band_keys(sig, nd.bands, nd.rows):
-            yield band, (key, sig)
+        nd = self.cfg.near_dedup
+        for _, key, text in cleaned:
+            sig = minhash_signature(text, num_perm=nd.num_perm, ngram=nd.ngram, seed=nd.seed)
+            for band in lsh_band_keys(sig, nd.bands, nd.rows):
+                yield TaggedOutput(SIGNATURES, (band, (key, sig)))
+
+
+class TokenizeChunks(beam.PTransform):
+    """Document chunks → token files: cleaned, split into sentences, tokenized, sorted by pool hash."""
+
+    def __init__(self, cfg: BuildConfig, vocab: VocabFile, work_dir: str) -> None:
+        super().__init__()
+        self.cfg, self.vocab, self.work_dir = cfg, vocab, work_dir
+
+    def expand(self, chunks):
+        chunks = chunks | "Distribute" >> beam.Reshuffle()
+        dofn = _TokenizeChunk(self.cfg, self.vocab, self.work_dir)
+        return par_do(chunks, "CleanSplitTokenize", dofn, (STATS, REMOVED, SIGNATURES))
+
+
+# --- near-duplicates -------------------------------------------------------------------------
 
 
 class _DropInBucket(beam.DoFn):
@@ -242,289 +390,159 @@ class _DropInBucket(beam.DoFn):
                 yield key, True
 
 
-class _KeepUnmarked(CountingDoFn):
-    def __init__(self, cfg: BuildConfig) -> None:
-        self.cfg = cfg
-
-    def process(self, joined):
-        key, grouped = joined
-        texts, marks = list(grouped["docs"]), list(grouped["drop"])
-        for text in texts:
-            if marks:
-                yield from self.drop(stats.NEAR_DUPLICATE_DOCUMENT, text, self.cfg)
-            else:
-                yield key, text
-
-
-class DropNearDuplicates(beam.PTransform):
-    """(key, text) → (key, text) without near-duplicates: MinHash, LSH bands, verified pairs.
+class FindNearDuplicates(beam.PTransform):
+    """(LSH band, (key, MinHash signature)) → the content keys to drop as near-duplicates.
 
     Documents sharing a band are candidates; a candidate pair whose signatures agree on at
     least ``threshold`` of their values is a near-duplicate, and of each cluster the smallest
-    content key is kept. Nothing is held globally: buckets and the join are keyed shuffles.
+    content key is kept. Nothing is held globally: the buckets are a keyed shuffle.
     """
 
     def __init__(self, cfg: BuildConfig) -> None:
         super().__init__()
         self.cfg = cfg
 
-    def expand(self, docs):
-        marks = (
-            docs
-            | "Signature" >> beam.ParDo(_Signature(self.cfg))
+    def expand(self, signatures):
+        return (
+            signatures
             | "GroupBands" >> beam.GroupByKey()
             | "FindDuplicates" >> beam.ParDo(_DropInBucket(self.cfg))
             | "OncePerKey" >> beam.CombinePerKey(lambda values: True)
-        )
-        out = (
-            {"docs": docs, "drop": marks}
-            | "Join" >> beam.CoGroupByKey()
-            | "Keep" >> beam.ParDo(_KeepUnmarked(self.cfg)).with_outputs(STATS, REMOVED, main="docs")
-        )
-        return out.docs, out[STATS], out[REMOVED]
-
-
-# --- split + tokenize ---------------------------------------------------------------------
-
-
-class _SplitTokenize(CountingDoFn):
-    def __init__(self, cfg: BuildConfig, vocab: VocabFile) -> None:
-        self.cfg = cfg
-        self.vocab = vocab
-
-    def setup(self) -> None:
-        from corpusgen.split import split_sentences
-
-        self.split = split_sentences
-        self.wp = WordPiece(self.vocab, self.cfg.do_lower_case)
-        self.last_log = time.monotonic()
-        self.seen_docs = 0
-
-    def process(self, batch: list[tuple[str, str]]) -> Iterator[tuple[str, TokenizedDocument]]:
-        cfg = self.cfg
-        sentence_lists = [self.split(text, cfg.lang, cfg.line_breaks) for _, text in batch]
-        self.counts["sentences_read"] += sum(len(s) for s in sentence_lists)
-        if cfg.quality is not None:
-            from corpusgen.quality import check_document
-
-            kept = []
-            for (key, text), sentences in zip(batch, sentence_lists):
-                reason = check_document(text, sentences, cfg.quality)
-                if reason is None:
-                    kept.append((key, text, sentences))
-                else:
-                    yield from self.drop(f"quality_{reason}", text, cfg)
-            batch = [(k, t) for k, t, _ in kept]
-            sentence_lists = [s for _, _, s in kept]
-        texts = dict(batch) if cfg.write_removed else {}
-        keys = [k for k, _ in batch]
-        min_sentences = 1 if cfg.next_sentence == "none" else 2
-        for key, ids, bounds in tokenize_documents(keys, sentence_lists, self.wp, cfg.max_num_tokens, self.counts):
-            n_tokens, n_sent = int(bounds[-1]), len(bounds) - 1
-            self.counts["tokens_read"] += n_tokens
-            if n_tokens == 0:
-                yield from self.drop(stats.EMPTY_AFTER_TOKENIZATION, texts.get(key), cfg)
-                continue
-            if n_sent < min_sentences:
-                yield from self.drop(stats.SINGLE_SENTENCE, texts.get(key), cfg)
-                self.counts["tokens_in_dropped_documents"] += n_tokens
-                continue
-            heldout = seeded_hash(cfg.random_seed, key, "heldout") < cfg.heldout_fraction * 2.0**64
-            split = "heldout" if heldout else "train"
-            self.counts["documents_kept"] += 1
-            self.counts["documents_heldout"] += heldout
-            self.counts["sentences_kept"] += n_sent
-            self.counts["tokens_kept"] += n_tokens
-            yield split, TokenizedDocument(key, ids, bounds)
-        self.seen_docs += len(batch)
-        if time.monotonic() - self.last_log > 30:
-            log.info("split and tokenized %d documents in this worker", self.seen_docs)
-            self.last_log = time.monotonic()
-
-
-class SplitAndTokenize(beam.PTransform):
-    """(key, text) → (split, TokenizedDocument): sentences, WordPiece ids, held-out assignment."""
-
-    def __init__(self, cfg: BuildConfig, vocab: VocabFile) -> None:
-        super().__init__()
-        self.cfg, self.vocab = cfg, vocab
-
-    def expand(self, docs):
-        return (
-            docs
-            | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
-            | "SplitTokenize"
-            >> beam.ParDo(_SplitTokenize(self.cfg, self.vocab)).with_outputs(STATS, REMOVED, main="docs")
+            | "Keys" >> beam.Keys()
         )
 
 
-# --- pair + mask ------------------------------------------------------------------------------
+# --- pair, mask, write shards -------------------------------------------------------------------
 
 
-def num_pools(tokens: int, cfg: BuildConfig) -> int:
-    return max(1, math.ceil(tokens / cfg.nsp_pool_tokens))
+class _PoolShards(CountingDoFn):
+    """One NSP pool: read its documents' slice of every token file, make its instances, write its shards.
 
-
-class _CreateInstances(CountingDoFn):
-    def __init__(self, cfg: BuildConfig, tables: VocabTables) -> None:
-        self.cfg, self.tables = cfg, tables
-
-    def process(self, group: tuple[tuple[str, int], Iterable[TokenizedDocument]]):
-        (split, _), docs = group
-        cfg = self.cfg
-        pool = sorted(docs, key=lambda d: d.key)  # the grouping's order varies; the result must not
-        self.counts["pools"] += 1
-        self.counts["pool_documents"] += len(pool)
-        parts = []
-        batch_docs = 512  # masked together; bounds the arrays of one call
-        for dupe in range(cfg.dupe_factor):
-            for lo in range(0, len(pool), batch_docs):
-                batch = []
-                for i in range(lo, min(lo + batch_docs, len(pool))):
-                    rng = document_rng(cfg.random_seed, pool[i].key, dupe)
-                    pairs = create_pairs(i, pool, cfg, rng, self.counts)
-                    self.counts["short_target_instances"] += sum(p.short for p in pairs)
-                    batch.append((pairs, rng))
-                parts.append(mask_documents(batch, self.tables, cfg, self.counts))
-        if not parts:
-            return
-        inst = Instances.concat(parts)
-        log.info("pool %s/%d: %d documents → %d instances", split, group[0][1], len(pool), len(inst))
-        self.counts[f"instances_{split}"] += len(inst)
-        labels = inst.next_sentence_label
-        self.counts["nsp_next"] += int((labels == 0).sum())
-        self.counts["nsp_random"] += int((labels == 1).sum())
-        for length, n in enumerate(np.bincount(inst.lengths)):
-            if n:
-                self.counts[stats.length_counter(length)] += int(n)
-        bins = (inst.lengths.astype(np.int64) - 1) // cfg.length_bin_width
-        for b in np.unique(bins):
-            yield (split, int(b)), inst.take(np.flatnonzero(bins == b))
-
-
-class CreateInstances(beam.PTransform):
-    """(split, TokenizedDocument) → ((split, bin), Instances): NSP/SOP pairs, masks, length bins.
-
-    Documents are grouped into pools by a seeded hash; a random B comes from another
-    document of the same pool. ceil(tokens / nsp_pool_tokens) pools per split.
+    Shards compress on a thread pool (Arrow's zstd releases the GIL): the worker's cores share
+    the costliest step after tokenization.
     """
 
-    def __init__(self, cfg: BuildConfig, tables: VocabTables) -> None:
-        super().__init__()
-        self.cfg, self.tables = cfg, tables
-
-    def expand(self, docs):
-        cfg = self.cfg
-        tokens = (
-            docs | "Tokens" >> beam.Map(lambda kv: (kv[0], kv[1].n_tokens)) | "SumTokens" >> beam.CombinePerKey(sum)
-        )
-
-        def to_pool(kv, totals):
-            split, doc = kv
-            pools = num_pools(totals.get(split, 0), cfg)
-            return (split, seeded_hash(cfg.random_seed, doc.key, "pool") % pools), doc
-
-        return (
-            docs
-            | "AssignPool" >> beam.Map(to_pool, totals=beam.pvalue.AsDict(tokens))
-            | "GroupPools" >> beam.GroupByKey()
-            | "PairAndMask" >> beam.ParDo(_CreateInstances(cfg, self.tables)).with_outputs(STATS, main="instances")
-        )
-
-
-# --- shard + write ------------------------------------------------------------------------------
-
-
-class _WriteShard(beam.DoFn):
-    """Sort, serialise and write shards; several at once on a thread pool.
-
-    zstd at the levels that reach ~1.5 bytes per token is the costliest step after
-    tokenization, and Arrow's compression releases the GIL: shards of a bundle compress in
-    parallel on the worker's cores. At most 2 x cores shards are in flight, which bounds memory.
-    """
-
-    def __init__(self, output_dir: str, cfg: BuildConfig, vocab_size: int) -> None:
-        self.output_dir, self.cfg, self.vocab_size = output_dir, cfg, vocab_size
+    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
+        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
     def setup(self) -> None:
+        super().setup()
         from concurrent.futures import ThreadPoolExecutor
 
-        self.threads = max(1, os.cpu_count() or 1)
-        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="write-shard")
+        self.pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="write-shard")
 
     def teardown(self) -> None:
         self.pool.shutdown(wait=True)
 
-    def start_bundle(self) -> None:
-        self.pending: list = []
+    def process(self, task, token_files):
+        (split, pool, pools), near = task[0], set(task[1])
+        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", f"{split}-{pool:05d}-of-{pools:05d}.json")
+        marker = read_marker(marker_path)
+        if marker is not None and all(self._intact(e) for e in marker["entries"]):
+            self.counts.update(marker["counts"])
+            yield from self.emit_removed(marker["removed"])
+            yield from marker["entries"]
+            return
+        saved = self.counts
+        self.counts = Counter()
+        removed: list | None = [] if self.cfg.write_removed else None
+        entries = list(self._pool(split, pool, pools, near, token_files, removed))
+        write_marker(marker_path, {"entries": entries, "counts": self.counts, "removed": removed})
+        saved.update(self.counts)
+        self.counts = saved
+        yield from self.emit_removed(removed)
+        yield from entries
 
-    def process(self, group):
-        self.pending.append(self.pool.submit(self._write, *group))
-        while len(self.pending) > 2 * self.threads:
-            yield self.pending.pop(0).result()
+    def _intact(self, entry: dict) -> bool:
+        """A shard from an earlier run is taken as written only if its bytes match its entry."""
+        path = FileSystems.join(self.output_dir, entry["path"])
+        try:
+            data = read_file(path)
+        except OSError:
+            return False
+        return len(data) == entry["bytes"] and sha256_bytes(data) == entry["sha256"]
 
-    def finish_bundle(self):
-        for future in self.pending:
-            yield WindowedValue(future.result(), MIN_TIMESTAMP, [GlobalWindow()])
-        self.pending = []
-
-    def _write(self, key, parts) -> dict:
-        split, b, index, count = key
+    def _pool(self, split, pool, pools, near, token_files, removed) -> Iterator[dict]:
         cfg = self.cfg
-        inst = Instances.concat(list(parts))
-        # Sorting by the seeded per-instance key shuffles the shard, identically on every run.
-        inst = inst.take(np.argsort(inst.order_key, kind="stable"))
-        lo, hi = cfg.bin_range(b)
-        rel = shard_path(split, lo, hi, index, count)
-        data = serialize_shard(
-            inst,
-            shard_schema(self.vocab_size, cfg.max_seq_length),
-            zstd_level=cfg.zstd_level,
-            rows_per_batch=cfg.rows_per_batch,
+        lo, hi = pool_range(pool, pools)
+        docs = []
+        with self.timer.stage("read_pool"):
+            for tf in token_files:
+                batches = intermediate.batches_in_range(tf["index"], split, lo, hi)
+                if batches:
+                    with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
+                        docs += intermediate.decode_pool_documents(f, batches, lo, hi)
+            unique = unique_documents(docs, split, cfg, self.counts, removed, near)
+        if not unique:
+            return
+        inst = create_instances(unique, cfg, self.tables, self.counts, self.timer)
+        if inst is None:
+            return
+        with self.timer.stage("sort"):
+            self.counts.update(instance_counters(inst, split, self.tables.mask_id))
+            shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
+        log.info(
+            "pool %s/%d of %d: %d documents → %d instances, %d shards",
+            split,
+            pool,
+            pools,
+            len(unique),
+            len(inst),
+            len(shards),
         )
-        final = FileSystems.join(self.output_dir, rel)
-        tmp = FileSystems.join(self.output_dir, f"{rel}.tmp-{hashlib.sha1(data).hexdigest()[:12]}")
-        _write_atomic(tmp, final, data)
-        log.info("wrote %s (%d rows, %.1f MB)", rel, len(inst), len(data) / 1e6)
-        return {
-            "path": rel,
-            "rows": len(inst),
-            "tokens": inst.num_tokens,
-            "bin": [lo, hi],
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "split": split,
-        }
+        for entry, compress, write in self.pool.map(self._write, shards):
+            self.timer.seconds["compress"] += compress  # thread time: may exceed the wall time
+            self.timer.seconds["write"] += write
+            yield entry
+
+    def _write(self, shard) -> tuple[dict, float, float]:
+        start = time.perf_counter()
+        data, entry = shard.encode(self.cfg, self.tables.vocab_size)
+        encoded = time.perf_counter()
+        write_file(FileSystems.join(self.output_dir, shard.path), data)
+        return entry, encoded - start, time.perf_counter() - encoded
 
 
-def _write_atomic(tmp: str, final: str, data: bytes) -> None:
-    """Write to a temporary name, then rename: readers never see a partial file."""
-    with FileSystems.create(tmp) as f:  # creates missing local folders
-        f.write(data)
-    FileSystems.rename([tmp], [final])
+def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int], int]]:
+    for split in SPLITS:
+        if totals.get(split, 0):
+            pools = num_pools(totals[split], cfg)
+            for p in range(pools):
+                yield (split, p), pools
 
 
-class WriteShards(beam.PTransform):
-    """((split, bin), Instances) → shard entries: rows spread over shards by their seeded key."""
+class CreateShards(beam.PTransform):
+    """Token files (+ near-duplicate keys) → shard entries: one task per NSP pool of each split.
 
-    def __init__(self, output_dir: str, cfg: BuildConfig, vocab_size: int) -> None:
+    Pools are ``ceil(tokens / nsp_pool_tokens)`` per split; a random B comes from another
+    document of the same pool.
+    """
+
+    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
         super().__init__()
-        self.output_dir, self.cfg, self.vocab_size = output_dir, cfg, vocab_size
+        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
-    def expand(self, chunks):
+    def expand(self, inputs):
+        token_files, near_keys = inputs
         cfg = self.cfg
-        rows = chunks | "Rows" >> beam.Map(lambda kv: (kv[0], len(kv[1]))) | "SumRows" >> beam.CombinePerKey(sum)
-
-        def to_shards(kv, totals):
-            (split, b), inst = kv
-            count = max(1, math.ceil(totals[(split, b)] / cfg.rows_per_shard))
-            shard = inst.order_key % np.uint64(count)
-            for s in np.unique(shard):
-                yield (split, b, int(s), count), inst.take(np.flatnonzero(shard == s))
-
-        return (
-            chunks
-            | "AssignShard" >> beam.FlatMap(to_shards, totals=beam.pvalue.AsDict(rows))
-            | "GroupShards" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteShard(self.output_dir, cfg, self.vocab_size))
+        totals = (
+            token_files
+            | "Tokens" >> beam.Map(lambda tf: Counter(tf["tokens"]))
+            | "SumTokens" >> beam.CombineGlobally(MergeCounts())
         )
+        tasks = totals | "Pools" >> beam.FlatMap(_pool_tasks, cfg)
+
+        def route(key, totals):
+            split = split_of(key, cfg)
+            pools = num_pools(totals.get(split, 0), cfg)
+            return (split, pool_of(pool_hash(key, cfg), pools)), key
+
+        routed = near_keys | "RouteToPool" >> beam.Map(route, totals=beam.pvalue.AsSingleton(totals))
+        tasks = (
+            {"pools": tasks, "near": routed}
+            | "JoinPools" >> beam.CoGroupByKey()
+            | "Task"
+            >> beam.FlatMap(lambda kv: [((kv[0][0], kv[0][1], p), list(kv[1]["near"])) for p in kv[1]["pools"]])
+        )
+        dofn = _PoolShards(cfg, self.tables, self.output_dir)
+        return par_do(tasks, "PairMaskWrite", dofn, (STATS, REMOVED), beam.pvalue.AsList(token_files))

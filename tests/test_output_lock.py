@@ -10,14 +10,15 @@ import time
 import pytest
 
 import pipelines.output
-from pipelines.output import LOCK_NAME, BuildLock, OutputError, take_output
+from corpusgen.intermediate import WORK_DIR
+from pipelines.output import LOCK_NAME, BuildLock, OutputError, TakenOutput, take_output
 from tests.test_cli import one_line_error, run
 
 CG = [sys.executable, "-m", "corpusgen.cli"]
 
 
 def test_a_second_lock_on_the_folder_is_refused_and_the_first_released(tmp_path):
-    with take_output(str(tmp_path / "o"), overwrite=False) as lock:
+    with take_output(str(tmp_path / "o"), overwrite=False).lock as lock:
         info = json.loads(lock.path.read_text())
         assert info["pid"] == os.getpid() and set(info) == {"pid", "host", "started"}
         with pytest.raises(OutputError, match=rf"another build is writing there \(pid {os.getpid()} on "):
@@ -30,9 +31,9 @@ def test_a_stale_lock_file_does_not_block(tmp_path):
     """A lock file left by a killed build holds no lock: the kernel released it with the process."""
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / LOCK_NAME).write_text(json.dumps({"pid": 999999, "host": "elsewhere", "started": "then"}))
-    lock = take_output(str(tmp_path / "o"), overwrite=False)
-    assert json.loads(lock.path.read_text())["pid"] == os.getpid()
-    lock.release()
+    taken = take_output(str(tmp_path / "o"), overwrite=False)
+    assert json.loads(taken.lock.path.read_text())["pid"] == os.getpid() and not taken.resumed
+    taken.release()
 
 
 def _fifo_input(tmp_path):
@@ -94,6 +95,18 @@ def test_unfinished_and_finished_builds_need_overwrite(tmp_path):
     one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(out)), "holds a build; pass --overwrite")
 
 
+def test_an_unfinished_build_with_its_work_files_is_resumed_unless_overwritten(tmp_path):
+    out = tmp_path / "o"
+    (out / WORK_DIR / "pools").mkdir(parents=True)
+    (out / "shards").mkdir()
+    taken = take_output(str(out), overwrite=False)
+    assert taken.resumed and (out / WORK_DIR / "pools").is_dir()
+    taken.release()
+    taken = take_output(str(out), overwrite=True)
+    assert not taken.resumed and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    taken.release()
+
+
 def _old_build(root):
     (root / "shards" / "train").mkdir(parents=True)
     (root / "shards" / "train" / "old.arrow").write_bytes(b"old")
@@ -118,7 +131,7 @@ def test_remote_rebuild_takes_the_old_build_down_manifest_first(tmp_path, monkey
         real_delete(paths)
 
     monkeypatch.setattr(pipelines.output.FileSystems, "delete", record)
-    assert take_output(str(out), overwrite=True) is None  # no lock on remote outputs
+    assert take_output(str(out), overwrite=True) == TakenOutput(None, False)  # no lock on remote outputs
     assert deleted == [["manifest.json"], [os.path.join("shards", "train", "old.arrow"), "tokenizer.json"]]
     assert not any(p.is_file() for p in out.rglob("*"))
 
@@ -131,4 +144,4 @@ def test_remote_output_with_foreign_files_is_never_deleted(tmp_path, monkeypatch
     with pytest.raises(OutputError, match="not a corpusgen build; refusing to delete them"):
         take_output(str(tmp_path), overwrite=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assert take_output(str(tmp_path / "fresh"), overwrite=False) is None  # nothing there yet
+    assert take_output(str(tmp_path / "fresh"), overwrite=False) == TakenOutput(None, False)  # nothing there yet

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpusgen.config import BuildConfig
-from corpusgen.masking import KIND_KEPT, KIND_MASK, KIND_RANDOM, VocabTables, mask_pairs
-from corpusgen.pairing import NEXT, RANDOM, TokenizedDocument, create_pairs, document_rng, truncation_counts
-from corpusgen.stats import binomial_halfwidth
+from corpusgen.masking import VocabTables, mask_documents, mask_pairs
+from corpusgen.pairing import NEXT, RANDOM, Pair, TokenizedDocument, create_pairs, document_rng, truncation_counts
+from corpusgen.shards import instance_counters
+from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, binomial_halfwidth
 
 FIRST, LAST = 1996, 29611  # ordinary word pieces of bert-base-uncased
 
@@ -143,8 +144,23 @@ def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
     for i, doc in enumerate(pool):
         rng = document_rng(seed, doc.key, 0)
         pairs = create_pairs(i, pool, cfg, rng, counts)
-        out.append((pairs, mask_pairs(pairs, tables, cfg, rng, counts)))
+        inst = mask_pairs(pairs, tables, cfg, rng, counts)
+        counts.update(instance_counters(inst, "train", tables.mask_id))
+        out.append((pairs, inst))
     return out, counts
+
+
+def words_of(row: np.ndarray, tables) -> list[np.ndarray]:
+    """Positions of each whole word of a row: an ordinary token that is no "##" piece, or follows a
+    special token, starts a word; the "##" pieces after it belong to it."""
+    ordinary = ~tables.is_special[row]
+    words: list[list[int]] = []
+    for i in np.flatnonzero(ordinary):
+        if tables.is_continuation[row[i]] and i > 0 and ordinary[i - 1]:
+            words[-1].append(int(i))
+        else:
+            words.append([int(i)])
+    return [np.array(w) for w in words]
 
 
 def originals(pairs, tables):
@@ -196,15 +212,99 @@ def test_mask_invariants(tables, wordpiece, seed, wwm, mode, prob):
             n_cand = int((~tables.is_special[orig]).sum())
             k = min(cfg.max_predictions_per_seq, max(1, round(n_cand * prob))) if n_cand else 0
             if wwm:
-                assert len(pos) <= k
+                words = words_of(orig, tables)
                 chosen = np.zeros(len(orig), bool)
                 chosen[pos] = True
-                cont = tables.is_continuation[orig] & ~tables.is_special[orig]
-                prev_ordinary = np.concatenate(([False], ~tables.is_special[orig[:-1]]))
-                joined = cont & prev_ordinary  # a piece glued to the token before it
-                assert np.array_equal(chosen[1:][joined[1:]], chosen[:-1][joined[1:]]), "words masked whole"
+                assert all(chosen[w].all() or not chosen[w].any() for w in words), "words masked whole"
+                # Words are taken in random order while they fit: the budget left over is smaller than
+                # the word that did not fit (or nothing is left over).
+                left = k - len(pos)
+                assert left >= 0
+                assert left == 0 or any(len(w) > left for w in words if not chosen[w].any())
             else:
                 assert len(pos) == k
+
+
+PLAY, ING, ED = 2377, 2075, 2098  # "play", "##ing", "##ed" in bert-base-uncased
+
+
+@pytest.mark.parametrize(
+    "word, words_a, words_b, prob, max_predictions, k, masked",
+    [
+        ([PLAY], 4, 6, 0.15, 20, 2, 2),  # 10 candidates: round(1.5) = 2
+        ([PLAY, ING], 4, 6, 0.15, 20, 3, 2),  # 20: k = 3, one 2-piece word fits, the next does not
+        ([PLAY, ING, ED], 4, 6, 0.15, 20, 4, 3),  # 30: round(4.5) = 4 (half to even), one word
+        ([PLAY, ING, ED], 8, 12, 0.15, 20, 9, 9),  # 60: k = 9, exactly three words
+        ([PLAY, ING, ED], 8, 12, 0.5, 20, 20, 18),  # 60: k capped at 20, six words
+        ([PLAY, ING], 2, 3, 0.99, 20, 10, 10),  # round(9.9): everything
+    ],
+)
+def test_whole_word_mask_takes_whole_words_up_to_the_budget(
+    tables, word, words_a, words_b, prob, max_predictions, k, masked
+):
+    """Words of one size s: the rule masks floor(k / s) whole words, whatever order they are drawn in."""
+    cfg = BuildConfig(do_whole_word_mask=True, masked_lm_prob=prob, max_predictions_per_seq=max_predictions)
+    pair = Pair(np.array(word * words_a, np.int64), np.array(word * words_b, np.int64), NEXT, False)
+    n_cand = len(word) * (words_a + words_b)
+    assert k == min(max_predictions, max(1, int(np.rint(n_cand * prob))))  # the budget, as masking.py states it
+    assert masked == (k // len(word)) * len(word)
+    for seed in range(25):
+        counts = Counter()
+        inst = mask_pairs([pair, pair], tables, cfg, document_rng(seed, "doc", 0), counts)
+        assert counts["mask_candidates"] == 2 * n_cand
+        kinds = instance_counters(inst, "train", tables.mask_id)
+        assert kinds[KIND_MASK] + kinds[KIND_RANDOM] + kinds[KIND_KEPT] == 2 * masked
+        [orig, _] = originals([pair, pair], tables)
+        for _, pos, lab in rows_of(inst):
+            assert len(pos) == masked
+            assert np.array_equal(lab, orig[pos])
+            chosen = np.zeros(len(orig), bool)
+            chosen[pos] = True
+            words = words_of(orig, tables)
+            assert len(words) == words_a + words_b and all(len(w) == len(word) for w in words)
+            assert sum(chosen[w].all() for w in words) == masked // len(word)
+            assert all(chosen[w].all() or not chosen[w].any() for w in words), "words masked whole"
+
+
+def test_a_piece_after_a_special_token_starts_a_word(tables):
+    # A truncated front can leave B starting with "##ing": it is a word of its own, not glued to [SEP].
+    cfg = BuildConfig(do_whole_word_mask=True, masked_lm_prob=0.99)  # all 5 candidates
+    pair = Pair(np.array([PLAY, ING], np.int64), np.array([ING, ED, PLAY], np.int64), NEXT, False)
+    row = originals([pair], tables)[0]  # [CLS] play ##ing [SEP] ##ing ##ed play [SEP]
+    assert [w.tolist() for w in words_of(row, tables)] == [[1, 2], [4, 5], [6]]
+    inst = mask_pairs([pair], tables, cfg, document_rng(0, "doc", 0), Counter())
+    [(_, pos, lab)] = rows_of(inst)
+    assert pos.tolist() == [1, 2, 4, 5, 6] and lab.tolist() == [PLAY, ING, ING, ED, PLAY]
+
+
+@pytest.mark.parametrize("wwm", [False, True])
+def test_a_documents_masks_do_not_depend_on_its_batch_neighbours(tables, wordpiece, wwm):
+    cfg = BuildConfig(do_whole_word_mask=wwm, max_seq_length=64, max_predictions_per_seq=12)
+    pool = make_pool(3, 5, max_len=30)
+    vocab_ids = np.flatnonzero(~tables.is_special)[:3000]  # with "##" pieces, so words have several pieces
+    for d in pool:
+        d.ids = vocab_ids[np.random.default_rng(len(d.ids)).integers(0, len(vocab_ids), size=len(d.ids))]
+
+    def document(i):
+        rng = document_rng(21, pool[i].key, 0)
+        return create_pairs(i, pool, cfg, rng, Counter()), rng
+
+    alone_counts, batch_counts = Counter(), Counter()
+    alone = [mask_documents([document(i)], tables, cfg, alone_counts) for i in range(len(pool))]
+    batch = mask_documents([document(i) for i in range(len(pool))], tables, cfg, batch_counts)
+    assert batch_counts == alone_counts
+    batch_rows = list(rows_of(batch))
+    first = 0
+    for inst in alone:
+        n = len(inst)
+        assert n > 0
+        for (x_ids, x_pos, x_lab), (y_ids, y_pos, y_lab) in zip(rows_of(inst), batch_rows[first : first + n]):
+            assert np.array_equal(x_ids, y_ids) and np.array_equal(x_pos, y_pos) and np.array_equal(x_lab, y_lab)
+        assert np.array_equal(inst.a_len, batch.a_len[first : first + n])
+        assert np.array_equal(inst.next_sentence_label, batch.next_sentence_label[first : first + n])
+        assert np.array_equal(inst.order_key, batch.order_key[first : first + n])
+        first += n
+    assert first == len(batch)
 
 
 def test_masking_is_deterministic(tables):

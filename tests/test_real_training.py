@@ -1,4 +1,7 @@
-"""The trainer on a real build (the bundled Wikipedia sample): the issue's CPU criteria.
+"""The trainer on a real build (the bundled Wikipedia sample), against the project's CPU targets: within
+300 CPU steps at batch 64 a tiny BERT brings its MLM loss to 70% of where a correctly initialised model
+starts (ln(vocab size), 10.3) or below, and a run stopped and resumed ends exactly where an uninterrupted
+one does.
 
 Slow (a few minutes on 2 cores): `make test-all` or `pytest -m slow`.
 """

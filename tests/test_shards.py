@@ -79,22 +79,23 @@ def test_serialize_round_trip_is_exact_and_zstd_compressed():
 @pytest.fixture
 def small_build(tmp_path):
     cfg = BuildConfig(rows_per_shard=2, zstd_level=3)
-    counters = {"instances": 3, "instance_tokens": 18, "nsp_next": 2, "nsp_random": 1,
-                "masked_mask": 2, "masked_kept": 1, "masked_random": 1,
-                "length_5": 1, "length_6": 1, "length_7": 1}  # fmt: skip
-    m = write_build(tmp_path, {"train": instances(ROWS)}, cfg, vocab_name="vocab.txt",
-                    vocab_bytes=b"[PAD]\n", tokenizer=TOKENIZER)  # fmt: skip
-    m["counters"] = counters
-    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    write_build(tmp_path, {"train": instances(ROWS)}, cfg, vocab_name="vocab.txt",
+                vocab_bytes=b"[PAD]\n", tokenizer=TOKENIZER)  # fmt: skip
     return tmp_path
 
 
 def test_write_build_then_validate(small_build):
     m = load_manifest(small_build)
-    assert [e["path"] for e in m["shards"]] == ["shards/train/bin_001-016/part-00000-of-00002.arrow",
-                                                "shards/train/bin_001-016/part-00001-of-00002.arrow"]  # fmt: skip
-    # rows come out in order_key order (here: reversed)
-    assert read_shard(small_build / m["shards"][0]["path"]).column("a_len").to_pylist() == [3, 3]
+    assert [e["path"] for e in m["shards"]] == [
+        "shards/train/bin_001-016/pool-00000-of-00001.part-000-of-002.arrow",
+        "shards/train/bin_001-016/pool-00000-of-00001.part-001-of-002.arrow",
+    ]
+    # rows come out in order_key order (here: reversed), cut into equal parts
+    a_len = [read_shard(small_build / e["path"]).column("a_len").to_pylist() for e in m["shards"]]
+    assert a_len == [[r[1] for r in ROWS[::-1]][:1], [r[1] for r in ROWS[::-1]][1:]]
+    assert m["counters"] == {"instances": 3, "instances_train": 3, "instance_tokens": 18, "nsp_next": 2,
+                             "nsp_random": 1, "masked_mask": 2, "masked_kept": 1, "masked_random": 1,
+                             "length_5": 1, "length_6": 1, "length_7": 1}  # fmt: skip
     report = validate_build(small_build)
     assert report["ok"], report["defects"]
     assert report["checked"]["rows"] == 3
@@ -128,6 +129,14 @@ def test_manifest_version_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 2}))
     with pytest.raises(ManifestError, match="version 2"):
         load_manifest(tmp_path)
+
+
+def test_hugging_face_finds_both_splits_by_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    write_build(tmp_path, {"train": instances(ROWS), "validation": instances(ROWS[:1])}, BuildConfig(zstd_level=3),
+                vocab_name="vocab.txt", vocab_bytes=b"[PAD]\n", tokenizer=TOKENIZER)  # fmt: skip
+    ds = datasets.load_dataset("arrow", data_dir=str(tmp_path / "shards"))
+    assert {name: d.num_rows for name, d in ds.items()} == {"train": 3, "validation": 1}
 
 
 def test_shards_load_with_hugging_face_datasets(small_build):

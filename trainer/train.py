@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from corpusgen.partition import VALIDATION
 from trainer.data import ShardDataset, ShardLoader, load_build
 from trainer.model import IGNORE, SIZES, BertConfig, BertForPreTraining, flops_per_sequence
 from trainer.optim import lr_at, make_optimizer
@@ -285,11 +286,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         shuffle_buffer=cfg.shuffle_buffer, manifest=manifest,
     )  # fmt: skip
     loader = ShardLoader(train_data, num_workers=workers, pin_memory=device.type == "cuda")
-    heldout_rows = sum(e["rows"] for e in manifest["shards"] if e.get("split") == "heldout")
+    heldout_rows = sum(e["rows"] for e in manifest["shards"] if e.get("split") == VALIDATION)
     eval_data = None
     if heldout_rows >= world:
         eval_data = ShardDataset(
-            cfg.data, split="heldout", batch_size=cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world,
+            cfg.data, split=VALIDATION, batch_size=cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world,
             shuffle=False, epochs=1, drop_last=False, manifest=manifest,
         )  # fmt: skip
     else:

@@ -24,7 +24,7 @@ def test_manifest_layout(enwiki_build, enwiki_manifest):
     assert m["vocab"] == "vocab.txt"
     assert hashlib.sha256((enwiki_build / "vocab.txt").read_bytes()).hexdigest() == m["vocab_sha256"]
     assert m["tokenizer"]["vocab_size"] == 30522 and m["tokenizer"]["mask_id"] == 103
-    assert {"train", "heldout"} == {e["split"] for e in m["shards"]}
+    assert {"train", "validation"} == {e["split"] for e in m["shards"]}
     for e in m["shards"]:
         assert set(e) == {"path", "rows", "tokens", "bin", "bytes", "sha256", "split"}
         path = enwiki_build / e["path"]

@@ -3,6 +3,8 @@
 import gzip
 import json
 
+from corpusgen import quality, stats
+from corpusgen.clean import clean_text, content_key
 from corpusgen.config import BuildConfig
 from corpusgen.neardup import NearDupConfig
 from corpusgen.quality import QualityConfig
@@ -72,7 +74,7 @@ def test_legacy_encoded_pages_are_decoded(tmp_path, vocab_file, wordpiece):
     assert "Ã" not in words and "Ð" not in words
 
 
-def test_quality_near_dedup_and_removed_output(tmp_path, vocab_file):
+def test_quality_near_dedup_and_removed_output(tmp_path, vocab_file, wordpiece):
     good = (
         "The river flows through the old town and past the mill. Fishermen gather on the banks at dawn "
         "to cast their lines into the slow water. In the afternoon, children from the school walk along "
@@ -95,10 +97,20 @@ def test_quality_near_dedup_and_removed_output(tmp_path, vocab_file):
     out = tmp_path / "out"
     run_build([str(src)], str(out), cfg, vocab_file)
     m = json.loads((out / "manifest.json").read_text())
-    drops = m["stats"]["drops"]
-    assert drops == {"near_duplicate_document": 1, "quality_too_short": 1, "quality_mean_word_length": 1}
+    too_short = stats.QUALITY_PREFIX + quality.TOO_SHORT
+    mean_word_length = stats.QUALITY_PREFIX + quality.MEAN_WORD_LENGTH
+    assert m["stats"]["drops"] == {stats.NEAR_DUPLICATE_DOCUMENT: 1, too_short: 1, mean_word_length: 1}
     assert m["stats"]["documents"]["kept"] == 1
+    # A near-duplicate cluster keeps its smallest content key (corpusgen.neardup), whatever the input order.
+    kept, dropped = sorted((good, near), key=lambda d: content_key(clean_text(d)))
     removed = [json.loads(line) for f in sorted((out / "removed").glob("*.jsonl.gz")) for line in gzip.open(f, "rt")]
-    assert sorted(r["reason"] for r in removed) == sorted(drops)
-    assert {r["text"] for r in removed} == {near, spam, short} or {r["text"] for r in removed} == {good, spam, short}
+    assert {r["text"]: r["reason"] for r in removed} == {
+        dropped: stats.NEAR_DUPLICATE_DOCUMENT,
+        spam: mean_word_length,
+        short: too_short,
+    }
+    assert len(removed) == 3
+    words = {good: "small playground", near: "large playground"}
+    text = instance_text(out, wordpiece)
+    assert words[kept] in text and words[dropped] not in text
     assert validate_build(out)["ok"], "removed/ sits beside shards/ and is not a defect"

@@ -9,12 +9,14 @@ import zstandard
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from corpusgen import readers, stats
+from corpusgen import intermediate, readers, stats
 from corpusgen.clean import content_key
 from corpusgen.config import BuildConfig
 from corpusgen.masking import VocabTables
 from corpusgen.pairing import TokenizedDocument
-from pipelines.transforms import STATS, CleanDocuments, CreateInstances, MergeCounts, ReadDocuments, SplitAndTokenize
+from corpusgen.partition import pool_hash
+from corpusgen.shards import read_shard
+from pipelines.transforms import MAIN, STATS, CreateShards, MergeCounts, ReadDocuments, TokenizeChunks, read_file
 
 
 def local_pipeline():
@@ -25,16 +27,27 @@ def total(pcoll_of_counts, label):
     return pcoll_of_counts | label >> beam.CombineGlobally(MergeCounts())
 
 
+def chunk_texts(chunks):
+    return [
+        t for c in sorted(chunks, key=lambda c: c["chunk"]) for t in intermediate.decode_chunk(read_file(c["path"]))[1]
+    ]
+
+
 def test_read_documents_all_formats_and_compressions(tmp_path):
     (tmp_path / "a.txt").write_text("A one.\nA two.\n\nB one.\n")
     (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(b'{"text": "C one."}\n{broken\n'))
     (tmp_path / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(b'{"text": "D one."}\n{"other": 1}\n'))
     (tmp_path / "d.bin").write_bytes(b"\x00\x01\x02binary")
     (tmp_path / "e.txt").write_bytes(b"")
-    files = sorted(str(p) for p in tmp_path.iterdir())
+    files = list(enumerate(sorted(str(p) for p in tmp_path.iterdir())))
+    work = tmp_path / "work"
     with local_pipeline() as p:
-        out = p | beam.Create(files) | ReadDocuments(BuildConfig())
-        assert_that(out.docs, equal_to(["A one.\nA two.", "B one.", "C one.", "D one."]), label="docs")
+        out = p | beam.Create(files) | ReadDocuments(BuildConfig(), str(work), chunk_chars=1 << 20)
+        assert_that(
+            out[MAIN] | beam.combiners.ToList() | beam.Map(chunk_texts),
+            equal_to([["A one.\nA two.", "B one.", "C one.", "D one."]]),
+            label="docs",
+        )
         assert_that(
             total(out[STATS], "sum"),
             equal_to(
@@ -53,57 +66,54 @@ def test_read_documents_all_formats_and_compressions(tmp_path):
         )
 
 
-def test_clean_documents_dedups_exactly():
-    texts = ["Hello  world.", "hello world.", "Other text.", "   ", "Third."]
+def test_read_documents_cuts_large_files_into_chunks_with_stable_locators(tmp_path):
+    (tmp_path / "a.txt").write_text("".join(f"Document {i} is here.\n\n" for i in range(10)))
     with local_pipeline() as p:
-        docs, counts, _ = p | beam.Create(texts) | CleanDocuments(BuildConfig())
-        assert_that(
-            docs,
-            equal_to(
-                [
-                    (content_key("Hello world."), "Hello world."),
-                    (content_key("Other text."), "Other text."),
-                    (content_key("Third."), "Third."),
-                ]
-            ),
-            label="docs",
-        )
-        assert_that(
-            total(counts, "sum"),
-            equal_to(
-                [{"documents_cleaned": 4, "documents_unique": 3, stats.DUPLICATE_DOCUMENT: 1, stats.EMPTY_DOCUMENT: 1}]
-            ),
-            label="stats",
-        )
+        out = p | beam.Create([(3, str(tmp_path / "a.txt"))]) | ReadDocuments(BuildConfig(), str(tmp_path / "w"), 50)
+
+        def check(chunks):
+            chunks = sorted(chunks, key=lambda c: c["chunk"])
+            assert [c["documents"] for c in chunks] == [3, 3, 3, 1]  # 20 characters a document, 50 a chunk
+            locs = [loc for c in chunks for loc in intermediate.decode_chunk(read_file(c["path"]))[0]]
+            assert locs == [intermediate.locator(3, i) for i in range(10)]
+
+        assert_that(out[MAIN] | beam.combiners.ToList(), lambda lists: [check(x) for x in lists])
 
 
-def test_split_and_tokenize(vocab_file):
-    docs = [
-        ("k1", "The cat sat on the mat. It was happy."),
-        ("k2", "One sentence only."),
-        ("k3", "..."),
-    ]
+def test_tokenize_chunks_cleans_splits_and_counts(tmp_path, vocab_file):
+    texts = ["The cat  sat on the mat. It was happy.", "One sentence only.", "...", "   "]
+    path = tmp_path / "c.arrow"
+    path.write_bytes(intermediate.encode_chunk(list(range(4)), texts))
     with local_pipeline() as p:
-        out = p | beam.Create(docs) | SplitAndTokenize(BuildConfig(heldout_fraction=0.0), vocab_file)
-        got = out.docs | beam.Map(lambda kv: (kv[0], kv[1].key, kv[1].ids.tolist(), kv[1].bounds.tolist()))
-        assert_that(
-            got,
-            equal_to(
-                [("train", "k1", [1996, 4937, 2938, 2006, 1996, 13523, 1012, 2009, 2001, 3407, 1012], [0, 7, 11])]
-            ),
-            label="docs",
+        out = (
+            p
+            | beam.Create([{"chunk": "000000-00000", "path": str(path), "documents": 4}])
+            | TokenizeChunks(BuildConfig(heldout_fraction=0.0), vocab_file, str(tmp_path / "w"))
         )
+
+        def check(files):
+            (tf,) = files
+            assert tf["tokens"] == {"train": 11, "validation": 0}
+            docs = intermediate.decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)
+            assert [(d.doc.key, d.doc.ids.tolist(), d.doc.bounds.tolist(), d.locator) for d in docs] == [
+                (
+                    content_key("The cat sat on the mat. It was happy."),
+                    [1996, 4937, 2938, 2006, 1996, 13523, 1012, 2009, 2001, 3407, 1012],
+                    [0, 7, 11],
+                    0,
+                )
+            ]
+
+        assert_that(out[MAIN] | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="docs")
         assert_that(
             total(out[STATS], "sum"),
             equal_to(
                 [
                     {
+                        "documents_cleaned": 3,
+                        stats.EMPTY_DOCUMENT: 1,
                         "sentences_read": 4,
                         "tokens_read": 18,
-                        "tokens_kept": 11,
-                        "documents_kept": 1,
-                        "documents_heldout": 0,
-                        "sentences_kept": 2,
                         stats.SINGLE_SENTENCE: 2,
                         "tokens_in_dropped_documents": 7,
                     }
@@ -113,37 +123,48 @@ def test_split_and_tokenize(vocab_file):
         )
 
 
-def test_create_instances_bins_and_counts(wordpiece):
+def token_file(tmp_path, docs, name="t.arrow"):
+    cfg = BuildConfig()
+    rows = [("train", pool_hash(d.key, cfg), loc, d, None) for loc, d in enumerate(docs)]
+    data, index = intermediate.encode_tokens(rows, np.dtype(np.uint16), False)
+    (tmp_path / name).write_bytes(data)
+    return {"path": str(tmp_path / name), "index": index, "tokens": {"train": sum(d.n_tokens for d in docs)}}
+
+
+def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece):
     rng = np.random.default_rng(0)
     docs = []
     for k in range(30):
         lens = rng.integers(3, 30, size=8)
         ids = rng.integers(1996, 29611, size=int(lens.sum())).astype(np.uint16)
-        docs.append(("train", TokenizedDocument(f"{k:032x}", ids, np.concatenate(([0], np.cumsum(lens))))))
+        docs.append(TokenizedDocument(f"{k:032x}", ids, np.concatenate(([0], np.cumsum(lens)))))
+    files = [token_file(tmp_path, docs), token_file(tmp_path, docs[:2], "copies.arrow")]  # two exact duplicates
     cfg = BuildConfig(dupe_factor=2)
-
-    def check(chunks):
-        seen = 0
-        for (split, b), inst in chunks:
-            assert split == "train"
-            assert np.all((inst.lengths - 1) // cfg.length_bin_width == b)
-            seen += len(inst)
-        assert seen > 0
+    out_dir = tmp_path / "out"
 
     with local_pipeline() as p:
-        out = p | beam.Create(docs) | CreateInstances(cfg, VocabTables.from_wordpiece(wordpiece))
-        assert_that(out.instances | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="bins")
-        summed = total(out[STATS], "sum")
+        near = p | "near" >> beam.Create([docs[5].key])
+        out = (p | beam.Create(files), near) | CreateShards(cfg, VocabTables.from_wordpiece(wordpiece), str(out_dir))
+
+        def check(entries):
+            assert entries and all(e["split"] == "train" for e in entries)
+            for e in entries:
+                lengths = np.diff(read_shard(out_dir / e["path"]).column("input_ids").combine_chunks().offsets)
+                assert np.all((lengths >= e["bin"][0]) & (lengths <= e["bin"][1]))
+
+        assert_that(out[MAIN] | beam.combiners.ToList(), lambda lists: [check(x) for x in lists], label="bins")
 
         def check_stats(items):
             (c,) = items
-            assert c["pools"] == 1 and c["pool_documents"] == 30
+            assert c[stats.DUPLICATE_DOCUMENT] == 2 and c[stats.NEAR_DUPLICATE_DOCUMENT] == 1
+            assert c["pools"] == 1 and c["pool_documents"] == c["documents_kept"] == 29
+            kept_tokens = sum(d.n_tokens for i, d in enumerate(docs) if i != 5)
+            assert c["tokens_kept"] == kept_tokens
             assert c["instances"] == c["instances_train"] == c["nsp_next"] + c["nsp_random"]
-            assert c["tokens_covered"] + c["tokens_truncated_away"] == 2 * sum(int(d.n_tokens) for _, d in docs)
-            specials = 3 * c["instances"]
-            assert c["instance_tokens"] == specials + c["tokens_placed_own"] + c["tokens_borrowed"]
+            assert c["tokens_covered"] + c["tokens_truncated_away"] == 2 * kept_tokens
+            assert c["instance_tokens"] == 3 * c["instances"] + c["tokens_placed_own"] + c["tokens_borrowed"]
 
-        assert_that(summed, check_stats, label="stats")
+        assert_that(total(out[STATS], "sum"), check_stats, label="stats")
 
 
 def test_merge_counts():

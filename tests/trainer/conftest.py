@@ -93,7 +93,7 @@ def make_build(
     )
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(vocab_size - FIRST_WORD)]
     splits = {}
-    for split, n, s in (("train", rows, seed), ("heldout", heldout_rows, seed + 1000)):
+    for split, n, s in (("train", rows, seed), ("validation", heldout_rows, seed + 1000)):
         if n:
             splits[split] = make_instances(
                 n,
@@ -119,7 +119,6 @@ def make_build(
             "sep_id": SEP,
             "mask_id": MASK,
         },  # fmt: skip
-        stats={"instances": rows + heldout_rows},
         created="2026-01-01T00:00:00Z",
     )
     return out

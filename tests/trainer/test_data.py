@@ -193,8 +193,8 @@ def test_padding_is_small(build_dir):
 
 
 def test_heldout_split_and_no_nsp_build(tmp_path, build_dir):
-    held = ShardDataset(build_dir, split="heldout", batch_size=64, shuffle=False, epochs=1, drop_last=False)
-    assert Counter(r for b in held for r in row_keys(b)) == shard_rows(build_dir, "heldout")
+    held = ShardDataset(build_dir, split="validation", batch_size=64, shuffle=False, epochs=1, drop_last=False)
+    assert Counter(r for b in held for r in row_keys(b)) == shard_rows(build_dir, "validation")
     none = make_build(tmp_path / "none", rows=200, heldout_rows=0, next_sentence="none")
     b = next(iter(ShardDataset(none, batch_size=16)))
     assert torch.all(b["next_sentence_label"] == -100)

@@ -1,0 +1,259 @@
+"""corpusgen.tokenizer: vocabularies that cannot be used, cased/uncased detection, long-sentence cutting,
+special tokens written in the text."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from corpusgen.tokenizer import (
+    SPECIAL_TOKENS,
+    VocabError,
+    VocabFile,
+    WordPiece,
+    split_long_sentence,
+    tokenize_documents,
+)
+from tests.conftest import DATA
+
+# ids 0-4 are the specials, in SPECIAL_TOKENS order
+ORDINARY = ["a", "##b", "the", "cat", "sat", "##s"]
+A, B, THE, CAT, SAT, S_ = range(5, 11)
+
+
+def vocab_txt(tokens, name="vocab.txt") -> VocabFile:
+    return VocabFile(name, ("\n".join(tokens) + "\n").encode("utf-8"))
+
+
+def small() -> WordPiece:
+    return WordPiece(vocab_txt([*SPECIAL_TOKENS, *ORDINARY]))
+
+
+def tokenizer_json(tmp_path, lowercase: bool = True) -> VocabFile:
+    """bert-base-uncased as a saved Hugging Face tokenizer (its special tokens are added tokens)."""
+    from tokenizers import BertWordPieceTokenizer
+
+    path = tmp_path / f"tokenizer-{lowercase}.json"
+    BertWordPieceTokenizer(str(DATA / "bert-base-uncased-vocab.txt"), lowercase=lowercase).save(str(path))
+    return VocabFile.read(path)
+
+
+# --- vocabularies that cannot be used: one line naming the file and the fix ---------------------------
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere" / "vocab.txt"
+    with pytest.raises(VocabError) as err:
+        VocabFile.read(path)
+    assert str(err.value) == (
+        f"{path}: cannot read vocabulary (No such file or directory); "
+        "pass --vocab vocab.txt|tokenizer.json or train one with `corpusgen vocab`"
+    )
+
+
+def test_a_directory_is_not_a_vocabulary(tmp_path):
+    with pytest.raises(VocabError) as err:
+        VocabFile.read(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path}: cannot read vocabulary (Is a directory); pass --vocab")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"")
+    with pytest.raises(VocabError) as err:
+        VocabFile.read(path)
+    assert str(err.value) == f"{path}: only 0 tokens; pass a WordPiece vocab.txt (one token per line)"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        gzip.compress("\n".join([*SPECIAL_TOKENS, *ORDINARY]).encode()),  # a vocab.txt.gz given as vocab.txt
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe",
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncafé\n".encode("latin-1"),
+    ],
+    ids=["gzip", "png", "latin-1"],
+)
+def test_binary_or_non_utf8_file(tmp_path, data):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(data)
+    with pytest.raises(VocabError) as err:
+        VocabFile.read(path)
+    assert str(err.value) == (f"{path}: vocabulary is not UTF-8 text; pass a WordPiece vocab.txt (one token per line)")
+
+
+@pytest.mark.parametrize(
+    "dropped, named",
+    [
+        (("[CLS]", "[SEP]", "[MASK]"), "[CLS], [SEP], [MASK]"),
+        (("[MASK]",), "[MASK]"),
+        (("[SEP]",), "[SEP]"),
+    ],
+)
+def test_vocabulary_without_bert_specials(tmp_path, dropped, named):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(t for t in [*SPECIAL_TOKENS, *ORDINARY] if t not in dropped) + "\n")
+    with pytest.raises(VocabError) as err:
+        VocabFile.read(path)
+    assert str(err.value) == (
+        f"{path}: missing special token(s) {named}; a BERT vocabulary needs [PAD], [UNK], [CLS], [SEP], [MASK]"
+    )
+
+
+def test_too_few_tokens_and_duplicates_and_no_ordinary_tokens():
+    with pytest.raises(VocabError, match=r"^vocab\.txt: only 5 tokens; pass a WordPiece vocab\.txt"):
+        WordPiece(vocab_txt(SPECIAL_TOKENS))
+    with pytest.raises(VocabError) as err:
+        WordPiece(vocab_txt([*SPECIAL_TOKENS, "cat", "the", "cat"]))
+    assert str(err.value) == "vocab.txt: token 'cat' appears twice; a vocab.txt must list each token once"
+    with pytest.raises(VocabError) as err:
+        WordPiece(vocab_txt([*SPECIAL_TOKENS, "[unused0]", "cat"]))
+    assert str(err.value) == "vocab.txt: fewer than 2 ordinary tokens; nothing to draw random replacements from"
+
+
+def test_bad_tokenizer_json():
+    with pytest.raises(VocabError, match=r"^tokenizer\.json: not a valid tokenizer\.json \(.*\); save one with"):
+        WordPiece(VocabFile("tokenizer.json", b'{"model": '))
+    from tokenizers import Tokenizer
+    from tokenizers.models import BPE
+
+    bpe = Tokenizer(BPE(vocab={"a": 0, "b": 1, "ab": 2}, merges=[("a", "b")]))
+    with pytest.raises(VocabError) as err:
+        WordPiece(VocabFile("tokenizer.json", bpe.to_str().encode()))
+    assert str(err.value) == "tokenizer.json: model type 'BPE', corpusgen needs a WordPiece tokenizer"
+
+
+def test_tokenizer_json_lowercase_must_agree_with_the_option(tmp_path):
+    vf = tokenizer_json(tmp_path, lowercase=True)
+    with pytest.raises(VocabError) as err:
+        WordPiece(vf, do_lower_case=False)
+    assert str(err.value) == (
+        "tokenizer.json: its normalizer has lowercase=True, the build asked for do_lower_case=False; "
+        "drop the option or fix the tokenizer"
+    )
+    assert WordPiece(vf, do_lower_case=True).do_lower_case is True
+    assert WordPiece(vf).do_lower_case is True
+    assert WordPiece(tokenizer_json(tmp_path, lowercase=False)).do_lower_case is False
+
+
+def test_a_good_vocab_reads_with_its_tables(tmp_path):
+    path = tmp_path / "my.vocab"
+    # CRLF line ends are tolerated; U+2028 is a token of its own, not a line break
+    path.write_bytes("\r\n".join([*SPECIAL_TOKENS, "[unused0]", *ORDINARY, "\u2028"]).encode() + b"\r\n")
+    vf = VocabFile.read(path)
+    assert vf.name == "vocab.txt" and vf.kind == "txt"
+    wp = WordPiece(vf)
+    assert wp.tokens == [*SPECIAL_TOKENS, "[unused0]", *ORDINARY, "\u2028"]
+    assert (wp.pad_id, wp.unk_id, wp.cls_id, wp.sep_id, wp.mask_id) == (0, 1, 2, 3, 4)
+    assert wp.is_special.tolist() == [True] * 6 + [False] * 7
+    assert wp.is_continuation.tolist() == [False] * 7 + [True, False, False, False, True, False]
+    assert wp.replacement_ids.tolist() == list(range(6, 13))
+    assert wp.replacement_rank.tolist() == [-1] * 6 + list(range(7))
+
+
+# --- cased or uncased, read from the vocabulary ----------------------------------------------------
+
+
+def test_bundled_uncased_vocabulary_lowercases():
+    wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    assert wp.do_lower_case is True
+    assert wp.decode_tokens(wp.encode(["Hello World"])[0]) == ["hello", "world"]
+
+
+def test_case_is_detected_at_one_percent_upper_case_pieces():
+    # 99 lower-case pieces and one upper-case one: exactly 1% of 100 tokens -> cased (the rule is "< 1%").
+    base = [*SPECIAL_TOKENS, "[FOO]", *(f"w{i}" for i in range(93))]  # bracketed tokens never count
+    cased = WordPiece(vocab_txt([*base, "Cat"]))
+    assert len(cased.tokens) == 100 and cased.do_lower_case is False
+    assert cased.decode_tokens(cased.encode(["Cat cat"])[0]) == ["Cat", "[UNK]"]
+    uncased = WordPiece(vocab_txt([*base, "Cat", "cat"]))  # 1 of 101: below 1% -> uncased
+    assert uncased.do_lower_case is True
+    assert uncased.decode_tokens(uncased.encode(["Cat cat"])[0]) == ["cat", "cat"]
+    assert WordPiece(vocab_txt([*base, "Cat", "cat"]), do_lower_case=False).do_lower_case is False
+
+
+# --- tokenizing documents ---------------------------------------------------------------------------
+
+
+def test_encode_many_texts_at_once():
+    wp = small()
+    ids, lengths = wp.encode(["The cat sat", "cats", "dog"])
+    assert ids.tolist() == [THE, CAT, SAT, CAT, S_, 1] and lengths.tolist() == [3, 2, 1]
+    ids, lengths = wp.encode([])
+    assert ids.dtype == np.int64 and ids.tolist() == [] and lengths.tolist() == []
+
+
+@pytest.mark.parametrize(
+    "length, limit, word_starts, ends",
+    [
+        (20, 8, [0, 3, 7, 12, 15, 18], [7, 15, 20]),  # slack 2: the cut moves back to the word start at 7
+        (20, 8, [0], [8, 16, 20]),  # one long word: no start in reach, cut at the limit
+        (25, 12, [0, 5, 10, 15, 20], [10, 20, 25]),  # slack 3: 12 -> 10, then 22 -> 20
+        (12, 12, [0], [12]),  # fits: no cut
+        (13, 12, [0, 12], [12, 13]),  # a start exactly at the limit is the cut
+        (10, 4, [0, 3, 6, 9], [4, 8, 10]),  # slack 1: a cut never moves
+    ],
+)
+def test_split_long_sentence_cuts_at_word_starts_within_a_quarter(length, limit, word_starts, ends):
+    is_word_start = np.zeros(length, dtype=bool)
+    is_word_start[word_starts] = True
+    assert split_long_sentence(length, limit, is_word_start) == ends
+
+
+def test_long_sentences_are_cut_at_word_starts_and_nothing_is_lost():
+    wp = small()
+    counts = Counter()
+    word = "abbbb"  # a ##b ##b ##b ##b: 5 tokens
+    out = tokenize_documents(
+        ["doc1", "doc2"],
+        [[word, " ".join([word] * 5), "  "], ["a" + "b" * 19]],
+        wp,
+        12,
+        counts,
+    )
+    (k1, ids1, bounds1), (k2, ids2, bounds2) = out
+    assert (k1, k2) == ("doc1", "doc2")
+    assert ids1.dtype == np.uint16 and bounds1.dtype == np.int64
+    assert ids1.tolist() == [A, B, B, B, B] * 6
+    # the 25-token sentence becomes 10 + 10 + 5 tokens, each piece starting a word; the blank one is gone
+    assert bounds1.tolist() == [0, 5, 15, 25, 30]
+    # one 20-token word has no word start within reach of the limit: cut at the limit
+    assert ids2.tolist() == [A] + [B] * 19 and bounds2.tolist() == [0, 12, 20]
+    assert counts == {"long_sentences_cut": 2, "sentences_without_tokens": 1}
+
+
+def test_special_tokens_in_text_are_ordinary_text(tmp_path):
+    text = "[CLS] Hello [SEP] world [MASK] x [PAD] [UNK]"
+    # A vocab.txt tokenizer knows no added tokens: the brackets are punctuation.
+    wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    counts = Counter()
+    [(_, ids, _)] = tokenize_documents(["k"], [[text]], wp, 100, counts)
+    assert wp.decode_tokens(ids)[:4] == ["[", "cl", "##s", "]"]
+    assert not np.isin(ids, [wp.cls_id, wp.sep_id, wp.mask_id, wp.pad_id, wp.unk_id]).any()
+    assert counts == {}
+    # A saved tokenizer matches them: they become [UNK] and are counted, so [CLS] A [SEP] B [SEP] stays intact.
+    wj = WordPiece(tokenizer_json(tmp_path))
+    counts = Counter()
+    [(_, ids, bounds)] = tokenize_documents(["k"], [[text]], wj, 100, counts)
+    assert wj.decode_tokens(ids) == ["[UNK]", "hello", "[UNK]", "world", "[UNK]", "x", "[UNK]", "[UNK]"]
+    assert bounds.tolist() == [0, 8]
+    assert counts == {"special_tokens_in_text": 4, "unk_tokens": 5}
+
+
+def test_describe_is_the_manifest_entry(tmp_path):
+    wj = WordPiece(tokenizer_json(tmp_path))
+    assert wj.describe() == {
+        "type": "wordpiece",
+        "vocab_size": 30522,
+        "do_lower_case": True,
+        "pad_id": 0,
+        "unk_id": 100,
+        "cls_id": 101,
+        "sep_id": 102,
+        "mask_id": 103,
+    }
+    assert json.loads(wj.vocab.data)["model"]["type"] == "WordPiece"
