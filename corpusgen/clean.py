@@ -1,15 +1,37 @@
-"""Clean one document's text: Unicode form, control characters, whitespace.
+"""Clean one document: the cleaning order, its counts, and the text normalisation itself.
 
-``clean_text`` keeps the document's layout that later steps read: paragraphs are
-separated by one blank line, lines inside a paragraph by one ``\\n``. It never
-changes the words themselves beyond the chosen Unicode normalisation.
+``clean_document`` is the one place that decides how a read document becomes the text the
+build tokenizes (and ``corpusgen vocab`` learns from): HTML to visible text → mojibake repair →
+Unicode form, controls and whitespace (``clean_text``) → boilerplate lines → minimum length.
+``clean_text`` keeps the document's layout that later steps read: paragraphs are separated by
+one blank line, lines inside a paragraph by one ``\\n``. It never changes the words themselves
+beyond the chosen Unicode normalisation. HTML parsing, mojibake repair and the boilerplate
+rules are ``corpusgen.html``'s, ``corpusgen.encoding``'s and ``corpusgen.quality``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from corpusgen.stats import (
+    BOILERPLATE_LINES_REMOVED,
+    DOCUMENT_ERROR,
+    DOCUMENTS_CLEANED,
+    EMPTY_DOCUMENT,
+    HTML_DOCUMENTS,
+    INVALID_UNICODE,
+    MOJIBAKE_FIXED_DOCUMENTS,
+)
+
+if TYPE_CHECKING:
+    from corpusgen.config import BuildConfig
+
+log = logging.getLogger("corpusgen")
 
 # Characters deleted outright: C0/C1 controls other than tab/newline, zero-width
 # spaces, byte-order marks, soft hyphens and bidi controls. The zero-width joiner
@@ -56,3 +78,51 @@ def content_key(text: str) -> str:
     """
     norm = " ".join(text.lower().split())
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_document(text: str, cfg: BuildConfig, counts: Counter, source: str = "") -> tuple[str | None, str | None]:
+    """``(cleaned text, None)``, or ``(None, drop reason)``; what each step changed is counted.
+
+    The drop itself (``counts[reason]``) is the caller's to count, since the pipeline also
+    writes the dropped document out when asked to. An unexpected failure on one document is
+    its drop (``document_error``), logged with ``source`` and the document's start, never fatal.
+    """
+    try:
+        return _clean_document(text, cfg, counts)
+    except Exception as exc:  # noqa: BLE001 - one bad document must not stop a build
+        log.warning("%s: cleaning failed (%s: %s) on %r", source or "document", type(exc).__name__, exc, text[:80],
+                    exc_info=True)  # fmt: skip
+        return None, DOCUMENT_ERROR
+
+
+def _clean_document(text: str, cfg: BuildConfig, counts: Counter) -> tuple[str | None, str | None]:
+    if cfg.html != "never":
+        from corpusgen.html import html_to_text, looks_like_html
+
+        if cfg.html == "always" or looks_like_html(text):
+            text = html_to_text(text)
+            counts[HTML_DOCUMENTS] += 1
+    if cfg.fix_mojibake:
+        from corpusgen.encoding import fix_mojibake, might_be_mojibake
+
+        if might_be_mojibake(text):
+            fixed = fix_mojibake(text)
+            if fixed != text:
+                counts[MOJIBAKE_FIXED_DOCUMENTS] += 1
+                text = fixed
+    if _SURROGATE.search(text):  # readers refuse them; a character reference in HTML could still make one
+        return None, INVALID_UNICODE
+    text = clean_text(text, cfg.unicode_form)
+    if cfg.quality is not None and cfg.quality.strip_boilerplate:
+        from corpusgen.quality import strip_boilerplate_lines
+
+        text, removed = strip_boilerplate_lines(text, cfg.quality)
+        if removed:
+            counts[BOILERPLATE_LINES_REMOVED] += removed
+    if len(text) < cfg.min_document_chars:
+        return None, EMPTY_DOCUMENT
+    counts[DOCUMENTS_CLEANED] += 1
+    return text, None

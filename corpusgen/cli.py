@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from corpusgen.config import BuildConfig
+from corpusgen.readers import INPUT_FORMATS
 
 BUNDLED_CORPUS = "enwiki_sample.jsonl.zst"
 BUNDLED_VOCAB = "bert-base-uncased-vocab.txt"
@@ -187,7 +188,7 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
 @click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
 @click.option(
     "--input-format",
-    type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]),
+    type=click.Choice(INPUT_FORMATS),
     help="[auto: by file name]",
 )
 @click.option("--text-field", help="Text field/column of JSONL, Parquet, Arrow inputs [text].")
@@ -286,8 +287,9 @@ def build(
         raise UserError(f"--runner {runner or 'local'}: {'; '.join(problems)}")
     # A dry run stays offline: remote patterns are passed on as they are, not listed.
     unlisted = [p for p in paths if dry_run and is_remote(p)]
+    skipped: dict[str, list[str]] = {}
     try:
-        files = resolve_inputs([p for p in paths if p not in unlisted], cfg)
+        files = resolve_inputs([p for p in paths if p not in unlisted], cfg, skipped)
         check_inputs(files, cfg)
     except InputError as exc:
         raise _fail(exc) from None
@@ -307,10 +309,12 @@ def build(
 
     try:
         if is_remote(output):
-            run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args)
+            run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args,
+                      skipped=skipped)  # fmt: skip
         else:
             with ProgressPrinter(output, len(files), lambda line: click.echo(line, err=True)):
-                run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args)
+                run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args,
+                          skipped=skipped)  # fmt: skip
     except KeyboardInterrupt:
         raise UserError(
             "interrupted; the output has no manifest, so no reader takes it; "
@@ -402,6 +406,8 @@ def _setup_logging(debug: bool = False) -> None:
 
 
 def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:
+    from corpusgen.stats import input_summary
+
     s = manifest["stats"]
     shards = manifest["shards"]
     nbytes = sum(e["bytes"] for e in shards)
@@ -409,10 +415,10 @@ def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:
     drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
     m = s["masking"]
     if not shards:  # the caller ends with the error that says so
-        return f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept\ndropped: {drops}"
+        return f"{input_summary(s)}\ndropped: {drops}"
     return "\n".join(
         [
-            f"documents: {s['documents']['read']} read, {s['documents']['kept']} kept ({s['documents']['validation']} held out for validation)",
+            f"{input_summary(s)} ({s['documents']['validation']} held out for validation)",
             f"dropped: {drops}",
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",
@@ -540,18 +546,20 @@ def split(lang: str, line_breaks: str) -> None:
 @click.option("--min-frequency", default=2, show_default=True)
 @click.option("--limit-alphabet", default=1000, show_default=True)
 @click.option("--lower-case/--no-lower-case", default=True, show_default=True)
-@click.option("--input-format", type=click.Choice(["auto", "text", "jsonl", "parquet", "arrow", "hf"]), default="auto")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field) -> None:
     """Train a WordPiece vocabulary (Hugging Face tokenizers) on INPUT files."""
+    from corpusgen.readers import open_local
     from corpusgen.vocab import train_vocab
-    from pipelines.inputs import InputError, check_inputs, resolve_inputs
+    from pipelines.inputs import InputError, check_inputs, open_raw, resolve_inputs
 
     try:
         cfg = BuildConfig(input_format=input_format, text_field=text_field)
         files = resolve_inputs(list(inputs), cfg)
         check_inputs(files, cfg)
-        result = train_vocab(files, output, cfg, vocab_size=vocab_size, min_frequency=min_frequency,
+        opener = open_raw if any("://" in f for f in files) else open_local  # Beam's filesystems for remote paths
+        result = train_vocab(files, output, cfg, opener=opener, vocab_size=vocab_size, min_frequency=min_frequency,
                              limit_alphabet=limit_alphabet, lower_case=lower_case)  # fmt: skip
     except (ValueError, InputError) as exc:
         raise _fail(exc) from None

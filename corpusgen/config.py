@@ -17,9 +17,9 @@ from typing import Any
 
 from corpusgen.neardup import NearDupConfig
 from corpusgen.quality import QualityConfig
+from corpusgen.readers import INPUT_FORMATS
 from corpusgen.split import check_language
 
-INPUT_FORMATS = ("auto", "text", "jsonl", "parquet", "arrow", "hf", "html")
 HTML_MODES = ("auto", "always", "never")
 NEXT_SENTENCE_MODES = ("nsp", "sop", "none")
 UNICODE_FORMS = ("NFC", "NFKC", "none")
@@ -32,7 +32,7 @@ BERT_MAX_POSITIONS = 512
 class BuildConfig:
     # --- input -------------------------------------------------------------
     input_format: str = "auto"
-    """auto (by file name), text, jsonl, parquet, arrow or hf (save_to_disk folder)."""
+    """auto (by file name) or a name of ``readers.FORMATS``: text, jsonl, parquet, arrow, hf, html."""
     text_field: str = "text"
     """Name of the text column/field in JSONL, Parquet, Arrow and HF inputs."""
     doc_per_file: bool = False

@@ -28,6 +28,7 @@ UNDECODABLE = "undecodable"
 
 __all__ = [
     "BINARY",
+    "BOMS",
     "UNDECODABLE",
     "DecodeError",
     "decode_bytes",
@@ -35,6 +36,8 @@ __all__ = [
     "looks_binary",
     "normalize_encoding",
     "sniff_declared_encoding",
+    "sniff_unicode",
+    "sniff_utf16_32",
 ]
 
 
@@ -46,7 +49,8 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-_BOMS = (
+# Byte-order marks and their codecs.
+BOMS = (
     # UTF-32 first: its little-endian BOM starts with the UTF-16 one.
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -81,6 +85,7 @@ _MAGIC = (
 _CONTROL_BYTES = bytes([*range(0x00, 0x08), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
 _BINARY_CONTROL_SHARE = 0.05
 _HEAD = 4096
+_BINARY_PROBE = 1 << 16
 _ISO2022 = ("iso2022_kr", "iso2022_jp", "iso2022_jp_2", "iso2022_jp_ext")
 
 # WHATWG maps these labels to supersets, and pages labelled with them routinely use the extra
@@ -226,7 +231,7 @@ def normalize_encoding(name: str) -> str:
         ) from None
 
 
-def _sniff_utf16_32(head: bytes) -> str | None:
+def sniff_utf16_32(head: bytes) -> str | None:
     """UTF-16/32 without a BOM: text in those encodings puts NULs at fixed offsets (the high bytes of
     Latin, digits and punctuation), something neither binary files nor 8-bit text do."""
     n = len(head) - len(head) % 4
@@ -250,20 +255,30 @@ def _sniff_utf16_32(head: bytes) -> str | None:
 def looks_binary(head: bytes) -> bool:
     """Whether the first bytes of a file look like binary data rather than text in some encoding.
 
-    Cheap: a magic-number check and a count of NUL/control bytes on at most 4 KiB. UTF-16/32 text
-    (with or without a BOM) is text, not binary.
+    Decided on evidence real text cannot show: a known magic number, or more than 5% NUL/control bytes
+    in the first 64 KiB. A stray NUL in text (a damaged record) is not such evidence: the reader drops
+    that record instead. UTF-16/32 text (with or without a BOM) is text, not binary.
     """
-    head = head[:_HEAD]
+    head = head[:_BINARY_PROBE]
     if not head:
         return False
-    if any(head.startswith(bom) for bom, _ in _BOMS):
+    if any(head.startswith(bom) for bom, _ in BOMS):
         return False
     if head.startswith(_MAGIC):
         return True
-    if b"\x00" in head:
-        return _sniff_utf16_32(head) is None
+    if b"\x00" in head and sniff_utf16_32(head) is not None:
+        return False
     controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return controls / len(head) > _BINARY_CONTROL_SHARE
+
+
+def sniff_unicode(head: bytes) -> tuple[str, int] | None:
+    """``(codec, BOM length)`` when a BOM or the NUL pattern of UTF-16/32 identifies the encoding."""
+    for bom, codec in BOMS:
+        if head.startswith(bom):
+            return codec, len(bom)
+    codec = sniff_utf16_32(head[:_HEAD]) if b"\x00" in head[:_HEAD] else None
+    return (codec, 0) if codec else None
 
 
 def _codecs_for_label(label: bytes | str) -> tuple[str, ...]:
@@ -351,7 +366,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
     """
     if not data:
         return "", "utf-8"
-    for bom, codec in _BOMS:
+    for bom, codec in BOMS:
         if data.startswith(bom):
             text = _strict(data, "utf-8-sig" if codec == "utf-8-sig" else codec)
             if text is None:
@@ -360,7 +375,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
     head = data[:_HEAD]
     # Before UTF-8: NUL is valid UTF-8, so ASCII-range UTF-16/32 would otherwise pass as UTF-8.
     if b"\x00" in head:
-        codec = _sniff_utf16_32(head)
+        codec = sniff_utf16_32(head)
         if codec is None:
             raise DecodeError(BINARY, "NUL bytes")
         text = _strict(data, codec)

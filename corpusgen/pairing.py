@@ -25,6 +25,8 @@ Where this departs from the reference, it is to keep the NSP labels at exactly
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -51,6 +53,11 @@ class TokenizedDocument:
     key: str
     ids: np.ndarray
     bounds: np.ndarray
+
+    @functools.cached_property
+    def bound_list(self) -> list[int]:
+        """``bounds`` as Python ints: pairing reads them one by one, where numpy scalars cost 10x."""
+        return self.bounds.tolist()
 
     @property
     def n_sentences(self) -> int:
@@ -110,7 +117,7 @@ def create_pairs(
 ) -> list[Pair]:
     """The pairs of one document for one dupe, drawing B from ``pool`` when random."""
     doc = pool[doc_index]
-    bounds = doc.bounds.tolist()  # Python ints: this loop runs per sentence, numpy scalars cost 10x
+    bounds = doc.bound_list
     n = len(bounds) - 1
     mode = cfg.next_sentence
     max_num_tokens = cfg.max_num_tokens
@@ -168,12 +175,12 @@ def create_pairs(
                 b_own = False
                 r = int(rng.integers(len(pool) - 1))
                 b_doc = pool[r + (r >= doc_index)]
-                ob = b_doc.bounds
-                rs = int(rng.integers(b_doc.n_sentences))
+                ob = b_doc.bound_list
+                rs = int(rng.integers(len(ob) - 1))
                 target_b = max(1, target - (a_hi - a_lo))
-                rend = int(np.searchsorted(ob, ob[rs] + target_b, side="left"))
-                rend = min(max(rend, rs + 1), b_doc.n_sentences)
-                b_lo, b_hi = int(ob[rs]), int(ob[rend])
+                rend = bisect.bisect_left(ob, ob[rs] + target_b)
+                rend = min(max(rend, rs + 1), len(ob) - 1)
+                b_lo, b_hi = ob[rs], ob[rend]
                 if reused:
                     # The left-over last sentence becomes A itself: putting it back would loop.
                     a_lo, a_hi = bounds[n - 1], bounds[n]

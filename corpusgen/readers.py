@@ -1,42 +1,221 @@
-"""Parse input files into documents: plain text, JSONL, Parquet, Arrow and HF datasets.
+"""Read input files into documents: the one table of input formats and the one way to open a file.
 
-Readers take an open binary stream (already decompressed) or a path, and yield
-document strings. Whatever cannot be read is skipped and counted in ``counts``
-under a drop reason below; a reader never raises on bad data.
+``FORMATS`` maps each input format (text, jsonl, parquet, arrow, hf, html) to its reader;
+``read_documents(path, cfg, counts, opener)`` picks the format, opens and decompresses the file
+and yields its documents. The build pipeline, ``corpusgen vocab`` and the input checks all read
+through it; adding a format is one reader function and one ``FORMATS`` entry here.
+
+Opening is a seam: ``opener(path)`` returns the file's raw bytes (``open_local`` here; the
+pipeline passes Beam's ``FileSystems`` so gs://, s3://, hdfs:// work), and decompression
+(.gz, .bz2, .zst, .xz, .deflate) is done here, so a stream cut short is recognised as truncated.
+
+Whatever cannot be read is skipped and counted in ``counts`` under a drop reason of
+``corpusgen.stats``; a reader never raises on bad data, and a record (JSON line, table row,
+blank-line-separated text block, HTML page) is either yielded whole or counted, never cut.
+Parquet and Arrow files are read by path (pyarrow needs random access; it opens local and
+remote paths itself). Text cleaning is ``corpusgen.clean``'s.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from corpusgen.config import BuildConfig
+from corpusgen.stats import (
+    BINARY_FILE,
+    DOCUMENT_TOO_LONG,
+    DOCUMENTS_READ,
+    EMPTY_FILE,
+    FILES_READ,
+    INVALID_UNICODE,
+    INVALID_UTF8,
+    LEGACY_ENCODING_FILES,
+    LINE_TOO_LONG,
+    MALFORMED_JSON,
+    MISSING_TEXT_FIELD,
+    NON_STRING_TEXT,
+    NUL_BYTE,
+    RECORDS_READ,
+    TRUNCATED_FILE,
+    UNDECODABLE_FILE,
+    UNREADABLE_FILE,
+    WIKITEXT_HEADING_LINES,
+)
 
-# drop reasons (counted per file, line or document as named)
-BINARY_FILE = "binary_file"
-EMPTY_FILE = "empty_file"
-UNREADABLE_FILE = "unreadable_file"
-INVALID_UTF8 = "invalid_utf8"
-LINE_TOO_LONG = "line_too_long"
-MALFORMED_JSON = "malformed_json"
-MISSING_TEXT_FIELD = "missing_text_field"
-NON_STRING_TEXT = "non_string_text"
-DOCUMENT_TOO_LONG = "document_too_long"
-WIKITEXT_HEADING_LINES = "wikitext_heading_lines"  # structure, not prose: counted, not kept
+if TYPE_CHECKING:
+    from corpusgen.config import BuildConfig
 
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd", ".xz", ".deflate")
-_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
-_ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
-_HTML_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml")
+log = logging.getLogger("corpusgen")
+
+Opener = Callable[[str], IO[bytes]]
+"""Opens a path for reading its raw (still compressed) bytes."""
+
+
+def open_local(path: str) -> IO[bytes]:
+    return open(path, "rb")
+
+
 _CHUNK = 1 << 20
-
+_DETECT_BYTES = 1 << 16
 _WIKITEXT_TITLE = re.compile(rb"^ ?= [^=].* = ?$")
 _WIKITEXT_SECTION = re.compile(rb"^ ?(= ){2,}.* =( =)+ ?$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# --- compressed streams ---------------------------------------------------------------------
+
+
+class StreamCut(Exception):
+    """The rest of a file cannot be read; ``reason`` is the file's drop reason.
+
+    Raised from inside a reader, it ends the reader's generator, so the record being read
+    when the stream ended is dropped with it; the records yielded before stay.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+COMPRESSIONS = {
+    ".gz": "gzip",
+    ".bz2": "bz2",
+    ".zst": "zstd",
+    ".zstd": "zstd",
+    ".xz": "lzma",
+    ".lzma": "lzma",
+    ".deflate": "deflate",
+}
+COMPRESSION_SUFFIXES = tuple(COMPRESSIONS)
+# zstd's decompressobj has no output limit; small feeds bound one call's output (a 4-byte RLE block
+# expands to at most 128 KiB, so 4 KiB in gives at most 128 MiB out even for a crafted file).
+_ZSTD_FEED = 1 << 12
+_FEED = 1 << 18
+
+
+def _codec_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zlib
+
+    import zstandard
+
+    return (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+
+
+class _Decompressed:
+    """A decompressing read-only stream that knows when its input ends before the end marker.
+
+    Python's and Beam's file wrappers return a clean end of file for a stream cut short (Beam's
+    zstd even yields nothing at all); here each compressed member/frame must reach its end, else
+    the read raises ``StreamCut(TRUNCATED_FILE)`` after returning every byte decoded before the cut.
+    Concatenated members (gzip, bz2, xz) and frames (zstd) are read in turn.
+    """
+
+    def __init__(self, raw: IO[bytes], kind: str) -> None:
+        self.raw, self.kind = raw, kind
+        self.feed = _ZSTD_FEED if kind == "zstd" else _FEED
+        self.dec = None
+        self.inbuf = b""
+        self.out = b""
+        self.raw_done = False
+        self.error: StreamCut | None = None
+        self.errors = _codec_errors()
+
+    def _new(self):
+        import bz2
+        import lzma
+        import zlib
+
+        if self.kind == "gzip":
+            return zlib.decompressobj(zlib.MAX_WBITS | 16)
+        if self.kind == "deflate":
+            return zlib.decompressobj()
+        if self.kind == "bz2":
+            return bz2.BZ2Decompressor()
+        if self.kind == "lzma":
+            return lzma.LZMADecompressor()
+        import zstandard
+
+        # Beam's window limit too: frames written with --long need more than the default 128 MiB.
+        return zstandard.ZstdDecompressor(max_window_size=1 << 31).decompressobj()
+
+    def _decode(self, data: bytes, n: int) -> bytes:
+        dec = self.dec
+        if self.kind in ("gzip", "deflate"):
+            out = dec.decompress(data, n)
+            self.inbuf = dec.unused_data if dec.eof else dec.unconsumed_tail
+        elif self.kind in ("bz2", "lzma"):
+            out = dec.decompress(data, n)
+            self.inbuf = dec.unused_data if dec.eof else b""
+        else:
+            out = dec.decompress(data)
+            self.inbuf = dec.unused_data if dec.eof else b""
+        return out
+
+    def _step(self, n: int) -> bytes:
+        """Some decoded bytes; b"" at a clean end."""
+        while True:
+            dec = self.dec
+            if dec is not None and not dec.eof and self.kind in ("bz2", "lzma") and not dec.needs_input:
+                out = self._decode(b"", n)  # output it holds from input already given
+                if out:
+                    return out
+            if not self.inbuf and not self.raw_done:
+                self.inbuf = self.raw.read(self.feed)
+                self.raw_done = not self.inbuf
+            if not self.inbuf:
+                if dec is not None and not dec.eof:
+                    raise StreamCut(TRUNCATED_FILE, f"the {self.kind} stream ends before its end marker")
+                return b""
+            if dec is None or dec.eof:
+                if self.kind == "gzip":  # gzip allows zero padding after a member
+                    self.inbuf = self.inbuf.lstrip(b"\x00")
+                    if not self.inbuf:
+                        continue
+                self.dec = self._new()
+            out = self._decode(self.inbuf, n)
+            if out:
+                return out
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n is not None and n >= 0 else 1 << 62
+        parts, have = ([self.out], len(self.out)) if self.out else ([], 0)
+        self.out = b""
+        while have < want and self.error is None:
+            try:
+                chunk = self._step(min(want - have, _CHUNK))
+            except StreamCut as exc:
+                self.error = exc
+                break
+            except self.errors as exc:
+                self.error = StreamCut(UNREADABLE_FILE, f"corrupt {self.kind} stream ({exc})")
+                break
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        if len(data) > want:
+            data, self.out = data[:want], data[want:]
+        if not data and self.error is not None:
+            raise self.error
+        return data
+
+
+def compression_of(path: str) -> str | None:
+    lower = path.lower()
+    for suffix, kind in COMPRESSIONS.items():
+        if lower.endswith(suffix):
+            return kind
+    return None
 
 
 def strip_compression_suffix(path: str) -> str:
@@ -47,42 +226,21 @@ def strip_compression_suffix(path: str) -> str:
     return path
 
 
-def detect_format(path: str, cfg: BuildConfig) -> str:
-    """The input format of one file: the configured one, else by its name."""
-    if cfg.input_format not in ("auto", "hf"):
-        return cfg.input_format
-    name = strip_compression_suffix(path).lower()
-    if cfg.input_format == "hf" or name.endswith(_ARROW_SUFFIXES):
-        return "arrow"
-    if name.endswith(_JSONL_SUFFIXES):
-        return "jsonl"
-    if name.endswith(".parquet"):
-        return "parquet"
-    if name.endswith(_HTML_SUFFIXES):
-        return "html"
-    return "text"
-
-
-def expand_hf_dataset_dir(path: str) -> list[str] | None:
-    """Data files of a local ``datasets`` ``save_to_disk`` folder, or None if it is not one."""
-    root = Path(path)
-    if (root / "dataset_dict.json").is_file():
-        splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
-        return [f for split in splits for f in expand_hf_dataset_dir(str(root / split)) or []]
-    state = root / "state.json"
-    if not state.is_file():
-        return None
-    files = json.loads(state.read_text()).get("_data_files", [])
-    return [str(root / f["filename"]) for f in files]
+def open_decompressed(raw: IO[bytes], path: str) -> IO[bytes]:
+    """``raw`` (the file's bytes) decompressed by the suffix of ``path``."""
+    kind = compression_of(path)
+    return raw if kind is None else _Decompressed(raw, kind)  # type: ignore[return-value]
 
 
 # --- line-oriented streams -------------------------------------------------------------
 
 
-def iter_lines(stream: IO[bytes], max_line_bytes: int, counts: Counter) -> Iterator[bytes]:
-    """Lines of a binary stream without their ``\\n``; lines over the limit are skipped whole.
+def iter_lines(stream: IO[bytes], max_line_bytes: int) -> Iterator[bytes | None]:
+    """Lines of a binary stream without their ``\\n``; ``None`` for a line over the limit (skipped).
 
-    Reads fixed-size blocks, so memory stays bounded even for a multi-gigabyte line.
+    Reads fixed-size blocks, so memory stays bounded even for a multi-gigabyte line. A last
+    line without a newline is yielded at the end of the stream; an error reading the stream
+    propagates before that partial line is yielded.
     """
     pending: list[bytes] = []
     pending_len = 0
@@ -103,24 +261,20 @@ def iter_lines(stream: IO[bytes], max_line_bytes: int, counts: Counter) -> Itera
                         skipping, pending, pending_len = True, [], 0
                 break
             piece = block[start:nl]
-            if skipping:
-                counts[LINE_TOO_LONG] += 1
+            if skipping or pending_len + len(piece) > max_line_bytes:
                 skipping = False
-            elif pending_len + len(piece) > max_line_bytes:
-                counts[LINE_TOO_LONG] += 1
+                yield None
             else:
                 yield b"".join(pending) + piece if pending else piece
             pending, pending_len = [], 0
             start = nl + 1
     if skipping:
-        counts[LINE_TOO_LONG] += 1
+        yield None
     elif pending_len:
         yield b"".join(pending)
 
 
-UNDECODABLE_FILE = "undecodable_file"
-LEGACY_ENCODING_FILES = "legacy_encoding_files"  # not a drop: files decoded from a non-UTF-8 codec
-_DETECT_BYTES = 1 << 16
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 
 
 def _utf8_prefix_ok(head: bytes) -> bool:
@@ -130,9 +284,6 @@ def _utf8_prefix_ok(head: bytes) -> bool:
     except UnicodeDecodeError as exc:
         return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
     return True
-
-
-_NON_ASCII = re.compile("[^\x00-\x7f]")
 
 
 def _mostly_utf8(probe: bytes) -> bool:
@@ -158,14 +309,18 @@ class _Prefixed:
 
 
 class _Recoded:
-    """A stream in another encoding, re-encoded to UTF-8 on the fly (strictly: stops at a bad byte)."""
+    """A stream in another encoding, re-encoded to UTF-8 on the fly.
 
-    def __init__(self, head: bytes, rest: IO[bytes], codec: str, counts: Counter) -> None:
+    Strict: at the first byte the codec cannot decode, the rest of the file is dropped
+    (``StreamCut(UNDECODABLE_FILE)``), and with it the record being read.
+    """
+
+    def __init__(self, head: bytes, rest: IO[bytes], codec: str) -> None:
         import codecs
 
         self.source = _Prefixed(head, rest)
         self.decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-        self.counts = counts
+        self.codec = codec
         self.done = False
 
     def read(self, n: int = -1) -> bytes:
@@ -173,11 +328,9 @@ class _Recoded:
             block = self.source.read(n if n > 0 else _CHUNK)
             try:
                 text = self.decoder.decode(block, final=not block)
-            except UnicodeDecodeError:
-                # The rest of the file does not fit the codec: keep what came before, count the file.
-                self.counts[UNDECODABLE_FILE] += 1
+            except UnicodeDecodeError as exc:
                 self.done = True
-                return b""
+                raise StreamCut(UNDECODABLE_FILE, f"not {self.codec} past this point ({exc.reason})") from None
             if not block:
                 self.done = True
             if text:
@@ -188,36 +341,38 @@ class _Recoded:
 def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: bool = True) -> IO[bytes] | None:
     """The file as a UTF-8 byte stream, or None (counted) when empty, binary or undecodable.
 
+    Evidence, strongest first: a declared ``--encoding`` (a BOM outranks it), a BOM or the NUL
+    pattern of UTF-16/32, binary evidence (magic number, many control bytes), UTF-8, detection.
     ``detect=False`` (JSON, which RFC 8259 defines as UTF-8): no code-page detection; invalid
     bytes make their records invalid_utf8.
     """
-    from corpusgen import encoding
+    from corpusgen import encoding  # lazily: it loads the charset detector
 
     head = stream.read(_CHUNK)
     if not head:
         counts[EMPTY_FILE] += 1
         return None
     probe = head[:_DETECT_BYTES]
-    if cfg.encoding not in ("auto", "utf-8"):
+    unicode = encoding.sniff_unicode(head)
+    if cfg.encoding not in ("auto", "utf-8") and (unicode is None or unicode[1] == 0):
         codec = encoding.normalize_encoding(cfg.encoding)
-        for bom, bom_codec in encoding._BOMS:  # a byte-order mark outranks a declaration
-            if head.startswith(bom):
-                codec = bom_codec
-                break
-    elif head.startswith(b"\xef\xbb\xbf"):
-        return _Prefixed(head[3:], stream)
-    elif b"\x00" not in probe and (
-        cfg.encoding == "utf-8" or not detect or _utf8_prefix_ok(head) or _mostly_utf8(probe)
-    ):
-        return _Prefixed(head, stream)  # the common case: no detection at all
-    elif (cfg.encoding == "utf-8" or not detect) and not encoding._sniff_utf16_32(probe):
+    elif unicode is not None:
+        codec, bom = unicode
+        head = head[bom:]
+        if codec == "utf-8-sig":
+            return _Prefixed(head, stream)
+    elif encoding.looks_binary(probe):
         counts[BINARY_FILE] += 1
         return None
+    elif cfg.encoding == "utf-8" or not detect or _utf8_prefix_ok(head) or _mostly_utf8(probe):
+        return _Prefixed(head, stream)  # the common case: no detection at all
     else:
-        # Detection looks at a prefix; cut back to a whole character for multi-byte codecs.
+        # Detection looks at a prefix; cut back to a whole character for multi-byte codecs. A stray
+        # NUL is no evidence of an encoding (its record is dropped later), so it is left out.
+        sample = (probe if len(head) > len(probe) else head).replace(b"\x00", b"")
         for cut in range(4):
             try:
-                _, codec = encoding.decode_bytes(probe[: len(probe) - cut] if len(head) > len(probe) else head)
+                _, codec = encoding.decode_bytes(sample[: len(sample) - cut] if len(head) > len(probe) else sample)
                 break
             except encoding.DecodeError as exc:
                 if exc.reason == encoding.BINARY:
@@ -226,47 +381,70 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
         else:
             counts[UNDECODABLE_FILE] += 1
             return None
-        if codec == "utf-8":
+        if codec in ("utf-8", "ascii"):
             return _Prefixed(head, stream)
-    for bom, bom_codec in encoding._BOMS:
-        if bom_codec == codec and head.startswith(bom):
-            head = head[len(bom) :]
-            break
-    if codec == "utf-8-sig":
-        return _Prefixed(head, stream)
     if not codec.startswith(("utf-16", "utf-32")):
         counts[LEGACY_ENCODING_FILES] += 1
-    return _Recoded(head, stream, codec, counts)
+    return _Recoded(head, stream, codec)
 
 
-def _finish(lines: list[bytes], cfg: BuildConfig, counts: Counter) -> str | None:
-    try:
-        text = b"\n".join(lines).decode("utf-8")
-    except UnicodeDecodeError:
-        counts[INVALID_UTF8] += 1
-        return None
+# --- records ------------------------------------------------------------------------------
+
+
+def _check_text(text: str, cfg: BuildConfig) -> str | None:
+    """The drop reason of a record's text, or None when it is fit to be a document."""
+    if _SURROGATE.search(text):
+        return INVALID_UNICODE
+    if "\x00" in text:
+        return NUL_BYTE
     if len(text) > cfg.max_document_chars:
-        counts[DOCUMENT_TOO_LONG] += 1
-        return None
-    return text
+        return DOCUMENT_TOO_LONG
+    return None
+
+
+def _check_bytes(data: bytes, cfg: BuildConfig) -> tuple[str | None, str | None]:
+    """``(text, None)`` or ``(None, drop reason)`` for a record's UTF-8 bytes."""
+    if b"\x00" in data:
+        return None, NUL_BYTE
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, INVALID_UTF8
+    reason = _check_text(text, cfg)
+    return (None, reason) if reason else (text, None)
+
+
+# --- readers: stream → documents ---------------------------------------------------------------
 
 
 def read_html_document(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> Iterator[str]:
     """One web page per file, decoded by BOM, declared encoding, <meta charset> or detection."""
     from corpusgen import encoding
 
-    data = stream.read(cfg.max_document_chars * 4 + 1)
+    limit = cfg.max_document_chars * 4
+    data = stream.read(limit + 1)
     if not data:
         counts[EMPTY_FILE] += 1
         return
-    if len(data) > cfg.max_document_chars * 4:
-        counts[DOCUMENT_TOO_LONG] += 1
+    if len(data) <= limit:
+        stream.read(1)  # at the end: raises StreamCut when a compressed page was cut short
+    if encoding.looks_binary(data[:_DETECT_BYTES]):
+        counts[BINARY_FILE] += 1
+        return
+    if len(data) > limit or (b"\x00" in data and encoding.sniff_unicode(data) is None):
+        counts[RECORDS_READ] += 1
+        counts[DOCUMENT_TOO_LONG if len(data) > limit else NUL_BYTE] += 1
         return
     declared = None if cfg.encoding in ("auto", "utf-8") else cfg.encoding
     try:
         text, codec = encoding.decode_bytes(data, declared)
     except encoding.DecodeError as exc:
         counts[BINARY_FILE if exc.reason == encoding.BINARY else UNDECODABLE_FILE] += 1
+        return
+    counts[RECORDS_READ] += 1
+    reason = _check_text(text, cfg)
+    if reason:
+        counts[reason] += 1
         return
     if codec not in ("utf-8", "utf-8-sig", "ascii"):
         counts[LEGACY_ENCODING_FILES] += 1
@@ -280,26 +458,36 @@ def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) ->
     line, the google-research/bert layout). ``doc_per_file``: the file is one
     document, blank lines separate paragraphs. ``wikitext_headings``: a top-level
     `` = Title = `` line starts a document, blank lines separate paragraphs, and
-    heading lines are dropped (counted).
+    heading lines are dropped (counted). A document holding a line over
+    ``max_line_bytes`` is dropped whole (``line_too_long``), never kept without it.
     """
     text_stream = _open_text(stream, cfg, counts)
     if text_stream is None:
         return
     lines: list[bytes] = []
     size = 0
-    too_long = False
+    has_text = False
+    reason: str | None = None
+    limit = cfg.max_document_chars * 4  # UTF-8 bytes bound the characters from above
 
     def flush() -> Iterator[str]:
-        nonlocal lines, size, too_long
-        if too_long:
-            counts[DOCUMENT_TOO_LONG] += 1
-        elif any(line.strip() for line in lines):
-            doc = _finish(lines, cfg, counts)
-            if doc is not None:
-                yield doc
-        lines, size, too_long = [], 0, False
+        nonlocal lines, size, has_text, reason
+        if has_text:
+            counts[RECORDS_READ] += 1
+            if reason is None:
+                text, reason = _check_bytes(b"\n".join(lines), cfg)
+            if reason is None:
+                yield text
+            else:
+                counts[reason] += 1
+        lines, size, has_text, reason = [], 0, False, None
 
-    for line in iter_lines(text_stream, cfg.max_line_bytes, counts):
+    for line in iter_lines(text_stream, cfg.max_line_bytes):
+        if line is None:
+            has_text = True
+            reason = reason or LINE_TOO_LONG
+            lines = []
+            continue
         if cfg.wikitext_headings:
             if _WIKITEXT_TITLE.match(line):
                 counts[WIKITEXT_HEADING_LINES] += 1
@@ -311,11 +499,12 @@ def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) ->
         elif not cfg.doc_per_file and not line.strip():
             yield from flush()
             continue
-        if too_long:
+        has_text = has_text or bool(line.strip())
+        if reason is not None:
             continue
         size += len(line) + 1
-        if size > cfg.max_document_chars * 4:  # UTF-8 bytes bound the characters from above
-            too_long, lines = True, []
+        if size > limit:
+            reason, lines = DOCUMENT_TOO_LONG, []
             continue
         lines.append(line)
     yield from flush()
@@ -327,15 +516,22 @@ def read_jsonl_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -
     if text_stream is None:
         return
     field = cfg.text_field
-    for line in iter_lines(text_stream, cfg.max_line_bytes, counts):
-        if not line.strip():
+    for line in iter_lines(text_stream, cfg.max_line_bytes):
+        if line is not None and not line.strip():
+            continue
+        counts[RECORDS_READ] += 1
+        if line is None:
+            counts[LINE_TOO_LONG] += 1
+            continue
+        if b"\x00" in line:
+            counts[NUL_BYTE] += 1
             continue
         try:
             record = json.loads(line)
         except UnicodeDecodeError:
             counts[INVALID_UTF8] += 1
             continue
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             counts[MALFORMED_JSON] += 1
             continue
         if not isinstance(record, dict):
@@ -344,12 +540,18 @@ def read_jsonl_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -
         text = record.get(field)
         if text is None:
             counts[MISSING_TEXT_FIELD] += 1
-        elif not isinstance(text, str):
+            continue
+        if not isinstance(text, str):
             counts[NON_STRING_TEXT] += 1
-        elif len(text) > cfg.max_document_chars:
-            counts[DOCUMENT_TOO_LONG] += 1
-        else:
-            yield text
+            continue
+        reason = _check_text(text, cfg)
+        if reason:
+            counts[reason] += 1
+            continue
+        yield text
+
+
+# --- readers: tables (by path) ---------------------------------------------------------------
 
 
 def open_arrow_source(path: str):
@@ -394,30 +596,157 @@ def table_schema(path: str, fmt: str):
     return pa.ipc.open_file(source).schema if magic == b"ARROW1" else pa.ipc.open_stream(source).schema
 
 
+def _string_column_type(t):
+    """The binary type a text column's values are read as, or None when it holds no strings."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t):
+        return pa.binary()
+    if pa.types.is_large_string(t):
+        return pa.large_binary()
+    return None
+
+
 def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter) -> Iterator[str]:
-    """Documents of a Parquet or Arrow file: the ``cfg.text_field`` column."""
+    """Documents of a Parquet or Arrow file: the ``cfg.text_field`` column, one record per row.
+
+    Values are read as bytes and decoded strictly: Arrow does not check that its strings are
+    UTF-8, and one bad value must cost only its row.
+    """
     import pyarrow as pa
 
     field = cfg.text_field
     try:
         schema = table_schema(path, fmt)
-    except (OSError, pa.ArrowInvalid):
+    except (OSError, pa.ArrowException):
         counts[UNREADABLE_FILE] += 1
         return
     if field not in schema.names:
-        counts[MISSING_TEXT_FIELD] += 1
-        return
-    if not (pa.types.is_string(schema.field(field).type) or pa.types.is_large_string(schema.field(field).type)):
-        counts[NON_STRING_TEXT] += 1
-        return
+        whole = MISSING_TEXT_FIELD
+    else:
+        binary = _string_column_type(schema.field(field).type)
+        whole = None if binary is not None else NON_STRING_TEXT
     try:
-        for batch in table_batches(path, fmt, [field] if fmt == "parquet" else None):
-            for text in batch.column(batch.schema.get_field_index(field)).to_pylist():
-                if text is None:
+        columns = [field] if whole is None else schema.names[:1]
+        for batch in table_batches(path, fmt, columns if fmt == "parquet" else None):
+            counts[RECORDS_READ] += batch.num_rows
+            if whole is not None:
+                counts[whole] += batch.num_rows
+                continue
+            column = batch.column(batch.schema.get_field_index(field))
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            for data in column.cast(binary).to_pylist():
+                if data is None:
                     counts[MISSING_TEXT_FIELD] += 1
-                elif len(text) > cfg.max_document_chars:
-                    counts[DOCUMENT_TOO_LONG] += 1
+                    continue
+                text, reason = _check_bytes(data, cfg)
+                if reason:
+                    counts[reason] += 1
                 else:
                     yield text
-    except (OSError, pa.ArrowInvalid):
+    except (OSError, pa.ArrowException):
+        counts[UNREADABLE_FILE] += 1
+
+
+def read_parquet_documents(path: str, cfg: BuildConfig, counts: Counter) -> Iterator[str]:
+    return read_table_documents(path, "parquet", cfg, counts)
+
+
+def read_arrow_documents(path: str, cfg: BuildConfig, counts: Counter) -> Iterator[str]:
+    return read_table_documents(path, "arrow", cfg, counts)
+
+
+def expand_hf_dataset_dir(path: str) -> list[str] | None:
+    """Data files of a local ``datasets`` ``save_to_disk`` folder, or None if it is not one.
+
+    Raises ``ValueError`` naming the file when its ``dataset_dict.json`` or ``state.json`` is damaged.
+    """
+    root = Path(path)
+    try:
+        if (root / "dataset_dict.json").is_file():
+            splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
+            return [f for split in splits for f in expand_hf_dataset_dir(str(root / split)) or []]
+        state = root / "state.json"
+        if not state.is_file():
+            return None
+        files = json.loads(state.read_text()).get("_data_files", [])
+        return [str(root / f["filename"]) for f in files]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a readable save_to_disk folder ({type(exc).__name__}: {exc})") from None
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """One input format: how files are recognised and which function reads them."""
+
+    name: str
+    read: Callable[..., Iterator[str]]
+    """``read(stream, cfg, counts)`` for stream formats, ``read(path, cfg, counts)`` for tables."""
+    suffixes: tuple[str, ...]
+    """File name endings (after any compression suffix) that select it under ``input_format=auto``."""
+    table: str | None = None
+    """``parquet`` or ``arrow`` for formats pyarrow reads by path; None for byte streams."""
+
+
+FORMATS: dict[str, InputFormat] = {
+    f.name: f
+    for f in (
+        InputFormat("text", read_text_documents, ()),  # the fallback for unknown names
+        InputFormat("jsonl", read_jsonl_documents, (".jsonl", ".json", ".ndjson")),
+        InputFormat("parquet", read_parquet_documents, (".parquet",), table="parquet"),
+        InputFormat("arrow", read_arrow_documents, (".arrow", ".feather", ".ipc"), table="arrow"),
+        # a `datasets` save_to_disk folder: resolve_inputs lists its Arrow files
+        InputFormat("hf", read_arrow_documents, (), table="arrow"),
+        InputFormat("html", read_html_document, (".html", ".htm", ".xhtml", ".shtml")),
+    )
+}
+DEFAULT_FORMAT = "text"
+INPUT_FORMATS = ("auto", *FORMATS)
+
+
+def detect_format(path: str, cfg: BuildConfig) -> str:
+    """The input format of one file: the configured one, else by its name (``text`` by default)."""
+    if cfg.input_format != "auto":
+        return cfg.input_format
+    name = strip_compression_suffix(path).lower()
+    for fmt in FORMATS.values():
+        if fmt.suffixes and name.endswith(fmt.suffixes):
+            return fmt.name
+    return DEFAULT_FORMAT
+
+
+def read_documents(path: str, cfg: BuildConfig, counts: Counter, opener: Opener = open_local) -> Iterator[str]:
+    """Documents of one input file of any format; every file, record and fault counted in ``counts``.
+
+    Never raises for what a file holds: a file that cannot be opened, a corrupt or truncated
+    compressed stream and a reader's unexpected failure end the file with a counted reason
+    (what was read before stays, the record being read is dropped) and a warning naming it.
+    """
+    fmt = FORMATS[detect_format(path, cfg)]
+    counts[FILES_READ] += 1
+    try:
+        if fmt.table is not None:
+            docs = fmt.read(path, cfg, counts)
+            for doc in docs:
+                counts[DOCUMENTS_READ] += 1
+                yield doc
+            return
+        with closing(opener(path)) as raw:
+            for doc in fmt.read(open_decompressed(raw, path), cfg, counts):
+                counts[DOCUMENTS_READ] += 1
+                yield doc
+    except StreamCut as exc:
+        log.warning("%s: %s; kept the documents before it", path, exc)
+        counts[exc.reason] += 1
+    except OSError as exc:
+        log.warning("%s: %s; skipped the rest of the file", path, exc)
+        counts[UNREADABLE_FILE] += 1
+    except Exception as exc:  # a reader's bug: one file must not stop a build, but the log shows it
+        log.warning("%s: %s: %s; skipped the rest of the file", path, type(exc).__name__, exc, exc_info=True)
         counts[UNREADABLE_FILE] += 1

@@ -10,33 +10,68 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from corpusgen import readers
+# --- what the readers count -------------------------------------------------------------
+FILES_READ = "files_read"
+RECORDS_READ = "records_read"
+"""Records seen: JSON lines, table rows, blank-line-separated text blocks, HTML pages.
+``records_read == documents_read + sum(RECORD_DROPS)`` for every input."""
+DOCUMENTS_READ = "documents_read"
+DOCUMENTS_CLEANED = "documents_cleaned"
 
-# drop reasons beyond the readers'
+# drop reasons of a whole file (or of the rest of it: what was read before the fault is kept)
+BINARY_FILE = "binary_file"
+EMPTY_FILE = "empty_file"
+UNREADABLE_FILE = "unreadable_file"  # cannot be opened, or a corrupt compressed stream / table
+UNDECODABLE_FILE = "undecodable_file"  # bytes that fit no text encoding
+TRUNCATED_FILE = "truncated_file"  # a compressed stream cut short: the partial last record is dropped
+HIDDEN_FILE = "hidden_file"  # a name starting with "." inside an input folder: skipped, listed
+
+# drop reasons of one record (never fatal, never the whole file)
+INVALID_UTF8 = "invalid_utf8"
+INVALID_UNICODE = "invalid_unicode"  # a lone surrogate ("\\ud800" in JSON): no valid text holds one
+NUL_BYTE = "nul_byte"  # a NUL in a record of a text file: a sign of binary damage, not of text
+LINE_TOO_LONG = "line_too_long"
+MALFORMED_JSON = "malformed_json"
+MISSING_TEXT_FIELD = "missing_text_field"
+NON_STRING_TEXT = "non_string_text"
+DOCUMENT_TOO_LONG = "document_too_long"
+
+# drop reasons of a document after reading
 EMPTY_DOCUMENT = "empty_document"
+DOCUMENT_ERROR = "document_error"  # an unexpected exception while cleaning, splitting or tokenizing it (logged)
 DUPLICATE_DOCUMENT = "duplicate_document"
 EMPTY_AFTER_TOKENIZATION = "empty_after_tokenization"
 SINGLE_SENTENCE = "single_sentence"  # no pair can be cut from one sentence (nsp/sop builds)
 NEAR_DUPLICATE_DOCUMENT = "near_duplicate_document"
 QUALITY_PREFIX = "quality_"  # quality_<reason> for each rule of corpusgen.quality
 
-DROP_REASONS = (
-    readers.BINARY_FILE,
-    readers.EMPTY_FILE,
-    readers.UNREADABLE_FILE,
-    readers.INVALID_UTF8,
-    readers.LINE_TOO_LONG,
-    readers.MALFORMED_JSON,
-    readers.MISSING_TEXT_FIELD,
-    readers.NON_STRING_TEXT,
-    readers.DOCUMENT_TOO_LONG,
+# not drops: counted for the manifest's "cleaning" and "other" sections
+LEGACY_ENCODING_FILES = "legacy_encoding_files"  # files decoded from a non-UTF-8 codec
+WIKITEXT_HEADING_LINES = "wikitext_heading_lines"  # structure, not prose: counted, not kept
+HTML_DOCUMENTS = "html_documents"
+MOJIBAKE_FIXED_DOCUMENTS = "mojibake_fixed_documents"
+BOILERPLATE_LINES_REMOVED = "boilerplate_lines_removed"
+
+FILE_DROPS = (BINARY_FILE, EMPTY_FILE, UNREADABLE_FILE, UNDECODABLE_FILE, TRUNCATED_FILE, HIDDEN_FILE)
+RECORD_DROPS = (
+    INVALID_UTF8,
+    INVALID_UNICODE,
+    NUL_BYTE,
+    LINE_TOO_LONG,
+    MALFORMED_JSON,
+    MISSING_TEXT_FIELD,
+    NON_STRING_TEXT,
+    DOCUMENT_TOO_LONG,
+)
+DOCUMENT_DROPS = (
     EMPTY_DOCUMENT,
-    readers.UNDECODABLE_FILE,
+    DOCUMENT_ERROR,
     DUPLICATE_DOCUMENT,
     NEAR_DUPLICATE_DOCUMENT,
     EMPTY_AFTER_TOKENIZATION,
     SINGLE_SENTENCE,
 )
+DROP_REASONS = FILE_DROPS + RECORD_DROPS + DOCUMENT_DROPS
 LENGTH_PREFIX = "length_"
 # how a position chosen for prediction is shown to the model (counted from the rows)
 KIND_MASK, KIND_RANDOM, KIND_KEPT = "masked_mask", "masked_random", "masked_kept"
@@ -44,6 +79,20 @@ KIND_MASK, KIND_RANDOM, KIND_KEPT = "masked_mask", "masked_random", "masked_kept
 
 def length_counter(length: int) -> str:
     return f"{LENGTH_PREFIX}{length}"
+
+
+def input_summary(s: Mapping) -> str:
+    """One line of the input funnel from a manifest's ``stats``: files → records → documents.
+
+    Records that never became documents (a number where the text should be, broken JSON) are
+    counted as records dropped, so the line adds up: records read = documents read + dropped.
+    """
+    f, r, d = s["files"], s["records"], s["documents"]
+    return (
+        f"files: {f['read']} read ({f['dropped']} dropped in whole or part), {f['skipped']} skipped; "
+        f"records: {r['read']} read, {r['dropped']} dropped; "
+        f"documents: {d['read']} read, {d['kept']} kept"
+    )
 
 
 def binomial_halfwidth(n: int, p: float, z: float = 4.0) -> float:
@@ -62,10 +111,15 @@ def summarize(c: Mapping[str, int]) -> dict:
     nsp_total = g("nsp_next") + g("nsp_random")
     histogram = {int(k[len(LENGTH_PREFIX) :]): int(v) for k, v in c.items() if k.startswith(LENGTH_PREFIX)}
     return {
-        "files": {"read": g("files_read")},
+        "files": {
+            "read": g(FILES_READ),
+            "dropped": sum(g(r) for r in FILE_DROPS if r != HIDDEN_FILE),  # read, but lost in whole or part
+            "skipped": g(HIDDEN_FILE),  # never read
+        },
+        "records": {"read": g(RECORDS_READ), "dropped": sum(g(r) for r in RECORD_DROPS)},
         "documents": {
-            "read": g("documents_read"),
-            "cleaned": g("documents_cleaned"),
+            "read": g(DOCUMENTS_READ),
+            "cleaned": g(DOCUMENTS_CLEANED),
             "unique": g("documents_unique"),
             "kept": g("documents_kept"),
             "validation": g("documents_validation"),
@@ -94,13 +148,13 @@ def summarize(c: Mapping[str, int]) -> dict:
             **{k: int(v) for k, v in sorted(c.items()) if k.startswith(QUALITY_PREFIX) and v},
         },
         "cleaning": {
-            "legacy_encoding_files": g(readers.LEGACY_ENCODING_FILES),
-            "html_documents": g("html_documents"),
-            "mojibake_fixed_documents": g("mojibake_fixed_documents"),
-            "boilerplate_lines_removed": g("boilerplate_lines_removed"),
+            LEGACY_ENCODING_FILES: g(LEGACY_ENCODING_FILES),
+            HTML_DOCUMENTS: g(HTML_DOCUMENTS),
+            MOJIBAKE_FIXED_DOCUMENTS: g(MOJIBAKE_FIXED_DOCUMENTS),
+            BOILERPLATE_LINES_REMOVED: g(BOILERPLATE_LINES_REMOVED),
         },
         "other": {
-            readers.WIKITEXT_HEADING_LINES: g(readers.WIKITEXT_HEADING_LINES),
+            WIKITEXT_HEADING_LINES: g(WIKITEXT_HEADING_LINES),
             "nsp_no_other_document": g("nsp_no_other_document"),
         },
         "instances": g("instances"),

@@ -12,7 +12,7 @@ STAGES = (
     "clean",
     "split",
     "tokenize",
-    "write_tokens",
+    "write_work",
     "read_pool",
     "pair",
     "mask",

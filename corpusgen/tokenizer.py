@@ -62,6 +62,8 @@ def _txt_tokens(data: bytes, source: str) -> list[str]:
         raise VocabError(
             f"{source}: vocabulary is not UTF-8 text; pass a WordPiece vocab.txt (one token per line)"
         ) from None
+    # A byte-order mark is an editor's, not the first token's: "\ufeff[PAD]" would hide [PAD].
+    text = text.removeprefix("\ufeff")
     # Split on \n only: some vocabularies hold U+2028 as a token, which splitlines() would cut.
     tokens = text.split("\n")
     if tokens and tokens[-1] == "":

@@ -1,4 +1,9 @@
-"""Train a WordPiece vocabulary with Hugging Face ``tokenizers`` on a corpus."""
+"""Train a WordPiece vocabulary with Hugging Face ``tokenizers`` on a corpus.
+
+It learns from exactly the text a build tokenizes: files are read with
+``readers.read_documents`` and cleaned with ``clean.clean_document`` under the same
+``BuildConfig``, so HTML, mojibake, Unicode form and drops are handled as in ``build``.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,27 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from corpusgen import readers
-from corpusgen.clean import clean_text
+from corpusgen import readers, stats
+from corpusgen.clean import clean_document
 from corpusgen.config import BuildConfig
 from corpusgen.tokenizer import SPECIAL_TOKENS
 
 
-def iter_documents(files: list[str], cfg: BuildConfig, counts: Counter) -> Iterator[str]:
-    """Cleaned documents of local or Beam-filesystem files, streamed."""
-    from apache_beam.io.filesystems import FileSystems
+def iter_documents(
+    files: list[str], cfg: BuildConfig, counts: Counter, opener: readers.Opener = readers.open_local
+) -> Iterator[str]:
+    """Cleaned documents of ``files``, streamed; drops counted by reason in ``counts``.
 
+    ``opener`` opens a path's raw bytes: local files by default; the CLI passes Beam's
+    filesystems for gs://, s3://, hdfs:// paths.
+    """
     for path in files:
-        fmt = readers.detect_format(path, cfg)
-        if fmt in ("parquet", "arrow"):
-            docs = readers.read_table_documents(path, fmt, cfg, counts)
-            yield from (clean_text(d) for d in docs)
-            continue
-        parse = readers.read_jsonl_documents if fmt == "jsonl" else readers.read_text_documents
-        with FileSystems.open(path) as stream:
-            yield from (clean_text(d) for d in parse(stream, cfg, counts))
+        for doc in readers.read_documents(path, cfg, counts, opener):
+            text, reason = clean_document(doc, cfg, counts, source=path)
+            if reason is None:
+                yield text
+            else:
+                counts[reason] += 1
 
 
 def train_vocab(
@@ -32,6 +39,7 @@ def train_vocab(
     output: str,
     cfg: BuildConfig,
     *,
+    opener: readers.Opener = readers.open_local,
     vocab_size: int = 30522,
     min_frequency: int = 2,
     limit_alphabet: int = 1000,
@@ -47,7 +55,7 @@ def train_vocab(
 
     def docs() -> Iterator[str]:
         nonlocal n_docs
-        for doc in iter_documents(files, cfg, counts):
+        for doc in iter_documents(files, cfg, counts, opener):
             if doc:
                 n_docs += 1
                 yield doc
@@ -61,8 +69,9 @@ def train_vocab(
         special_tokens=list(SPECIAL_TOKENS),
         show_progress=False,
     )
+    drops = {reason: counts[reason] for reason in stats.DROP_REASONS if counts[reason]}
     if n_docs == 0:
-        raise ValueError(f"{files[0]}: no documents read (drops: {dict(counts) or 'none'}); check the input format")
+        raise ValueError(f"{files[0]}: no documents read (drops: {drops or 'none'}); check the input format")
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".json":
@@ -71,4 +80,4 @@ def train_vocab(
         vocab = tok.get_vocab()
         tokens = sorted(vocab, key=vocab.__getitem__)
         out.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-    return {"vocab_size": tok.get_vocab_size(), "documents": n_docs, "drops": dict(counts)}
+    return {"vocab_size": tok.get_vocab_size(), "documents": n_docs, "drops": drops, "counts": dict(counts)}

@@ -27,10 +27,11 @@ from corpusgen.tokenizer import VocabFile, WordPiece
 
 def read_texts(files: list[str], cfg: BuildConfig) -> list[str]:
     """The documents' texts as the build reads them (the same readers, before cleaning)."""
-    from pipelines.transforms import _parse_file
+    from corpusgen.readers import read_documents
+    from pipelines.inputs import open_raw
 
     counts: Counter = Counter()
-    return [doc for f in files for doc in _parse_file(f, cfg, counts)]
+    return [doc for f in files for doc in read_documents(f, cfg, counts, open_raw)]
 
 
 def bare_tokenizer_seconds(texts: list[str], vocab: VocabFile, repeats: int = 3) -> tuple[float, int]:

@@ -46,8 +46,11 @@ log = logging.getLogger("corpusgen")
 
 
 class _WriteManifest(beam.DoFn):
-    def __init__(self, output_dir: str, cfg: BuildConfig, vocab: VocabFile, tokenizer: dict, started: float) -> None:
+    def __init__(
+        self, output_dir: str, cfg: BuildConfig, vocab: VocabFile, tokenizer: dict, started: float, skipped: dict
+    ) -> None:
         self.output_dir, self.cfg, self.vocab, self.tokenizer, self.started = output_dir, cfg, vocab, tokenizer, started
+        self.skipped = skipped
 
     def process(self, _, shards, counts):
         write_file(FileSystems.join(self.output_dir, self.vocab.name), self.vocab.data)
@@ -61,6 +64,7 @@ class _WriteManifest(beam.DoFn):
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             build_seconds=time.time() - self.started,
         )
+        manifest["skipped_inputs"] = self.skipped  # reason -> paths left out before reading (hidden files)
         path = FileSystems.join(self.output_dir, MANIFEST_NAME)
         write_file(path, encode_manifest(manifest))
         # The manifest commits the build; the intermediate files are then of no use.
@@ -78,12 +82,15 @@ def build_pipeline(
     vocab: VocabFile,
     *,
     chunk_chars: int = 8 << 20,
+    skipped: dict[str, list[str]] | None = None,
 ) -> None:
     """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``.
 
     ``chunk_chars`` sizes the document chunks that the steps after reading work on (it changes
-    how work is spread, never the output).
+    how work is spread, never the output). ``skipped``: paths ``resolve_inputs`` left out, by
+    reason; counted and listed in the manifest.
     """
+    skipped = {reason: sorted(paths) for reason, paths in (skipped or {}).items() if paths}
     wp = WordPiece(vocab, cfg.do_lower_case)
     if cfg.do_lower_case is None:
         cfg = cfg.replace(do_lower_case=wp.do_lower_case)  # the manifest records what was used
@@ -107,17 +114,16 @@ def build_pipeline(
             | "WriteRemoved"
             >> beam.io.WriteToText(FileSystems.join(output_dir, "removed", "part"), file_name_suffix=".jsonl.gz")
         )
-    counts = (
-        (read[STATS], tokenized[STATS], shards[STATS])
-        | "AllStats" >> beam.Flatten()
-        | "SumStats" >> beam.CombineGlobally(MergeCounts())
-    )
+    stat_parts = [read[STATS], tokenized[STATS], shards[STATS]]
+    if skipped:
+        stat_parts.append(p | "SkippedInputs" >> beam.Create([{r: len(paths) for r, paths in skipped.items()}]))
+    counts = tuple(stat_parts) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombineGlobally(MergeCounts())
     (
         p
         | "Commit" >> beam.Create([None])
         | "WriteManifest"
         >> beam.ParDo(
-            _WriteManifest(output_dir, cfg, vocab, wp.describe(), started),
+            _WriteManifest(output_dir, cfg, vocab, wp.describe(), started, skipped),
             shards=beam.pvalue.AsList(shards[MAIN]),
             counts=beam.pvalue.AsSingleton(counts),
         )
@@ -403,6 +409,7 @@ def run_build(
     runner: str | None = None,
     workers: int = 1,
     beam_args: list[str] | None = None,
+    skipped: dict[str, list[str]] | None = None,
 ):
     """Run a build to completion (the manifest exists when this returns); the runner's result."""
     chunk = chunk_size(files, runner)
@@ -420,7 +427,7 @@ def run_build(
             )
             beam_args.append(f"--dask_client_address={cluster.scheduler_address}")
         p = make_pipeline(runner, workers, beam_args)
-        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk)
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk, skipped=skipped)
         result = p.run()
         result.wait_until_finish()
     return result

@@ -3,7 +3,10 @@
 Globs, folders (recursively), local Hugging Face ``save_to_disk`` folders and any
 Beam filesystem path (gs://, s3://, hdfs://) become a sorted list of files. A
 pattern that matches nothing, or a text field that the first file lacks, stops
-the build here with one line naming the input and the fix.
+the build here with one line naming the input and the fix. Hidden files and
+folders (names starting with ".") inside an input folder are skipped, and each is
+reported as ``hidden_file``. Files are opened with ``open_raw`` (Beam's
+filesystems, bytes as stored) and read by ``corpusgen.readers``.
 """
 
 from __future__ import annotations
@@ -13,39 +16,61 @@ import os
 from collections import Counter
 from itertools import islice
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from corpusgen import readers
 from corpusgen.config import BuildConfig
+from corpusgen.stats import HIDDEN_FILE
 
 
 class InputError(ValueError):
     """An input that cannot be built from, with the path and the fix."""
 
 
+def open_raw(path: str):
+    """The raw bytes of a file on any Beam filesystem (the readers decompress them themselves)."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def _is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
-def resolve_inputs(patterns: list[str], cfg: BuildConfig) -> list[str]:
+def _walk_folder(folder: str, skipped: dict[str, list[str]]) -> list[str]:
+    """Files under ``folder``; hidden files and folders are left out and listed in ``skipped``."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        for d in sorted(dirs):
+            if d.startswith("."):
+                skipped.setdefault(HIDDEN_FILE, []).append(os.path.join(root, d) + os.sep)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                skipped.setdefault(HIDDEN_FILE, []).append(path)
+            else:
+                found.append(path)
+    return sorted(found)
+
+
+def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, list[str]] | None = None) -> list[str]:
+    """The files to read, sorted; ``skipped`` (when given) gets the paths left out, by reason."""
+    skipped = {} if skipped is None else skipped
     files: list[str] = []
     for pattern in patterns:
         if "://" not in pattern and os.path.isdir(pattern):
-            hf = readers.expand_hf_dataset_dir(pattern)
+            try:
+                hf = readers.expand_hf_dataset_dir(pattern)
+            except ValueError as exc:
+                raise InputError(f"{exc}; re-save it with save_to_disk or point to its .arrow files") from None
             if hf is not None:
                 files += hf
                 continue
-            found = sorted(
-                os.path.join(root, name)
-                for root, dirs, names in os.walk(pattern)
-                for name in names
-                if not name.startswith(".")
-                and not any(
-                    part.startswith(".") for part in os.path.relpath(root, pattern).split(os.sep) if part != "."
-                )
-            )
+            found = _walk_folder(pattern, skipped)
             if not found:
-                raise InputError(f"{pattern}: folder holds no files; point to the input files or a glob")
+                hidden = f" ({len(skipped.get(HIDDEN_FILE, []))} hidden entries skipped)" if skipped else ""
+                raise InputError(f"{pattern}: folder holds no files{hidden}; point to the input files or a glob")
             files += found
             continue
         if "://" not in pattern and not _is_glob(pattern) and not os.path.exists(pattern):
@@ -76,30 +101,34 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
         keys: Counter = Counter()
         records = 0
         try:
-            with FileSystems.open(path) as stream:
-                for line in islice(readers.iter_lines(stream, cfg.max_line_bytes, Counter()), 200):
+            with open_raw(path) as raw:
+                stream = readers.open_decompressed(raw, path)
+                for line in islice(readers.iter_lines(stream, cfg.max_line_bytes), 200):
                     try:
-                        record = json.loads(line)
-                    except ValueError:
+                        record = json.loads(line) if line is not None else None
+                    except (ValueError, RecursionError):
                         continue
                     if isinstance(record, dict):
                         records += 1
                         keys.update(record.keys())
+        except readers.StreamCut:
+            pass  # a damaged file is the build's to count; the records before the fault were seen
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc}); check the file") from None
         if records and field not in keys:
             seen = ", ".join(k for k, _ in keys.most_common(8))
             raise InputError(f"{path}: no record has the text field {field!r} (fields: {seen}); pass --text-field NAME")
-    for fmt in ("parquet", "arrow"):
-        if fmt in by_format:
-            path = by_format[fmt]
-            try:
-                schema = readers.table_schema(path, fmt)
-            except Exception as exc:  # pyarrow raises several types for a non-table file
-                raise InputError(
-                    f"{path}: not a readable {fmt} file ({str(exc)[:150]}); check --input-format"
-                ) from None
-            if field not in schema.names:
-                raise InputError(
-                    f"{path}: no column {field!r} (columns: {', '.join(schema.names[:10])}); pass --text-field NAME"
-                )
+    for name, path in by_format.items():
+        fmt = readers.FORMATS[name]
+        if fmt.table is None:
+            continue
+        try:
+            schema = readers.table_schema(path, fmt.table)
+        except Exception as exc:  # pyarrow raises several types for a non-table file
+            raise InputError(
+                f"{path}: not a readable {fmt.table} file ({str(exc)[:150]}); check --input-format"
+            ) from None
+        if field not in schema.names:
+            raise InputError(
+                f"{path}: no column {field!r} (columns: {', '.join(schema.names[:10])}); pass --text-field NAME"
+            )

@@ -31,9 +31,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
 from corpusgen import intermediate, readers, stats
-from corpusgen.clean import clean_text, content_key
+from corpusgen.clean import clean_document, content_key
 from corpusgen.config import BuildConfig
-from corpusgen.documents import prepare_documents
+from corpusgen.documents import drop, prepare_documents
 from corpusgen.instances import create_instances, unique_documents
 from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
@@ -41,6 +41,7 @@ from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_rang
 from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
 from corpusgen.timing import METRIC_PREFIX, StageTimer
 from corpusgen.tokenizer import VocabFile, WordPiece
+from pipelines.inputs import open_raw
 
 STATS = "stats"
 REMOVED = "removed"  # dropped documents with their reason, when cfg.write_removed
@@ -169,30 +170,6 @@ class MergeCounts(beam.CombineFn):
 # --- read ------------------------------------------------------------------------------
 
 
-def _corrupt_stream_errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import zlib
-
-    import zstandard
-
-    return (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
-
-
-_CORRUPT_STREAM_ERRORS = _corrupt_stream_errors()
-
-
-def _parse_file(path: str, cfg: BuildConfig, counts: Counter) -> Iterator[str]:
-    fmt = readers.detect_format(path, cfg)
-    if fmt in ("parquet", "arrow"):
-        yield from readers.read_table_documents(path, fmt, cfg, counts)
-        return
-    parse = {"jsonl": readers.read_jsonl_documents, "html": readers.read_html_document}.get(
-        fmt, readers.read_text_documents
-    )
-    with FileSystems.open(path) as stream:
-        yield from parse(stream, cfg, counts)
-
-
 class _ReadChunks(CountingDoFn):
     def __init__(self, cfg: BuildConfig, work_dir: str, chunk_chars: int) -> None:
         self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
@@ -212,7 +189,6 @@ class _ReadChunks(CountingDoFn):
         yield from descs
 
     def _read(self, file_index: int, path: str, counts: Counter) -> Iterator[dict]:
-        counts["files_read"] += 1
         locators: list[int] = []
         texts: list[str] = []
         chars = 0
@@ -223,7 +199,7 @@ class _ReadChunks(CountingDoFn):
             nonlocal chunk, chars
             name = f"{file_index:06d}-{chunk:05d}"
             out = FileSystems.join(self.work_dir, "docs", f"{name}.arrow")
-            with self.timer.stage("write_tokens"):
+            with self.timer.stage("write_work"):
                 write_file(out, intermediate.encode_chunk(locators, texts))
             desc = {"chunk": name, "path": out, "documents": len(texts)}
             locators.clear()
@@ -232,24 +208,19 @@ class _ReadChunks(CountingDoFn):
             chars = 0
             return desc
 
-        docs = _parse_file(path, self.cfg, counts)
-        try:
-            while True:
-                with self.timer.stage("read"):
-                    doc = next(docs, None)
-                if doc is None:
-                    break
-                counts["documents_read"] += 1
-                locators.append(intermediate.locator(file_index, doc_index))
-                texts.append(doc)
-                doc_index += 1
-                chars += len(doc)
-                if chars >= self.chunk_chars:
-                    yield flush()
-        except _CORRUPT_STREAM_ERRORS as exc:
-            # A corrupt compressed stream or an unreadable file: what was read stays, the rest is counted.
-            log.warning("%s: %s: skipped the rest of the file", path, exc)
-            counts[readers.UNREADABLE_FILE] += 1
+        # Never raises for what a file holds: faults end the file, counted by reason.
+        docs = readers.read_documents(path, self.cfg, counts, opener=open_raw)
+        while True:
+            with self.timer.stage("read"):
+                doc = next(docs, None)
+            if doc is None:
+                break
+            locators.append(intermediate.locator(file_index, doc_index))
+            texts.append(doc)
+            doc_index += 1
+            chars += len(doc)
+            if chars >= self.chunk_chars:
+                yield flush()
         if texts:
             yield flush()
 
@@ -267,28 +238,6 @@ class ReadDocuments(beam.PTransform):
 
 
 # --- clean, split, tokenize ----------------------------------------------------------------
-
-
-def _clean_one(text: str, cfg: BuildConfig, counts: Counter) -> str:
-    from corpusgen.encoding import fix_mojibake, might_be_mojibake
-    from corpusgen.html import html_to_text, looks_like_html
-
-    if cfg.html == "always" or (cfg.html == "auto" and looks_like_html(text)):
-        text = html_to_text(text)
-        counts["html_documents"] += 1
-    if cfg.fix_mojibake and might_be_mojibake(text):
-        fixed = fix_mojibake(text)
-        if fixed != text:
-            counts["mojibake_fixed_documents"] += 1
-            text = fixed
-    text = clean_text(text, cfg.unicode_form)
-    if cfg.quality is not None and cfg.quality.strip_boilerplate:
-        from corpusgen.quality import strip_boilerplate_lines
-
-        text, removed = strip_boilerplate_lines(text, cfg.quality)
-        if removed:
-            counts["boilerplate_lines_removed"] += removed
-    return text
 
 
 class _TokenizeChunk(CountingDoFn):
@@ -326,22 +275,28 @@ class _TokenizeChunk(CountingDoFn):
         cleaned = []
         for loc, raw in zip(locators, texts):
             with self.timer.stage("clean"):
-                text = _clean_one(raw, cfg, self.counts)
-                key = content_key(text)
-            if len(text) < cfg.min_document_chars:
-                self.counts[stats.EMPTY_DOCUMENT] += 1
-                if removed is not None:
-                    removed.append((stats.EMPTY_DOCUMENT, raw))
+                text, reason = clean_document(raw, cfg, self.counts, source=f"chunk {desc['chunk']}")
+                key = content_key(text) if reason is None else None
+            if reason is not None:
+                drop(self.counts, removed, reason, raw)
                 continue
-            self.counts["documents_cleaned"] += 1
             cleaned.append((loc, key, text))
         if cfg.near_dedup is not None:
             yield from self._signatures(cleaned)
         rows = []
         for lo in range(0, len(cleaned), DOCS_PER_TOKENIZE_BATCH):
             batch = cleaned[lo : lo + DOCS_PER_TOKENIZE_BATCH]
-            rows += prepare_documents(batch, cfg, self.wp, self.counts, removed, self.timer)
-        with self.timer.stage("write_tokens"):
+            try:
+                rows += self._prepare(batch, removed)
+            except Exception:  # one document's failure is its drop, never the build's: find it
+                for doc in batch:
+                    try:
+                        rows += self._prepare([doc], removed)
+                    except Exception as exc:
+                        log.warning("chunk %s, document %s: splitting/tokenizing failed (%s: %s); dropped it",
+                                    desc["chunk"], doc[1], type(exc).__name__, exc, exc_info=True)  # fmt: skip
+                        drop(self.counts, removed, stats.DOCUMENT_ERROR, doc[2])
+        with self.timer.stage("write_work"):
             data, index = intermediate.encode_tokens(rows, token_dtype(self.wp.vocab_size), cfg.write_removed)
             out = FileSystems.join(self.work_dir, "tokens", f"{desc['chunk']}.arrow")
             write_file(out, data)
@@ -349,6 +304,15 @@ class _TokenizeChunk(CountingDoFn):
         for split, _, _, doc, _ in rows:
             tokens[split] += doc.n_tokens
         yield {"path": out, "index": index, "tokens": tokens}
+
+    def _prepare(self, batch, removed: list | None) -> list:
+        counts: Counter = Counter()  # merged only when the whole call succeeds
+        dropped: list | None = None if removed is None else []
+        rows = prepare_documents(batch, self.cfg, self.wp, counts, dropped, self.timer)
+        self.counts.update(counts)
+        if dropped:
+            removed.extend(dropped)
+        return rows
 
     def _signatures(self, cleaned) -> Iterator:
         from corpusgen.neardup import lsh_band_keys, minhash_signature

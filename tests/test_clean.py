@@ -28,3 +28,55 @@ def test_content_key_ignores_case_and_spacing_only():
     assert content_key("Hello  World.\n\nBye") == content_key("hello world. bye")
     assert content_key("Hello World.") != content_key("Hello World!")
     assert len(content_key("x")) == 32
+
+
+# --- clean_document: the cleaning order and its counts ------------------------------------------
+
+from collections import Counter  # noqa: E402
+
+from corpusgen import stats  # noqa: E402
+from corpusgen.clean import clean_document  # noqa: E402
+from corpusgen.config import BuildConfig  # noqa: E402
+
+PAGE = (
+    "<!doctype html><html><head><title>T</title><script>var x = 1;</script></head><body>"
+    "<nav><a href='/'>Home</a> <a href='/a'>About</a></nav>"
+    "<p>Le caf\u00c3\u00a9 est ouvert.</p><p>Second  paragraph\u00a0here.</p></body></html>"
+)
+
+
+def test_html_then_mojibake_then_normalisation():
+    counts = Counter()
+    assert clean_document(PAGE, BuildConfig(), counts) == ("Le café est ouvert.\n\nSecond paragraph here.", None)
+    assert counts == Counter({stats.HTML_DOCUMENTS: 1, stats.MOJIBAKE_FIXED_DOCUMENTS: 1, stats.DOCUMENTS_CLEANED: 1})
+
+
+def test_each_step_follows_the_config():
+    counts = Counter()
+    text, _ = clean_document(PAGE, BuildConfig(html="never", fix_mojibake=False), counts)
+    assert text.startswith("<!doctype html>") and "caf\u00c3\u00a9" in text
+    assert counts == Counter({stats.DOCUMENTS_CLEANED: 1})
+    assert clean_document("ﬁne", BuildConfig(unicode_form="NFKC"), Counter()) == ("fine", None)
+    assert clean_document("   \n ", BuildConfig(), Counter()) == (None, stats.EMPTY_DOCUMENT)
+    assert clean_document("short", BuildConfig(min_document_chars=10), Counter()) == (None, stats.EMPTY_DOCUMENT)
+
+
+def test_boilerplate_lines_after_normalisation():
+    from corpusgen.quality import QualityConfig
+
+    counts = Counter()
+    text, reason = clean_document(
+        "A real paragraph of the article.\nAll rights reserved.", BuildConfig(quality=QualityConfig()), counts
+    )
+    assert (text, reason) == ("A real paragraph of the article.", None)
+    assert counts[stats.BOILERPLATE_LINES_REMOVED] == 1
+
+
+def test_a_failure_on_one_document_is_its_drop(monkeypatch):
+    import corpusgen.clean
+
+    def broken(text, form="NFC"):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(corpusgen.clean, "clean_text", broken)
+    assert clean_document("Any text.", BuildConfig(), Counter()) == (None, stats.DOCUMENT_ERROR)

@@ -18,6 +18,7 @@ from corpusgen.encoding import (
     looks_binary,
     normalize_encoding,
     sniff_declared_encoding,
+    sniff_unicode,
 )
 
 SHARED_WEB = Path(__file__).resolve().parents[2] / "shared" / "data" / "web"
@@ -278,3 +279,13 @@ def test_fix_mojibake_on_ftfy_cases():
 
     rows = [json.loads(line) for line in io.StringIO(path.read_text(encoding="utf-8"))]
     assert all(uncurl(fix_mojibake(r["original"])) == uncurl(r["fixed"]) for r in rows)
+
+
+def test_binary_needs_evidence_a_text_file_cannot_show():
+    text = ("A line of ordinary text in a file.\n" * 200).encode()
+    assert not looks_binary(text[:3000] + b"\x00" + text[3000:])  # one stray NUL: a damaged record, not a binary file
+    assert looks_binary(text[:3000] + bytes(600) + text[3000:])  # ~8% NULs: no text has that many
+    assert not looks_binary(FRENCH.encode("utf-16-le"))  # UTF-16 without a BOM: NULs at fixed offsets
+    assert sniff_unicode(FRENCH.encode("utf-16-le")) == ("utf-16-le", 0)
+    assert sniff_unicode(codecs.BOM_UTF8 + b"x") == ("utf-8-sig", 3)
+    assert sniff_unicode(b"plain") is None

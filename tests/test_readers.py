@@ -4,19 +4,30 @@ from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from corpusgen import readers
+from corpusgen import readers, stats
 from corpusgen.config import BuildConfig
+
+
+def balanced(docs: list[str], counts: Counter) -> Counter:
+    """``counts`` without ``records_read``, after checking that records = documents + record drops."""
+    counts = Counter(counts)
+    records = counts.pop(stats.RECORDS_READ, 0)
+    assert records == len(docs) + sum(counts[r] for r in stats.RECORD_DROPS), (records, docs, counts)
+    return +counts
 
 
 def text_docs(data: bytes, **cfg):
     counts = Counter()
-    return list(readers.read_text_documents(io.BytesIO(data), BuildConfig(**cfg), counts)), counts
+    docs = list(readers.read_text_documents(io.BytesIO(data), BuildConfig(**cfg), counts))
+    return docs, balanced(docs, counts)
 
 
 def jsonl_docs(data: bytes, **cfg):
     counts = Counter()
-    return list(readers.read_jsonl_documents(io.BytesIO(data), BuildConfig(**cfg), counts)), counts
+    docs = list(readers.read_jsonl_documents(io.BytesIO(data), BuildConfig(**cfg), counts))
+    return docs, balanced(docs, counts)
 
 
 def test_blank_lines_separate_documents():
@@ -37,17 +48,17 @@ def test_wikitext_headings_cut_documents_and_are_counted():
         ["Senjo", "no", "Valkyria", "is", "a", "game", ".", "Play", "it", "."],
         ["Text", "."],
     ]
-    assert counts[readers.WIKITEXT_HEADING_LINES] == 3
+    assert counts[stats.WIKITEXT_HEADING_LINES] == 3
 
 
 def test_invalid_utf8_drops_only_that_document():
     data = "Grüße aus Köln.\n\nBad ".encode() + b"\xff\xfe" + " doc.\n\nAnother good, naïve café.\n".encode()
     docs, counts = text_docs(data)
     assert docs == ["Grüße aus Köln.", "Another good, naïve café."]
-    assert counts == Counter({readers.INVALID_UTF8: 1})
+    assert counts == Counter({stats.INVALID_UTF8: 1})
     # with --encoding utf-8 even a lone bad byte in ASCII text is invalid UTF-8, not a legacy code page
     docs, counts = text_docs(b"Good doc.\n\nBad \xff doc.\n", encoding="utf-8")
-    assert docs == ["Good doc."] and counts == Counter({readers.INVALID_UTF8: 1})
+    assert docs == ["Good doc."] and counts == Counter({stats.INVALID_UTF8: 1})
 
 
 def test_legacy_encodings_are_decoded_not_dropped():
@@ -58,7 +69,7 @@ def test_legacy_encodings_are_decoded_not_dropped():
     )
     docs, counts = text_docs((text * 5).encode("cp1252"))
     assert docs == [(text * 5).strip()]
-    assert counts == Counter({readers.LEGACY_ENCODING_FILES: 1})
+    assert counts == Counter({stats.LEGACY_ENCODING_FILES: 1})
     ru = "Москва - столица России, крупнейший по численности населения город страны.\n"
     docs, _ = text_docs((ru * 30).encode("koi8-r"))
     assert docs == [(ru * 30).strip()]
@@ -73,13 +84,13 @@ def test_html_file_is_one_document_decoded_by_meta_charset():
     page = '<html><head><meta charset="windows-1251"></head><body><p>Привет, мир.</p></body></html>'
     counts = Counter()
     docs = list(readers.read_html_document(io.BytesIO(page.encode("cp1251")), BuildConfig(), counts))
-    assert docs == [page] and counts == Counter({readers.LEGACY_ENCODING_FILES: 1})
+    assert docs == [page] and balanced(docs, counts) == Counter({stats.LEGACY_ENCODING_FILES: 1})
 
 
 def test_binary_and_empty_files_are_counted():
-    assert text_docs(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")[1] == Counter({readers.BINARY_FILE: 1})
-    assert text_docs(b"")[1] == Counter({readers.EMPTY_FILE: 1})
-    assert jsonl_docs(b"")[1] == Counter({readers.EMPTY_FILE: 1})
+    assert text_docs(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")[1] == Counter({stats.BINARY_FILE: 1})
+    assert text_docs(b"")[1] == Counter({stats.EMPTY_FILE: 1})
+    assert jsonl_docs(b"")[1] == Counter({stats.EMPTY_FILE: 1})
 
 
 def test_utf16_with_bom_is_read():
@@ -91,14 +102,16 @@ def test_multi_megabyte_line_is_skipped_with_bounded_memory():
     big = b"x" * (3 << 20)
     docs, counts = text_docs(b"Before.\n\n" + big + b"\n\nAfter.\n", max_line_bytes=1 << 20)
     assert docs == ["Before.", "After."]
-    assert counts == Counter({readers.LINE_TOO_LONG: 1})
-    lines = list(readers.iter_lines(io.BytesIO(b"a\n" + big), 1 << 20, counts))
-    assert lines == [b"a"] and counts[readers.LINE_TOO_LONG] == 2
+    assert counts == Counter({stats.LINE_TOO_LONG: 1})
+    assert list(readers.iter_lines(io.BytesIO(b"a\n" + big), 1 << 20)) == [b"a", None]
+    # a long line inside a document drops the document, never keeps it without the line
+    docs, counts = text_docs(b"Before.\n\nOne.\n" + big + b"\nTwo.\n\nAfter.\n", max_line_bytes=1 << 20)
+    assert docs == ["Before.", "After."] and counts == Counter({stats.LINE_TOO_LONG: 1})
 
 
 def test_iter_lines_across_block_boundaries():
     data = b"\n".join(b"line %d" % i for i in range(300_000))
-    lines = list(readers.iter_lines(io.BytesIO(data), 1 << 20, Counter()))
+    lines = list(readers.iter_lines(io.BytesIO(data), 1 << 20))
     assert len(lines) == 300_000 and lines[123_456] == b"line 123456"
 
 
@@ -120,10 +133,10 @@ def test_jsonl_bad_records_counted_by_reason():
     assert docs == ["Fine document."]
     assert counts == Counter(
         {
-            readers.MALFORMED_JSON: 2,
-            readers.MISSING_TEXT_FIELD: 3,
-            readers.NON_STRING_TEXT: 1,
-            readers.INVALID_UTF8: 1,
+            stats.MALFORMED_JSON: 2,
+            stats.MISSING_TEXT_FIELD: 3,
+            stats.NON_STRING_TEXT: 1,
+            stats.INVALID_UTF8: 1,
         }
     )
     assert jsonl_docs(data, text_field="content")[0] == ["Other field."]
@@ -131,7 +144,7 @@ def test_jsonl_bad_records_counted_by_reason():
 
 def test_document_too_long():
     docs, counts = jsonl_docs(json.dumps({"text": "y" * 5000}).encode(), max_document_chars=1000)
-    assert docs == [] and counts == Counter({readers.DOCUMENT_TOO_LONG: 1})
+    assert docs == [] and counts == Counter({stats.DOCUMENT_TOO_LONG: 1})
 
 
 def test_formats_by_name():
@@ -154,15 +167,15 @@ def test_parquet_and_arrow_tables(tmp_path):
         counts = Counter()
         docs = list(readers.read_table_documents(str(tmp_path / name), fmt, BuildConfig(), counts))
         assert docs == ["First doc.", "Third doc."], name
-        assert counts == Counter({readers.MISSING_TEXT_FIELD: 1})
+        assert balanced(docs, counts) == Counter({stats.MISSING_TEXT_FIELD: 1})
+    # a file without the column: each of its rows is a record without the field
     counts = Counter()
-    assert (
-        list(
-            readers.read_table_documents(str(tmp_path / "t.parquet"), "parquet", BuildConfig(text_field="body"), counts)
-        )
-        == []
-    )
-    assert counts == Counter({readers.MISSING_TEXT_FIELD: 1})
+    path = str(tmp_path / "t.parquet")
+    assert list(readers.read_table_documents(path, "parquet", BuildConfig(text_field="body"), counts)) == []
+    assert balanced([], counts) == Counter({stats.MISSING_TEXT_FIELD: 3})
+    counts = Counter()
+    assert list(readers.read_table_documents(path, "parquet", BuildConfig(text_field="id"), counts)) == []
+    assert balanced([], counts) == Counter({stats.NON_STRING_TEXT: 3})
 
 
 def test_hf_save_to_disk_folder(tmp_path):
@@ -180,7 +193,206 @@ def test_hf_save_to_disk_folder(tmp_path):
 
 
 def test_compression_suffixes():
-    # Decompression itself is Beam's (FileSystems.open picks it by suffix); see tests/pipelines.
     assert readers.strip_compression_suffix("a.jsonl.zst") == "a.jsonl"
     assert readers.strip_compression_suffix("b.txt.BZ2") == "b.txt"
     assert readers.strip_compression_suffix("c.parquet") == "c.parquet"
+
+
+# --- read_documents: the registry, compression, truncation -------------------------------------
+
+JSONL = b"".join(json.dumps({"text": f"Document number {i} of the set."}).encode() + b"\n" for i in range(20000))
+TEXT = b"".join(b"Paragraph %d, line one.\nParagraph %d, line two.\n\n" % (i, i) for i in range(4000))
+
+
+def compress(kind: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    import zstandard
+
+    return {
+        "gz": gzip.compress,
+        "bz2": bz2.compress,
+        "zst": zstandard.ZstdCompressor().compress,
+        "xz": lzma.compress,
+        "deflate": zlib.compress,
+    }[kind](data)
+
+
+def read_file(path, **cfg):
+    counts = Counter()
+    docs = list(readers.read_documents(str(path), BuildConfig(**cfg), counts))
+    assert counts[stats.FILES_READ] == 1 and counts.pop(stats.FILES_READ)
+    assert counts.pop(stats.DOCUMENTS_READ, 0) == len(docs)
+    return docs, balanced(docs, counts)
+
+
+def test_registry_is_the_one_table_of_formats():
+    assert readers.INPUT_FORMATS == ("auto", "text", "jsonl", "parquet", "arrow", "hf", "html")
+    from corpusgen import config
+
+    assert config.INPUT_FORMATS is readers.INPUT_FORMATS
+    assert readers.detect_format("page.HTM.gz", BuildConfig()) == "html"
+    assert readers.detect_format("x.unknown", BuildConfig()) == readers.DEFAULT_FORMAT == "text"
+    assert readers.detect_format("d/data-00000.arrow", BuildConfig(input_format="hf")) == "hf"
+    assert readers.FORMATS["hf"].table == "arrow"
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zst", "xz", "deflate"])
+def test_compressed_inputs_are_read_whole(tmp_path, kind):
+    (tmp_path / f"a.jsonl.{kind}").write_bytes(compress(kind, JSONL))
+    docs, counts = read_file(tmp_path / f"a.jsonl.{kind}")
+    assert len(docs) == 20000 and docs[-1] == "Document number 19999 of the set." and counts == Counter()
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zst", "xz"])  # (a zlib stream has one member)
+def test_concatenated_members_and_frames_are_all_read(tmp_path, kind):
+    half = len(JSONL) // 2 // 40 * 40
+    half = JSONL.index(b"\n", half) + 1
+    (tmp_path / f"a.jsonl.{kind}").write_bytes(compress(kind, JSONL[:half]) + compress(kind, JSONL[half:]))
+    docs, counts = read_file(tmp_path / f"a.jsonl.{kind}")
+    assert len(docs) == 20000 and counts == Counter()
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zst", "xz", "deflate"])
+def test_truncated_jsonl_keeps_whole_records_only(tmp_path, kind):
+    data = compress(kind, JSONL)
+    for cut in (len(data) // 2, len(data) - 1):
+        (tmp_path / f"a.jsonl.{kind}").write_bytes(data[:cut])
+        docs, counts = read_file(tmp_path / f"a.jsonl.{kind}")
+        assert counts == Counter({stats.TRUNCATED_FILE: 1}), cut
+        assert docs == [f"Document number {i} of the set." for i in range(len(docs))]  # no partial last record
+        # cut in the middle: records after the cut are lost; cut at the end: (nearly) all were whole
+        if cut < len(data) - 1:  # bz2's one 900 kB block holds the whole file: nothing before the cut is whole
+            assert 0 < len(docs) < 20000 or (kind == "bz2" and docs == [])
+        else:
+            assert len(docs) > 15000  # zstd loses its last block (up to 128 KiB), the others a few bytes
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zst", "xz", "deflate"])
+def test_truncated_text_drops_the_partial_last_document(tmp_path, kind):
+    data = compress(kind, TEXT)
+    (tmp_path / f"a.txt.{kind}").write_bytes(data[: len(data) * 2 // 3])
+    docs, counts = read_file(tmp_path / f"a.txt.{kind}")
+    assert counts == Counter({stats.TRUNCATED_FILE: 1})
+    assert docs == [f"Paragraph {i}, line one.\nParagraph {i}, line two." for i in range(len(docs))]
+    # the cut fell inside the stream: everything decoded before it that formed whole documents is kept
+    assert 0 < len(docs) < 4000 or kind == "bz2"
+
+
+def test_truncated_html_page_is_not_kept(tmp_path):
+    page = b"<html><body>" + b"<p>A paragraph of the page.</p>" * 2000 + b"</body></html>"
+    (tmp_path / "p.html.gz").write_bytes(compress("gz", page)[:-20])
+    assert read_file(tmp_path / "p.html.gz") == ([], Counter({stats.TRUNCATED_FILE: 1}))
+
+
+def test_corrupt_compressed_stream_is_unreadable_and_keeps_what_came_before(tmp_path):
+    data = compress("gz", JSONL)
+    (tmp_path / "a.jsonl.gz").write_bytes(data[:100] + b"\x00garbage" * 40)
+    docs, counts = read_file(tmp_path / "a.jsonl.gz")
+    assert counts == Counter({stats.UNREADABLE_FILE: 1})
+    assert docs == [f"Document number {i} of the set." for i in range(len(docs))]
+    (tmp_path / "b.txt.zst").write_bytes(b"not zstd at all, just text\n")
+    assert read_file(tmp_path / "b.txt.zst") == ([], Counter({stats.UNREADABLE_FILE: 1}))
+
+
+def test_empty_compressed_file_is_empty_not_truncated(tmp_path):
+    (tmp_path / "a.jsonl.zst").write_bytes(b"")
+    (tmp_path / "b.txt.gz").write_bytes(compress("gz", b""))
+    assert read_file(tmp_path / "a.jsonl.zst") == ([], Counter({stats.EMPTY_FILE: 1}))
+    assert read_file(tmp_path / "b.txt.gz") == ([], Counter({stats.EMPTY_FILE: 1}))
+
+
+def test_unopenable_file_is_counted(tmp_path):
+    assert read_file(tmp_path / "missing.txt") == ([], Counter({stats.UNREADABLE_FILE: 1}))
+
+
+def test_opener_is_a_seam(tmp_path):
+    opened = []
+
+    def opener(path):
+        opened.append(path)
+        return io.BytesIO(compress("zst", b'{"text": "From the opener."}\n'))
+
+    counts = Counter()
+    docs = list(readers.read_documents("gs://bucket/x.jsonl.zst", BuildConfig(), counts, opener))
+    assert docs == ["From the opener."] and opened == ["gs://bucket/x.jsonl.zst"]
+
+
+# --- text that is not valid Unicode, NUL bytes, binary evidence ------------------------------------
+
+
+def test_lone_surrogates_are_dropped_per_record():
+    data = b"\n".join(
+        [
+            b'{"text": "Good one."}',
+            b'{"text": "lone \\ud800 high"}',
+            b'{"text": "lone \\udfff low"}',
+            b'{"text": "a pair \\ud83d\\ude00 is fine"}',
+        ]
+    )
+    docs, counts = jsonl_docs(data)
+    assert docs == ["Good one.", "a pair \U0001f600 is fine"]
+    assert counts == Counter({stats.INVALID_UNICODE: 2})
+
+
+def test_surrogates_encoded_as_bytes_are_invalid_utf8():
+    # CESU-8/WTF-8 bytes of U+D800: not UTF-8, in every reader
+    docs, counts = text_docs("Grüße.\n\n".encode() + b"bad \xed\xa0\x80 one\n\n" + "Über.\n".encode())
+    assert docs == ["Grüße.", "Über."] and counts == Counter({stats.INVALID_UTF8: 1})
+    # json.loads lets such bytes through as a surrogate: caught as invalid Unicode
+    docs, counts = jsonl_docs(b'{"text": "Good."}\n{"text": "bad \xed\xa0\x80 one"}\n')
+    assert docs == ["Good."] and counts == Counter({stats.INVALID_UNICODE: 1})
+
+
+def test_invalid_strings_in_tables_cost_only_their_row(tmp_path):
+    raw = pa.array([b"First doc.", b"bad \xed\xa0\x80 surrogate", b"bad \xff byte", b"nul \x00 here", b"Last."])
+    # Arrow does not validate strings it is given: build the string array from the binary one's buffers
+    arr = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())
+    table = pa.table({"text": arr})
+    with pa.ipc.new_file(str(tmp_path / "f.arrow"), table.schema) as w:
+        w.write_table(table)
+    counts = Counter()
+    docs = list(readers.read_table_documents(str(tmp_path / "f.arrow"), "arrow", BuildConfig(), counts))
+    assert docs == ["First doc.", "Last."]
+    assert balanced(docs, counts) == Counter({stats.INVALID_UTF8: 2, stats.NUL_BYTE: 1})
+
+
+def test_dictionary_encoded_text_column(tmp_path):
+    table = pa.table({"text": pa.array(["One.", "Two.", "One."]).dictionary_encode()})
+    pq.write_table(table, tmp_path / "d.parquet")
+    docs, counts = read_file(tmp_path / "d.parquet")
+    assert docs == ["One.", "Two.", "One."] and counts == Counter()
+
+
+def test_one_nul_byte_costs_its_record_not_the_file():
+    lines = [json.dumps({"text": f"Good document {i}."}).encode() for i in range(50)]
+    lines[3] = b'{"text": "raw \x00 nul"}'
+    lines[7] = b'{"text": "escaped \\u0000 nul"}'
+    docs, counts = jsonl_docs(b"\n".join(lines))
+    assert len(docs) == 48 and counts == Counter({stats.NUL_BYTE: 2})
+    docs, counts = text_docs(b"Good one.\n\nBad \x00 one.\n\nGood two.\n")
+    assert docs == ["Good one.", "Good two."] and counts == Counter({stats.NUL_BYTE: 1})
+
+
+def test_binary_is_decided_on_evidence():
+    assert text_docs(bytes(range(256)) * 100)[1] == Counter({stats.BINARY_FILE: 1})
+    assert jsonl_docs(b"PK\x03\x04" + b'{"text": "x"}\n' * 10)[1] == Counter({stats.BINARY_FILE: 1})
+    assert jsonl_docs(b'{"text": "x"}\n' + bytes(4000) + b"\n")[1] == Counter({stats.BINARY_FILE: 1})
+    # UTF-16 without a BOM has NULs everywhere and is text
+    docs, counts = text_docs("Grüße aus Köln.\n\nZweites.\n".encode("utf-16-le"))
+    assert docs == ["Grüße aus Köln.", "Zweites."]
+
+
+def test_html_page_with_a_nul_is_dropped_as_a_record():
+    counts = Counter()
+    page = b"<html><body><p>Text \x00 here.</p></body></html>"
+    assert list(readers.read_html_document(io.BytesIO(page), BuildConfig(), counts)) == []
+    assert balanced([], counts) == Counter({stats.NUL_BYTE: 1})
+
+
+def test_non_string_text_counts_add_up():
+    docs, counts = jsonl_docs(b'{"text": 1}\n{"text": 2.5}\n{"text": [3]}\n')
+    assert docs == [] and counts == Counter({stats.NON_STRING_TEXT: 3})

@@ -64,7 +64,8 @@ COUNTERS = {
 
 def test_summarize_a_known_counter_set():
     assert stats.summarize(COUNTERS) == {
-        "files": {"read": 3},
+        "files": {"read": 3, "dropped": 1, "skipped": 0},
+        "records": {"read": 0, "dropped": 0},
         "documents": {"read": 10, "cleaned": 9, "unique": 8, "kept": 6, "validation": 1},
         "sentences": {"read": 50, "kept": 40, "without_tokens": 2, "long_cut": 1, "reused_as_context": 3},
         "tokens": {
@@ -142,6 +143,8 @@ def test_summarize_no_counters():
         "kept_share": None,
     }
     assert summary["documents"] == {"read": 0, "cleaned": 0, "unique": 0, "kept": 0, "validation": 0}
+    assert summary["files"] == {"read": 0, "dropped": 0, "skipped": 0}
+    assert summary["records"] == {"read": 0, "dropped": 0}
 
 
 def test_counter_names():
@@ -166,3 +169,37 @@ def test_every_quality_reason_is_reported_under_its_prefixed_name():
     assert set(quality.DROP_REASONS) == exported and len(quality.DROP_REASONS) == len(exported)
     counters = {stats.QUALITY_PREFIX + reason: 1 for reason in quality.DROP_REASONS}
     assert stats.summarize(counters)["drops"] == {f"quality_{r}": 1 for r in sorted(quality.DROP_REASONS)}
+
+
+def test_records_and_files_in_the_funnel():
+    counts = {
+        stats.FILES_READ: 3,
+        stats.RECORDS_READ: 7,
+        stats.DOCUMENTS_READ: 3,
+        stats.NON_STRING_TEXT: 3,
+        stats.MALFORMED_JSON: 1,
+        stats.TRUNCATED_FILE: 1,
+        stats.HIDDEN_FILE: 2,
+        stats.DUPLICATE_DOCUMENT: 1,
+        "documents_kept": 2,
+        "quality_too_short": 0,
+    }
+    s = stats.summarize(counts)
+    assert s["files"] == {"read": 3, "dropped": 1, "skipped": 2}
+    assert s["records"] == {"read": 7, "dropped": 4}
+    assert s["documents"]["read"] == 3 and s["documents"]["kept"] == 2
+    assert s["drops"] == {
+        stats.TRUNCATED_FILE: 1,
+        stats.HIDDEN_FILE: 2,
+        stats.MALFORMED_JSON: 1,
+        stats.NON_STRING_TEXT: 3,
+        stats.DUPLICATE_DOCUMENT: 1,
+    }
+    assert stats.input_summary(s) == (
+        "files: 3 read (1 dropped in whole or part), 2 skipped; records: 7 read, 4 dropped; documents: 3 read, 2 kept"
+    )
+
+
+def test_reason_groups_partition_the_reasons():
+    groups = (stats.FILE_DROPS, stats.RECORD_DROPS, stats.DOCUMENT_DROPS)
+    assert sum(len(g) for g in groups) == len(set().union(*groups)) == len(stats.DROP_REASONS)

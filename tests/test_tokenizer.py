@@ -257,3 +257,11 @@ def test_describe_is_the_manifest_entry(tmp_path):
         "mask_id": 103,
     }
     assert json.loads(wj.vocab.data)["model"]["type"] == "WordPiece"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
+    plain = (DATA / "bert-base-uncased-vocab.txt").read_bytes()
+    path = tmp_path / "bom-vocab.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + plain)
+    wp = WordPiece(VocabFile.read(path))
+    assert wp.pad_id == 0 and wp.vocab_size == 30522

@@ -54,6 +54,7 @@ def test_read_documents_all_formats_and_compressions(tmp_path):
                 [
                     {
                         "files_read": 5,
+                        "records_read": 6,
                         "documents_read": 4,
                         readers.MALFORMED_JSON: 1,
                         readers.MISSING_TEXT_FIELD: 1,

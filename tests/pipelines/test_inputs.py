@@ -1,0 +1,114 @@
+"""Input resolution and builds from damaged input: every fault counted by reason, none fatal."""
+
+import gzip
+import json
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from click.testing import CliRunner
+
+from corpusgen import intermediate, stats
+from corpusgen.clean import content_key
+from corpusgen.cli import cli
+from corpusgen.config import BuildConfig
+from pipelines.inputs import resolve_inputs
+from pipelines.transforms import MAIN, STATS, MergeCounts, TokenizeChunks, read_file
+
+
+def test_hidden_files_are_skipped_counted_and_listed(tmp_path):
+    for rel in ("a.txt", ".hidden.txt", ".git/config", ".git/objects/x", "sub/b.txt", "sub/.DS_Store"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("Some text.\n")
+    skipped: dict = {}
+    files = resolve_inputs([str(tmp_path)], BuildConfig(), skipped)
+    assert files == [str(tmp_path / "a.txt"), str(tmp_path / "sub" / "b.txt")]
+    assert sorted(skipped) == [stats.HIDDEN_FILE]
+    assert sorted(skipped[stats.HIDDEN_FILE]) == [
+        str(tmp_path / ".git") + "/",
+        str(tmp_path / ".hidden.txt"),
+        str(tmp_path / "sub" / ".DS_Store"),
+    ]
+
+
+GOOD = [
+    "The first document has a sentence. It also has a second one.",
+    "Another document is here. It ends with this sentence.",
+    "A third document follows. It has two sentences as well.",
+]
+
+
+def test_damaged_inputs_never_stop_a_build_and_the_summary_adds_up(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    lines = [json.dumps({"text": t}) for t in GOOD]
+    (src / "good.jsonl").write_text("\n".join(lines) + "\n")
+    # a lone surrogate crashed the whole build once
+    (src / "surrogate.jsonl").write_text(
+        '{"text": "Bad \\ud800 here. Two sentences."}\n'
+        + json.dumps({"text": "A fourth document stands apart. It has a second sentence."})
+        + "\n"
+    )
+    (src / "numbers.jsonl").write_text('{"text": 1}\n{"text": 2}\n{"text": 3}\n')
+    (src / "nul.jsonl").write_text(lines[1].replace("Another", "Yet another") + '\n{"text": "raw \x00 nul. Two."}\n')
+    many = "\n".join(json.dumps({"text": f"Record number {i}. It has two sentences."}) for i in range(3000))
+    packed = gzip.compress(many.encode())
+    (src / "cut.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    (src / ".hidden.jsonl").write_text(lines[2] + "\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(src), "-o", str(out), "--dupe-factor", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "manifest.json").read_text())
+    s = m["stats"]
+    cut_records = s["records"]["read"] - 3 - 2 - 3 - 2
+    assert 0 < cut_records < 3000
+    assert s["drops"] == {
+        stats.HIDDEN_FILE: 1,
+        stats.TRUNCATED_FILE: 1,
+        stats.INVALID_UNICODE: 1,
+        stats.NUL_BYTE: 1,
+        stats.NON_STRING_TEXT: 3,
+    }
+    assert m["skipped_inputs"] == {stats.HIDDEN_FILE: [str(src / ".hidden.jsonl")]}
+    assert s["files"] == {"read": 5, "dropped": 1, "skipped": 1}
+    assert s["records"] == {"read": 10 + cut_records, "dropped": 5}
+    assert s["documents"]["read"] == 5 + cut_records
+    assert s["documents"]["kept"] == s["documents"]["read"]
+    (first,) = [line for line in result.output.splitlines() if line.startswith("files: ")]
+    assert first.startswith(
+        f"files: 5 read (1 dropped in whole or part), 1 skipped; records: {10 + cut_records} read, 5 dropped; "
+        f"documents: {5 + cut_records} read, {5 + cut_records} kept"
+    ), result.output
+
+
+def test_all_numbers_summary_adds_up(tmp_path):
+    (tmp_path / "n.jsonl").write_text('{"text": 1}\n{"text": 2}\n{"text": 3}\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["build", str(tmp_path / "n.jsonl"), "-o", str(out)], catch_exceptions=False)
+    assert "records: 3 read, 3 dropped; documents: 0 read, 0 kept" in result.output
+    assert "dropped: non_string_text 3" in result.output
+
+
+def test_a_failing_document_is_counted_not_fatal(monkeypatch, tmp_path, vocab_file):
+    import corpusgen.documents
+
+    real = corpusgen.documents.split_sentences
+
+    def split(text, *args):
+        if "BOOM" in text:
+            raise RuntimeError("a splitter bug")
+        return real(text, *args)
+
+    monkeypatch.setattr(corpusgen.documents, "split_sentences", split)
+    texts = ["The cat sat on the mat. It was happy.", "BOOM goes this one. And again."]
+    path = tmp_path / "c.arrow"
+    path.write_bytes(intermediate.encode_chunk([0, 1], texts))
+    with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
+        chunk = p | beam.Create([{"chunk": "000000-00000", "path": str(path), "documents": 2}])
+        out = chunk | TokenizeChunks(BuildConfig(heldout_fraction=0.0), vocab_file, str(tmp_path / "w"))
+        keys = out[MAIN] | beam.FlatMap(
+            lambda tf: [d.doc.key for d in intermediate.decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
+        )
+        assert_that(keys, equal_to([content_key(texts[0])]), label="docs")
+        counts = out[STATS] | beam.CombineGlobally(MergeCounts())
+        assert_that(counts | beam.Map(lambda c: c.get(stats.DOCUMENT_ERROR)), equal_to([1]), label="stats")

@@ -1,0 +1,75 @@
+"""corpusgen vocab learns from exactly the text a build tokenizes, and needs no Beam."""
+
+import subprocess
+import sys
+from collections import Counter
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from corpusgen import stats
+from corpusgen.clean import content_key
+from corpusgen.config import BuildConfig
+from corpusgen.intermediate import decode_pool_documents
+from corpusgen.tokenizer import VocabFile
+from corpusgen.vocab import iter_documents, train_vocab
+from pipelines.transforms import MAIN, ReadDocuments, TokenizeChunks, read_file
+from tests.conftest import DATA, ROOT
+
+
+def vocab_file():
+    return VocabFile.read(DATA / "bert-base-uncased-vocab.txt")
+
+
+PAGE = (
+    "<html><head><meta charset='utf-8'><style>.menu{color:red}</style></head><body>"
+    "<div class='menu'><a href='/'>Home</a></div>"
+    "<p>Caf\u00c3\u00a9 culture grew in the city.</p><p>People met there daily.</p></body></html>"
+)
+
+
+def inputs(tmp_path):
+    (tmp_path / "page.html").write_text(PAGE)
+    (tmp_path / "a.jsonl").write_text('{"text": "Decomposed cafe\\u0301 text. It has two sentences."}\n{"text": 5}\n')
+    (tmp_path / "b.txt").write_text("Plain  text\u00a0here. A second one.\n\nSecond document. Also two.\n")
+    return sorted(str(p) for p in tmp_path.iterdir())
+
+
+def test_vocab_reads_and_cleans_as_build_does(tmp_path):
+    (tmp_path / "in").mkdir()
+    files = inputs(tmp_path / "in")
+    cfg = BuildConfig(heldout_fraction=0.0)
+    counts = Counter()
+    docs = list(iter_documents(files, cfg, counts))
+    assert sorted(docs) == [
+        "Café culture grew in the city.\n\nPeople met there daily.",
+        "Decomposed café text. It has two sentences.",
+        "Plain text here. A second one.",
+        "Second document. Also two.",
+    ]
+    assert counts[stats.NON_STRING_TEXT] == 1 and counts[stats.HTML_DOCUMENTS] == 1
+    # The build keys each document by its cleaned text: the keys it tokenized are vocab's texts.
+    work = tmp_path / "work"
+    with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
+        read = p | beam.Create(list(enumerate(files))) | ReadDocuments(cfg, str(work))
+        tokenized = read[MAIN] | TokenizeChunks(cfg, vocab_file(), str(work))
+        keys = tokenized[MAIN] | beam.FlatMap(
+            lambda tf: [d.doc.key for d in decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
+        )
+        assert_that(keys, equal_to([content_key(d) for d in docs]))
+
+
+def test_vocab_from_html_has_no_markup(tmp_path):
+    (tmp_path / "page.html").write_text(PAGE)
+    out = tmp_path / "vocab.txt"
+    result = train_vocab([str(tmp_path / "page.html")], str(out), BuildConfig(), vocab_size=120, min_frequency=1)
+    tokens = set(out.read_text().split())
+    assert result["documents"] == 1
+    assert {"cafe", "culture", "daily"} <= tokens  # mojibake repaired, then lower-cased (BERT strips accents)
+    assert not {"div", "href", "style", "menu", "home", "<", "ã"} & tokens
+
+
+def test_vocab_imports_no_beam():
+    code = "import sys, corpusgen.vocab; sys.exit('apache_beam' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT)}).returncode == 0
