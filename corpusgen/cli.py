@@ -18,7 +18,6 @@ from pathlib import Path
 import click
 
 from corpusgen.config import BuildConfig
-from corpusgen.intermediate import WORK_DIR
 from corpusgen.readers import INPUT_FORMATS
 
 BUNDLED_CORPUS = "enwiki_sample.jsonl.zst"
@@ -37,10 +36,33 @@ def _fail(exc: Exception) -> UserError:
     return UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+DEBUG = "corpusgen.debug"
+
+
+class _Group(click.Group):
+    """Any error a command did not turn into a one-line message still ends in one line; ``--debug`` shows it whole."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise UserError(
+                f"{type(exc).__name__}: {first or 'failed'} (corpusgen --debug {ctx.invoked_subcommand} … shows the traceback)"
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="corpusgen")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected error, and Beam's log.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Turn raw text into BERT pretraining data, and pretrain BERT on it."""
+    ctx.meta[DEBUG] = debug
 
 
 # --- build -----------------------------------------------------------------------------------
@@ -72,11 +94,82 @@ _BUILD_OPTIONS = {
 }
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+BEAM_ARGS = "corpusgen.beam_args"
+
+
+class _BuildCommand(click.Command):
+    """``build`` takes Beam's pipeline options beside its own; anything else stops it before any work."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ours, beam_args = split_beam_args(self, ctx, args)
+        ctx.meta[BEAM_ARGS] = beam_args
+        return super().parse_args(ctx, ours)
+
+
+def split_beam_args(command: click.Command, ctx: click.Context, args: list[str]) -> tuple[list[str], list[str]]:
+    """(corpusgen's arguments, Beam pipeline options as ``--name=value``) from one command line.
+
+    Beam options are recognised by Beam's own parser, in ``--name=value`` and ``--name value``
+    forms; an option that is neither corpusgen's nor Beam's raises a one-line error naming the
+    nearest real one.
+    """
+    import difflib
+
+    ours: dict[str, bool] = {}  # option → takes a value
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Option):
+            for opt in (*param.opts, *param.secondary_opts):
+                ours[opt] = not (param.is_flag or param.count)
+    from pipelines.build import beam_option_flags
+
+    beam = beam_option_flags()
+    kept, beam_args = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            kept += args[i:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            kept.append(arg)
+        elif not arg.startswith("--") and arg[:2] in ours:  # -o DIR, -oDIR, -h
+            kept.append(arg)
+            if ours[arg[:2]] and len(arg) == 2 and i + 1 < len(args):
+                i += 1
+                kept.append(args[i])
+        else:
+            name, eq, _ = arg.partition("=")
+            if name in ours:
+                kept.append(arg)
+                if ours[name] and not eq and i + 1 < len(args):
+                    i += 1
+                    kept.append(args[i])
+            elif name in beam:
+                kind = beam[name]
+                if kind and not eq:
+                    if i + 1 < len(args) and (kind == "1" or not args[i + 1].startswith("-")):
+                        i += 1
+                        arg = f"{name}={args[i]}"
+                    elif kind == "1":
+                        raise UserError(f"Beam option {name} needs a value: {name}=VALUE or {name} VALUE")
+                beam_args.append(arg)
+            else:
+                near = difflib.get_close_matches(name, [*ours, *beam], n=1, cutoff=0.6)
+                hint = f"did you mean {near[0]}?" if near else "see corpusgen build --help and Beam's pipeline options"
+                raise UserError(f"no such option: {name} ({hint}); nothing was built")
+        i += 1
+    return kept, beam_args
+
+
+@cli.command(cls=_BuildCommand)
 @click.argument("inputs", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "-i", "--input", "more_inputs", multiple=True, help="An INPUT given as an option (repeatable; for flex templates)."
+)
 @click.option("-o", "--output", "output", required=True, help="Output directory (shards + manifest.json).")
 @click.option(
-    "--vocab", type=click.Path(dir_okay=False), help="vocab.txt or tokenizer.json [default: bundled bert-base-uncased]."
+    "--vocab",
+    help="vocab.txt or tokenizer.json, local or on a Beam filesystem [default: bundled bert-base-uncased].",
 )
 @click.option(
     "--config",
@@ -135,18 +228,26 @@ _BUILD_OPTIONS = {
     default=None,
     help="Beam runner: local (FnApiRunner, default), DataflowRunner, FlinkRunner, SparkRunner, …",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing build in OUTPUT.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing (or unfinished) build in OUTPUT.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build and check the whole job graph for --runner offline, print its steps and options; run nothing.",
+)
 @click.pass_context
-def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runner, overwrite, **options) -> None:
+def build(
+    ctx: click.Context, inputs, more_inputs, output, vocab, config_file, workers, runner, overwrite, dry_run, **options
+) -> None:
     """Build shards from INPUT files, folders or globs (default: the bundled Wikipedia sample).
 
-    Unknown --name=value options are passed to Beam (e.g. --project=…, --region=…,
-    --temp_location=gs://…). Inputs and outputs may be on any Beam filesystem.
+    Beam pipeline options go beside these, as --name=value or --name value (e.g. --project P
+    --region R --temp_location gs://…). Inputs and outputs may be on any Beam filesystem.
     """
-    from corpusgen.tokenizer import VocabError, VocabFile
+    from corpusgen.tokenizer import VocabError
 
-    paths = [a for a in list(inputs) + ctx.args if not a.startswith("--")]
-    beam_args = [a for a in list(inputs) + ctx.args if a.startswith("--")]
+    paths = [*inputs, *more_inputs]
+    beam_args = ctx.meta.get(BEAM_ARGS, [])
+    _setup_logging(ctx.meta.get(DEBUG, False))  # before Beam's PipelineOptions sets up a default one
     try:
         cfg = BuildConfig.from_file(config_file) if config_file else BuildConfig()
         quality, languages, near = options.pop("quality"), options.pop("languages"), options.pop("near_dedup")
@@ -165,33 +266,49 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
         if not paths:
             paths = [bundled(BUNDLED_CORPUS)]
         cfg = cfg.replace(**given)
-        vocab_file = VocabFile.read(vocab or bundled(BUNDLED_VOCAB))
+        vocab_file = _read_vocab(vocab or bundled(BUNDLED_VOCAB), dry_run)
     except (ValueError, VocabError) as exc:
         raise _fail(exc) from None
     if workers < 1:
         raise UserError("--workers must be at least 1")
+    for warning in cfg.warnings():
+        click.echo(f"warning: {warning}", err=True)
 
-    from pipelines.build import check_runner, run_build
+    from pipelines.build import check_beam_args, check_runner, run_build
     from pipelines.inputs import InputError, check_inputs, resolve_inputs
+    from pipelines.output import OutputError, is_remote, take_output
 
-    problems = check_runner(runner, output, beam_args)
+    try:
+        check_beam_args(beam_args)
+    except ValueError as exc:
+        raise UserError(f"Beam option {exc}") from None
+    problems = check_runner(runner, output, beam_args, paths, dry_run=dry_run)
     if problems:
-        raise UserError(f"--runner {runner}: {'; '.join(problems)} (Beam options go as --name=value)")
+        raise UserError(f"--runner {runner or 'local'}: {'; '.join(problems)}")
+    # A dry run stays offline: remote patterns are passed on as they are, not listed.
+    unlisted = [p for p in paths if dry_run and is_remote(p)]
     skipped: dict[str, list[str]] = {}
     try:
-        files = resolve_inputs(paths, cfg, skipped)
+        files = resolve_inputs([p for p in paths if p not in unlisted], cfg, skipped)
         check_inputs(files, cfg)
     except InputError as exc:
         raise _fail(exc) from None
-    _prepare_output(output, overwrite)
+    if dry_run:
+        _dry_run(files + unlisted, unlisted, output, cfg, vocab_file, runner, workers, beam_args)
+        return
+    try:
+        taken = take_output(output, overwrite)
+    except OutputError as exc:
+        raise _fail(exc) from None
+    if taken.resumed:
+        click.echo(f"{output}: an unfinished build is there; resuming it (what it finished is kept)", err=True)
 
-    _setup_logging()
     click.echo(f"building {len(files)} file(s) → {output} (runner: {runner or 'local'}, workers: {workers})", err=True)
     started = time.time()
     from corpusgen.progress import ProgressPrinter
 
     try:
-        if "://" in output:
+        if is_remote(output):
             run_build(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args,
                       skipped=skipped)  # fmt: skip
         else:
@@ -200,49 +317,95 @@ def build(ctx: click.Context, inputs, output, vocab, config_file, workers, runne
                           skipped=skipped)  # fmt: skip
     except KeyboardInterrupt:
         raise UserError(
-            "interrupted; the output has no manifest, so no reader takes it; rerun with --overwrite"
+            "interrupted; the output has no manifest, so no reader takes it; "
+            "rerun the same command to resume, or add --overwrite to start over"
         ) from None
-    if "://" in output:
-        click.echo(f"done in {time.time() - started:.1f}s; manifest at {output}/manifest.json")
-        return
-    manifest = json.loads((Path(output) / "manifest.json").read_text())
-    click.echo(_summary(manifest, time.time() - started))
+    finally:
+        taken.release()
+    manifest = _read_manifest(output)
+    click.echo(_summary(manifest, time.time() - started, cfg))
+    if not manifest["shards"]:
+        raise UserError(_no_instances(manifest))
 
 
-def _prepare_output(output: str, overwrite: bool) -> None:
-    if "://" in output:
-        return  # remote: the manifest is the commit point; stale shards are not listed in it
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder; choose another -o/--output")
-    unfinished = (out / WORK_DIR).is_dir() and not (out / "manifest.json").exists()
-    if unfinished and not overwrite:
-        click.echo(f"{out}: an unfinished build is there; resuming it (what it finished is kept)", err=True)
-        return
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(
-                f"{out}: not empty; pass --overwrite to replace the build there, or choose another -o/--output"
-            )
-        if not any((out / name).exists() for name in ("manifest.json", "shards", "removed", WORK_DIR)):
-            raise UserError(
-                f"{out}: holds files that are not a corpusgen build; refusing to delete them, choose another -o/--output"
-            )
-        (out / "manifest.json").unlink(missing_ok=True)  # first: the old build stops being a build
-        shutil.rmtree(out / "shards", ignore_errors=True)
-        shutil.rmtree(out / "removed", ignore_errors=True)
-        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+def _read_vocab(path: str, dry_run: bool):
+    """The vocabulary, read here (it travels inside the job): local, or copied from a Beam filesystem."""
+    import tempfile
+
+    from corpusgen.tokenizer import VocabError, VocabFile
+    from pipelines.output import is_remote
+
+    if not is_remote(path):
+        return VocabFile.read(path)
+    if dry_run:
+        raise VocabError(f"--vocab {path}: a dry run stays offline; pass a local copy of the vocabulary")
+    from apache_beam.io.filesystems import FileSystems
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, path.rstrip("/").rsplit("/", 1)[-1])
+        try:
+            with FileSystems.open(path) as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except Exception as exc:  # Beam raises filesystem-specific errors
+            raise VocabError(
+                f"{path}: cannot read vocabulary ({str(exc).splitlines()[0][:200]}); check --vocab"
+            ) from None
+        try:
+            return VocabFile.read(local)
+        except VocabError as exc:
+            raise VocabError(str(exc).replace(local, path)) from None
 
 
-def _setup_logging() -> None:
+def _dry_run(files, unlisted, output, cfg, vocab_file, runner, workers, beam_args) -> None:
+    from pipelines.build import dry_run
+
+    report = dry_run(files, output, cfg, vocab_file, runner=runner, workers=workers, beam_args=beam_args)
+    click.echo(f"dry run: {report['runner']}, nothing submitted; the job graph below was built and checked offline")
+    click.echo(f"inputs: {len(files)} ({len(files) - len(unlisted)} local file(s) listed)")
+    for pattern in unlisted:
+        click.echo(f"  {pattern}  (remote: not listed in a dry run; a run lists it before submitting)")
+    click.echo(f"output: {output}")
+    click.echo(
+        f"steps ({len(report['steps'])} transforms, {report['primitive_transforms']} primitive; "
+        f"graph {report['graph_bytes'] / 1e6:.2f} MB in runner-API form):"
+    )
+    for label in report["steps"]:
+        depth = label.count("/")
+        if depth <= 1:
+            click.echo(f"  {'  ' * depth}{label.rsplit('/', 1)[-1]}")
+    click.echo("options that would be submitted (Beam's names, defaults left out):")
+    for name, value in sorted(report["options"].items()):
+        click.echo(f"  {name} = {json.dumps(value, default=str)}")
+
+
+def _read_manifest(output: str) -> dict:
+    from apache_beam.io.filesystems import FileSystems
+
+    from corpusgen.shards import MANIFEST_NAME
+
+    with FileSystems.open(FileSystems.join(output, MANIFEST_NAME)) as f:
+        return json.loads(f.read())
+
+
+def _no_instances(manifest: dict) -> str:
+    s = manifest["stats"]
+    drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
+    return (
+        f"no instances were made: {s['documents']['read']} document(s) read, {s['documents']['kept']} kept, "
+        f"dropped: {drops}; check the inputs, --input-format and --text-field (counts in manifest.json)"
+    )
+
+
+def _setup_logging(debug: bool = False) -> None:
     logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+        level=logging.INFO if debug else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
     )
     logging.getLogger("corpusgen").setLevel(logging.INFO)
 
 
-def _summary(manifest: dict, seconds: float) -> str:
+def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:
     from corpusgen.stats import input_summary
 
     s = manifest["stats"]
@@ -251,14 +414,8 @@ def _summary(manifest: dict, seconds: float) -> str:
     tokens = sum(e["tokens"] for e in shards)
     drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
     m = s["masking"]
-    if not shards:
-        return "\n".join(
-            [
-                input_summary(s),
-                f"dropped: {drops}",
-                "no instances were made: every document was dropped (reasons above; see manifest.json)",
-            ]
-        )
+    if not shards:  # the caller ends with the error that says so
+        return f"{input_summary(s)}\ndropped: {drops}"
     return "\n".join(
         [
             f"{input_summary(s)} ({s['documents']['validation']} held out for validation)",
@@ -266,7 +423,13 @@ def _summary(manifest: dict, seconds: float) -> str:
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",
             f"NSP random share: {s['nsp']['random_share']}; masked {m['masked_share']} of tokens "
-            f"(mask/random/kept {m['mask_share']}/{m['random_share']}/{m['kept_share']})",
+            f"(mask/random/kept {m['mask_share']}/{m['random_share']}/{m['kept_share']})"
+            + (
+                f"; max_predictions_per_seq {cfg.max_predictions_per_seq} caps masking below masked_lm_prob "
+                f"{cfg.masked_lm_prob} in instances of {cfg.masking_cap_tokens}+ tokens"
+                if cfg.masking_capped
+                else ""
+            ),
             f"built in {seconds:.1f}s",
         ]
     )
@@ -358,8 +521,12 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
 def split(lang: str, line_breaks: str) -> None:
     """stdin: documents separated by blank lines → stdout: one sentence per line, a blank line between documents."""
     from corpusgen.clean import clean_text
-    from corpusgen.split import split_sentences
+    from corpusgen.split import check_language, split_sentences
 
+    try:
+        check_language(lang)
+    except ValueError as exc:
+        raise UserError(f"--{exc}") from None
     data = sys.stdin.buffer.read().decode("utf-8", errors="strict") if not sys.stdin.isatty() else ""
     first = True
     out = sys.stdout

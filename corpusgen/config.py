@@ -18,11 +18,14 @@ from typing import Any
 from corpusgen.neardup import NearDupConfig
 from corpusgen.quality import QualityConfig
 from corpusgen.readers import INPUT_FORMATS
+from corpusgen.split import check_language
 
 HTML_MODES = ("auto", "always", "never")
 NEXT_SENTENCE_MODES = ("nsp", "sop", "none")
 UNICODE_FORMS = ("NFC", "NFKC", "none")
 LINE_BREAK_MODES = ("auto", "sentence", "space")
+BERT_MAX_POSITIONS = 512
+"""Position embeddings of the standard BERT models (google-research/bert, Hugging Face bert-* checkpoints)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class BuildConfig:
             f"line_breaks must be one of {LINE_BREAK_MODES}, got {self.line_breaks!r}",
         )
         need(bool(self.text_field), "text_field must not be empty")
+        check_language(self.lang)  # raises ValueError listing the supported languages
         need(
             not (self.doc_per_file and self.wikitext_headings),
             "doc_per_file and wikitext_headings exclude each other: pick one way to cut documents",
@@ -165,6 +169,39 @@ class BuildConfig:
         need(self.rows_per_batch >= 1, "rows_per_batch must be at least 1")
         need(self.length_bin_width >= 1, "length_bin_width must be at least 1")
         need(1 <= self.zstd_level <= 22, "zstd_level must be in [1, 22]")
+
+    def warnings(self) -> list[str]:
+        """What this config does that its user may not expect: valid, so printed, not refused."""
+        out = []
+        if self.max_seq_length > BERT_MAX_POSITIONS:
+            out.append(
+                f"max_seq_length {self.max_seq_length} exceeds the {BERT_MAX_POSITIONS} positions of standard BERT "
+                f"models: only a model with at least {self.max_seq_length} position embeddings can train on this build"
+            )
+        if self.masking_capped:
+            wanted = round(self.max_num_tokens * self.masked_lm_prob)
+            out.append(
+                f"max_predictions_per_seq {self.max_predictions_per_seq} caps masking below masked_lm_prob "
+                f"{self.masked_lm_prob} in instances of {self.masking_cap_tokens} tokens or more: a full one gets {self.max_predictions_per_seq} of the {wanted} masks it "
+                f"asks for ({self.max_predictions_per_seq / self.max_num_tokens:.1%} of its tokens); "
+                f"--max-predictions-per-seq {wanted} masks at the full rate"
+            )
+        return out
+
+    @property
+    def masking_capped(self) -> bool:
+        """True when ``max_predictions_per_seq`` is below ``masked_lm_prob`` of a full-length instance."""
+        return self.masking_cap_tokens is not None
+
+    @property
+    def masking_cap_tokens(self) -> int | None:
+        """Fewest ordinary tokens in an instance at which ``max_predictions_per_seq`` cuts its masks (None: never)."""
+        n = max(1, int(self.max_predictions_per_seq / self.masked_lm_prob))
+        while n <= self.max_num_tokens:
+            if round(n * self.masked_lm_prob) > self.max_predictions_per_seq:  # as corpusgen.masking counts
+                return n
+            n += 1
+        return None
 
     # --- derived ------------------------------------------------------------------
     @property

@@ -19,7 +19,7 @@ from functools import lru_cache
 from corpusgen import split_rules, unicode_ranges
 from corpusgen.split_rules import ALWAYS, AMBIGUOUS, NUMERIC, TITLE
 
-__all__ = ["split_sentences", "guess_language", "LINE_BREAK_MODES"]
+__all__ = ["split_sentences", "guess_language", "check_language", "LANGUAGES", "LINE_BREAK_MODES"]
 
 LINE_BREAK_MODES = ("auto", "sentence", "space")
 
@@ -120,6 +120,20 @@ def _rules_for(lang: str) -> _Rules:
 def _normalise_lang(lang: str) -> str:
     code = lang.strip().lower().replace("_", "-").split("-")[0]
     return code or "en"
+
+
+# The languages this splitter has rules for (abbreviations and sentence starters, ordinal
+# dots, quote particles), Korean (whose punctuation the common rules cover, and which
+# guess_language returns), and "auto". The config and the command line refuse any other code.
+LANGUAGES = ("auto", *sorted(set(split_rules.STARTERS) | _ORDINAL_DOT | set(_QUOTE_PARTICLES) | {"ko"}))
+
+
+def check_language(lang: str) -> str:
+    """The normalised code of ``lang`` ("en_US" → "en"), or ``ValueError`` listing the supported ones."""
+    code = _normalise_lang(lang)
+    if code not in LANGUAGES:
+        raise ValueError(f"lang {lang!r} is not supported; choose one of {', '.join(LANGUAGES)}")
+    return code
 
 
 # ----------------------------------------------------------------------------

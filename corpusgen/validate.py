@@ -196,6 +196,10 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{MANIFEST_NAME}: statistic {key} is {claimed.get(key, 0)}, the shards give {total.get(key, 0)}"
             )
 
+    if not total["instances"] and not defects:
+        drops = ", ".join(f"{k} {v}" for k, v in manifest.get("stats", {}).get("drops", {}).items()) or "none recorded"
+        defects.append(f"{MANIFEST_NAME}: the build holds no instances (drops: {drops}); nothing can be trained on it")
+
     masked = total[KIND_MASK] + total[KIND_RANDOM] + total[KIND_KEPT]
     nsp = total["nsp_next"] + total["nsp_random"]
     return {

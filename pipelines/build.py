@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+from apache_beam.pipeline import PipelineVisitor
 
 from corpusgen import readers
 from corpusgen.config import BuildConfig
@@ -129,52 +131,238 @@ def build_pipeline(
 
 
 LOCAL_RUNNERS = (None, "", "local", "FnApiRunner", "DirectRunner")
+# Runners Beam knows only by their full class path.
+RUNNER_PATHS = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+DATAFLOW_REQUIRED = ("project", "region", "temp_location")
 
 
-def check_runner(runner: str | None, output_dir: str, beam_args: list[str]) -> list[str]:
-    """Problems that would make a remote run fail after submission, found before any work."""
-    if runner in LOCAL_RUNNERS:
-        return []
+class _RaisingParser(_BeamArgumentParser):
+    def error(self, message: str):
+        raise ValueError(message)
+
+
+def beam_option_parser() -> _BeamArgumentParser:
+    """Beam's own argument parser holding every registered pipeline option class (as Beam builds it)."""
+    import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers DaskOptions)
+
+    parser = _RaisingParser(allow_abbrev=False)
+    classes = {str(cls): cls for cls in PipelineOptions.__subclasses__()}
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def beam_option_flags() -> dict[str, str]:
+    """``--name`` → how it takes a value: "" (a flag), "?" (optional value) or "1" (a value)."""
+    flags = {}
+    for action in beam_option_parser()._actions:
+        kind = "" if action.nargs == 0 else ("?" if action.nargs == "?" else "1")
+        for flag in action.option_strings:
+            if flag.startswith("--"):
+                flags[flag] = kind
+    return flags
+
+
+def check_beam_args(beam_args: list[str]) -> None:
+    """Parse ``beam_args`` with Beam's parser; ``ValueError`` with its message on a bad value."""
+    try:
+        _, unknown = beam_option_parser().parse_known_args(beam_args)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("argument ")) from None
+    if unknown:
+        raise ValueError(f"not Beam pipeline options: {' '.join(unknown)}")
+
+
+def _runner_name(runner: str | None) -> str | None:
+    return RUNNER_PATHS.get(runner or "", runner)
+
+
+def workers_elsewhere(runner: str | None, options: PipelineOptions) -> bool:
+    """True when the runner's workers run on other machines, so they cannot see local paths."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    if runner in LOCAL_RUNNERS or runner in StandardOptions.LOCAL_RUNNERS:
+        return False
     if runner == "DaskRunner":
-        named = any(a.startswith("--dask_client_address") for a in beam_args)
-        if named and "://" not in output_dir:
-            return [
-                f"-o {output_dir} is a local path that a remote Dask cluster's workers may not see; use gs:// or s3://"
-            ]
-        return []
+        from apache_beam.runners.dask.dask_runner import DaskOptions
+
+        dask = options.view_as(DaskOptions)
+        return bool(dask.address or dask.scheduler_file)  # else a dask LocalCluster on this machine
+    return True
+
+
+def _missing_cluster_options(runner: str | None, options: PipelineOptions, validator) -> list[str]:
+    """Options a cluster runner needs that Beam would default (or look up online) instead of refusing."""
+    from apache_beam.options import pipeline_options as po
+
+    name = (runner or "").removesuffix("Runner").lower()
+    if name == "dataflow":
+        cloud = options.view_as(po.GoogleCloudOptions)
+        missing = [f"needs --{o}" for o in DATAFLOW_REQUIRED if not getattr(cloud, o)]
+        if cloud.temp_location and not missing:
+            # Beam's own check, offline; were it to fail inside Beam's validator, Beam would go
+            # online to create a default bucket.
+            missing = [e.rstrip(".") for e in validator.validate_gcs_path(cloud, "temp_location")]
+        return missing
+    endpoint = options.view_as(po.PortableOptions).job_endpoint
+    if (
+        name == "flink"
+        and not endpoint
+        and options.view_as(po.FlinkRunnerOptions).flink_master in ("[auto]", "[local]")
+    ):
+        return [
+            "needs the cluster's address: --flink_master HOST:8081, or --job_endpoint HOST:8099 of a running job server"
+        ]
+    if name == "spark" and not endpoint and options.view_as(po.SparkRunnerOptions).spark_master_url.startswith("local"):
+        return [
+            "needs the cluster's address: --spark_master_url spark://HOST:7077, "
+            "or --job_endpoint HOST:8099 of a running job server"
+        ]
+    if name == "portable" and not endpoint:
+        return ["needs --job_endpoint HOST:8099 (the job server's address)"]
+    if name == "dask":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            return ["needs dask and distributed: pip install 'corpusgen[dask]'"]
+    return []
+
+
+def check_runner(
+    runner: str | None, output_dir: str, beam_args: list[str], inputs: list[str] = (), *, dry_run: bool = False
+) -> list[str]:
+    """Problems that would make a run fail after submission (or after hours of work), found before any work.
+
+    Beam's own validator checks the options for the runner; on top of it, a cluster runner must
+    be told where the cluster is, and its workers can read and write only non-local paths.
+    ``dry_run`` keeps the check offline (Beam's validator then skips its calls to GCS).
+    """
     from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
     from apache_beam.runners import create_runner
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     try:
-        runner_obj = create_runner(runner)
+        check_beam_args(beam_args)
     except ValueError as exc:
-        return [
-            str(exc).split(". Valid values")[0] + "; use DataflowRunner, FlinkRunner, SparkRunner or PortableRunner"
-        ]
-    problems = [e.rstrip(".") for e in PipelineOptionsValidator(PipelineOptions(beam_args), runner_obj).validate()]
-    if "://" not in output_dir:
-        problems.append(
-            f"-o {output_dir} is a local path that {runner}'s workers cannot write; use gs://, s3:// or hdfs://"
-        )
+        return [str(exc)]
+    if runner in LOCAL_RUNNERS:
+        runner_obj = FnApiRunner()
+    else:
+        try:
+            runner_obj = create_runner(_runner_name(runner))
+        except ValueError as exc:
+            return [
+                str(exc).split(". Valid values")[0]
+                + "; use DataflowRunner, FlinkRunner, SparkRunner, PortableRunner or DaskRunner"
+            ]
+    options = PipelineOptions(beam_args)
+    if dry_run:
+        options.view_as(beam.options.pipeline_options.TestOptions).dry_run = True
+    validator = PipelineOptionsValidator(options, runner_obj)
+    problems = _missing_cluster_options(runner, options, validator)
+    if not problems:  # with a required option missing, Beam's validator may go online to create a bucket
+        problems = [e.rstrip(".") for e in validator.validate()]
+    for path in [output_dir, *inputs]:
+        if _is_remote(path):
+            try:
+                FileSystems.get_filesystem(path)
+            except (OSError, ValueError) as exc:  # BeamIOError (an OSError): its package is not installed
+                first = str(getattr(exc, "exception_details", {}).get(path, exc)).splitlines()[0][:160]
+                problems.append(f"{path}: Beam cannot reach this filesystem here ({first})")
+                break
+    if workers_elsewhere(runner, options):
+        if not _is_remote(output_dir):
+            problems.append(
+                f"-o {output_dir} is a local path that {runner}'s workers cannot write; use gs://, s3:// or hdfs://"
+            )
+        local = [i for i in inputs if not _is_remote(i)]
+        if local:
+            problems.append(
+                f"input {local[0]} is a local path that {runner}'s workers cannot read; copy the inputs to gs://, "
+                "s3:// or hdfs://"
+            )
     return problems
 
 
-def make_pipeline(runner: str | None, workers: int, beam_args: list[str]) -> beam.Pipeline:
-    """A pipeline on the named runner; locally the in-process FnApiRunner with ``workers`` processes."""
-    options = PipelineOptions(beam_args)
-    if runner in LOCAL_RUNNERS:
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+def _is_remote(path: str) -> bool:
+    from pipelines.output import is_remote
 
+    return is_remote(path)
+
+
+def pipeline_options(
+    runner: str | None, workers: int, beam_args: list[str], *, dry_run: bool = False
+) -> PipelineOptions:
+    options = PipelineOptions(beam_args)
+    if dry_run:
+        options.view_as(beam.options.pipeline_options.TestOptions).dry_run = True
+    if runner in LOCAL_RUNNERS:
         direct = options.view_as(beam.options.pipeline_options.DirectOptions)
         direct.direct_num_workers = workers
         direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
-        return beam.Pipeline(runner=FnApiRunner(), options=options)
-    if runner == "DaskRunner":
-        from apache_beam.runners.dask.dask_runner import DaskRunner
+    else:
+        options.view_as(beam.options.pipeline_options.StandardOptions).runner = _runner_name(runner)
+    return options
 
-        return beam.Pipeline(runner=DaskRunner(), options=options)
-    options.view_as(beam.options.pipeline_options.StandardOptions).runner = runner
+
+def make_pipeline(runner: str | None, workers: int, beam_args: list[str], *, dry_run: bool = False) -> beam.Pipeline:
+    """A pipeline on the named runner; locally the in-process FnApiRunner with ``workers`` processes."""
+    options = pipeline_options(runner, workers, beam_args, dry_run=dry_run)
+    if runner in LOCAL_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return beam.Pipeline(runner=FnApiRunner(), options=options)
     return beam.Pipeline(options=options)
+
+
+class _Steps(PipelineVisitor):
+    """Full labels of the transforms, composites first, in the order they were applied."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.primitives = 0
+
+    def enter_composite_transform(self, node) -> None:
+        if node.full_label:
+            self.labels.append(node.full_label)
+
+    def visit_transform(self, node) -> None:
+        self.labels.append(node.full_label)
+        self.primitives += 1
+
+
+def dry_run(
+    files: list[str],
+    output_dir: str,
+    cfg: BuildConfig,
+    vocab: VocabFile,
+    *,
+    runner: str | None = None,
+    workers: int = 1,
+    beam_args: list[str] | None = None,
+) -> dict:
+    """Build the whole job graph for ``runner`` as a run would, without running or submitting it.
+
+    The graph is turned into the runner API form a runner is handed (every DoFn pickled), so a
+    DoFn that cannot travel fails here. Returns the steps, the options a run would submit, and sizes.
+    """
+    p = make_pipeline(runner, workers, beam_args or [], dry_run=True)
+    try:
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner))
+        proto = p.to_runner_api()
+        steps = _Steps()
+        p.visit(steps)
+    finally:
+        shutil.rmtree(p.local_tempdir, ignore_errors=True)
+    options = p.options.get_all_options(drop_default=True)
+    options.pop("dry_run", None)  # set here to keep Beam's validator offline; a run does not submit it
+    return {
+        "runner": _runner_name(runner) or "FnApiRunner",
+        "steps": steps.labels,
+        "primitive_transforms": steps.primitives,
+        "graph_bytes": proto.ByteSize(),
+        "options": options,
+    }
 
 
 def chunk_size(files: list[str], runner: str | None) -> int:

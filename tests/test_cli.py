@@ -76,7 +76,7 @@ def test_refuses_non_empty_output(tmp_path):
     (tmp_path / "in.txt").write_text("One. Two.\n")
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "mine.txt").write_text("precious")
-    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o")), "--overwrite")
+    one_line_error(*run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o")), "o: not empty")
     one_line_error(
         *run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--overwrite"), "not a corpusgen build"
     )
@@ -154,7 +154,9 @@ def test_cleaning_options_reach_the_config(tmp_path):
     (tmp_path / "in.txt").write_text("First sentence here. Second one there.\n")
     code, out = run("build", str(tmp_path / "in.txt"), "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--quality",
                     "--language", "en", "--near-dedup", "0.85", "--encoding", "cp1252", "--html", "never", "--write-removed")  # fmt: skip
-    assert code == 0, out
+    # Two sentences are too few for the quality filters: the build makes nothing, says so and fails,
+    # and its manifest keeps the config and the drops.
+    assert code == 1 and "Error: no instances were made" in out and "quality_too_few_sentences 1" in out, out
     cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
     assert cfg["quality"]["languages"] == ["en"] and cfg["near_dedup"]["threshold"] == 0.85
     assert (cfg["encoding"], cfg["html"], cfg["write_removed"]) == ("cp1252", "never", True)

@@ -73,3 +73,32 @@ def test_mask_scheme_and_its_short_form_agree():
     assert BuildConfig.from_dict(wwm.to_dict()) == wwm
     with pytest.raises(ValueError, match="mask_scheme must be one of"):
         BuildConfig(mask_scheme="span")
+
+
+def test_lang_is_checked_against_the_splitters_languages():
+    from corpusgen.split import LANGUAGES
+
+    with pytest.raises(ValueError, match=r"lang 'xx' is not supported; choose one of auto, bs, cs, da, de, en"):
+        BuildConfig(lang="xx")
+    for lang in LANGUAGES:
+        assert BuildConfig(lang=lang).lang == lang
+    assert BuildConfig(lang="en_US").lang == "en_US"  # regional variants use the language's rules
+    assert {"en", "de", "zh", "ja", "ko", "ru", "auto"} <= set(LANGUAGES)
+
+
+def test_warnings_for_long_sequences_and_capped_masking():
+    assert BuildConfig().warnings() == [] and not BuildConfig().masking_capped
+    # google-research/bert's settings for 512: 76 predictions (0.15 × 509 = 76.35 rounds to 76).
+    assert BuildConfig(max_seq_length=512, max_predictions_per_seq=76).warnings() == []
+    cfg = BuildConfig(max_seq_length=512)
+    assert cfg.masking_cap_tokens == 137  # round(137 × 0.15) = 21 > 20; round(136 × 0.15) = 20
+    assert cfg.warnings() == [
+        "max_predictions_per_seq 20 caps masking below masked_lm_prob 0.15 in instances of 137 tokens or more: "
+        "a full one gets 20 of the 76 masks it asks for (3.9% of its tokens); "
+        "--max-predictions-per-seq 76 masks at the full rate"
+    ]
+    long = BuildConfig(max_seq_length=1024, max_predictions_per_seq=160)
+    assert long.warnings() == [
+        "max_seq_length 1024 exceeds the 512 positions of standard BERT models: "
+        "only a model with at least 1024 position embeddings can train on this build"
+    ]
