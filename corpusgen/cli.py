@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from corpusgen.config import BuildConfig
+from corpusgen.masking import POSITION_SCHEMES
 from corpusgen.readers import INPUT_FORMATS
 
 BUNDLED_CORPUS = "enwiki_sample.jsonl.zst"
@@ -77,6 +78,7 @@ _BUILD_OPTIONS = {
     "seed": "random_seed",
     "lower_case": "do_lower_case",
     "whole_word_mask": "do_whole_word_mask",
+    "mask_scheme": "mask_scheme",
     "next_sentence": "next_sentence",
     "input_format": "input_format",
     "text_field": "text_field",
@@ -185,6 +187,9 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
 @click.option("--seed", type=int, help="random_seed [12345].")
 @click.option("--lower-case/--no-lower-case", default=None, help="[default: follow the vocabulary]")
 @click.option("--whole-word-mask/--no-whole-word-mask", default=None, help="do_whole_word_mask [off].")
+@click.option(
+    "--mask-scheme", type=click.Choice(sorted(POSITION_SCHEMES)), help="How positions to predict are chosen [token]."
+)
 @click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
 @click.option(
     "--input-format",
@@ -222,7 +227,9 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
     default=None,
     help="Write dropped documents with their reason to OUTPUT/removed/.",
 )
-@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option(
+    "--workers", type=int, default=None, help="Local worker processes (or Dask workers) [this machine's cores]."
+)
 @click.option(
     "--runner",
     default=None,
@@ -269,6 +276,8 @@ def build(
         vocab_file = _read_vocab(vocab or bundled(BUNDLED_VOCAB), dry_run)
     except (ValueError, VocabError) as exc:
         raise _fail(exc) from None
+    if workers is None:
+        workers = os.cpu_count() or 1
     if workers < 1:
         raise UserError("--workers must be at least 1")
     for warning in cfg.warnings():

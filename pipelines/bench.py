@@ -47,11 +47,17 @@ def bare_tokenizer_seconds(texts: list[str], vocab: VocabFile, repeats: int = 3)
 
 
 def _tree_rss(proc) -> int:
+    import psutil
+
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # the build, or a worker, just ended
+        return 0
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in tree:
         try:
             total += p.memory_info().rss
-        except Exception:  # a process that just ended
+        except psutil.Error:
             pass
     return total
 

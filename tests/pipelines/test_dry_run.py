@@ -6,7 +6,7 @@ import pytest
 
 from corpusgen.config import BuildConfig
 from pipelines.build import dry_run
-from tests.test_cli import one_line_error, run
+from tests.corpusgen.test_cli import one_line_error, run
 
 GCS = ["gs://my-bucket/corpus/*.jsonl.zst", "-o", "gs://my-bucket/bert/v1"]
 DATAFLOW = ["--runner", "DataflowRunner", "--project", "my-proj", "--region", "us-central1"]

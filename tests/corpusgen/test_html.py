@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from corpusgen.html import html_to_text, looks_like_html
 
-FIXTURES = Path(__file__).parent / "fixtures" / "web"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "web"
 
 
 def read(name: str) -> str:

@@ -1,11 +1,11 @@
 """Coverage-guided fuzzing of the readers and the cleaning step with atheris (not a pytest module).
 
     pip install atheris   # the `fuzz` extra
-    PYTHONPATH=. python tests/fuzz_atheris.py -max_total_time=60
+    PYTHONPATH=. python tests/corpusgen/fuzz_atheris.py -max_total_time=60
 
 Each input is read as text, JSONL and HTML, plain and behind every codec (whole and cut in
 half), and each document is cleaned; the counts must add up and nothing may raise. A crash
-prints the input; keep it as a regression test in tests/test_fuzz_inputs.py.
+prints the input; keep it as a regression test in tests/corpusgen/test_fuzz_inputs.py.
 """
 
 import io

@@ -21,7 +21,7 @@ from corpusgen.encoding import (
     sniff_unicode,
 )
 
-SHARED_WEB = Path(__file__).resolve().parents[2] / "shared" / "data" / "web"
+SHARED_WEB = Path(__file__).resolve().parents[3] / "shared" / "data" / "web"
 
 # Short texts written for these tests, a few sentences each: enough for detection to be unambiguous.
 RUSSIAN = (

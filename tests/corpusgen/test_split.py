@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from corpusgen.split import guess_language, split_sentences
 
-EWT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sbd" / "ud_en_ewt_dev_sentences.jsonl"
+EWT_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "sbd" / "ud_en_ewt_dev_sentences.jsonl"
 
 
 def _nonspace(text: str) -> str:

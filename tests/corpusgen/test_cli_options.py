@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from corpusgen.cli import cli
 from corpusgen.split import LANGUAGES
-from tests.test_cli import one_line_error, run
+from tests.corpusgen.test_cli import one_line_error, run
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import pipelines.output
 from corpusgen.intermediate import WORK_DIR
 from pipelines.output import LOCK_NAME, BuildLock, OutputError, TakenOutput, take_output
-from tests.test_cli import one_line_error, run
+from tests.corpusgen.test_cli import one_line_error, run
 
 CG = [sys.executable, "-m", "corpusgen.cli"]
 
