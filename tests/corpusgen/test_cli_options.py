@@ -77,6 +77,16 @@ def test_the_flag_values_really_reach_the_config(tmp_path, text):
     assert code == 0, out
     cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
     assert (cfg["dupe_factor"], cfg["do_whole_word_mask"], cfg["random_seed"]) == (1, True, 7)
+    assert cfg["mask_scheme"] == "whole-word"
+
+
+def test_mask_scheme_option_names_the_scheme(tmp_path, text):
+    code, out = run("build", text, "-o", str(tmp_path / "o"), "--dupe-factor=1", "--mask-scheme", "whole-word")
+    assert code == 0, out
+    cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
+    assert (cfg["mask_scheme"], cfg["do_whole_word_mask"]) == ("whole-word", True)
+    code, out = run("build", text, "-o", str(tmp_path / "p"), "--mask-scheme", "span")
+    assert code == 2 and "'span' is not one of" in out
 
 
 def test_unsupported_language_is_refused_listing_the_supported(tmp_path, text):

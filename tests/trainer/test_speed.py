@@ -47,7 +47,7 @@ def test_fast_step_gives_the_plain_loss_curve(build_dir):
     assert [has_padding(b) for b in batches] == [False, True] * 4
     plain = loss_curve(batches, 512, fast=False)
     fast = loss_curve(batches, 512, fast=True)
-    assert plain[-1] < plain[0]  # it trains, so the curves compare something
+    assert (plain[1:] - plain[:-1]).abs().min() > 1e-4  # every step moves the loss: the curves compare something
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
     assert fused_adamw(torch.device("cpu"))
 
@@ -67,7 +67,7 @@ def test_compiled_step_gives_the_plain_loss_curve(build_dir):
     # inductor draws dropout masks from its own generator: equal only without dropout, so compare the first
     # step's loss (before any update depends on a mask) loosely and the trend
     assert compiled[0].item() == pytest.approx(plain[0].item(), rel=0.05)
-    assert compiled[-1] < compiled[0]
+    torch.testing.assert_close(compiled, plain, rtol=0.05, atol=0.0)  # the same curve up to dropout noise
 
 
 def test_no_mask_for_unpadded_batches():
@@ -121,7 +121,7 @@ def test_measure_train_reports_every_figure():
     assert (r["device"], r["dtype"], r["mfu"], r["seq_len"], r["predictions"]) == ("cpu", "fp32", None, 32, 8)
     assert set(r["split_ms"]) == {"data_wait", "forward", "backward", "optimizer"}
     assert 0 < r["split_ms"]["forward"] < r["step_ms"]
-    assert r["seq_per_s"] == pytest.approx(4 / (r["step_ms"] / 1e3), abs=0.006)  # both rounded
+    assert r["seq_per_s"] == pytest.approx(4 / (r["step_ms"] / 1e3), rel=2e-3)  # both rounded
     assert r["tokens_per_s"] == pytest.approx(r["seq_per_s"] * 32, abs=0.2)  # unpadded rows
 
 
