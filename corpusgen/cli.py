@@ -482,7 +482,7 @@ def validate(build_dir: str, as_json: bool) -> None:
 )
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
-    from corpusgen.shards import ManifestError, load_manifest, open_shard, resolve_entry
+    from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, resolve_entry
     from corpusgen.tokenizer import VocabFile, WordPiece
 
     try:
@@ -502,6 +502,8 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     reader = open_shard(resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path"))
     rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
+    swapped = manifest["config"].get("next_sentence") == "sop"  # SOP's 1 means A and B were swapped
+    labels = {0: "B follows A", 1: "A and B swapped" if swapped else "B is random", NSP_IGNORE: "no pair"}
     for r, row in enumerate(rows):
         toks = wp.decode_tokens(row["input_ids"])
         for p, label in zip(row["masked_positions"], row["masked_labels"]):
@@ -512,7 +514,7 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
                 else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
             )
         a, b = " ".join(toks[1 : row["a_len"] - 1]), " ".join(toks[row["a_len"] : -1])
-        label = {0: "B follows A", 1: "B is random", -100: "no pair"}.get(row["next_sentence_label"], "?")
+        label = labels.get(row["next_sentence_label"], "?")
         click.echo(
             f"\n#{r}  len {len(toks)}  a_len {row['a_len']}  next_sentence_label {row['next_sentence_label']} ({label})"
         )

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from corpusgen.config import BuildConfig
+from corpusgen.shards import NSP_IGNORE
 
 NEXT = 0  # B follows A
 RANDOM = 1  # B is from another document (NSP) or A and B are swapped (SOP)
@@ -157,7 +158,7 @@ def create_pairs(
             a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
             covered[a_lo:a_hi] = True
             counts["tokens_placed_own"] += a_hi - a_lo
-            pairs.append(Pair(doc.ids[a_lo:a_hi], None, -100, short))
+            pairs.append(Pair(doc.ids[a_lo:a_hi], None, NSP_IGNORE, short))
             start = i
             target, short = draw_target()
             continue

@@ -54,8 +54,8 @@ from corpusgen.shards import (
     resolve_entry,
     sha256_file,
 )
+from trainer.model import IGNORE  # noqa: E402  (one name for the ignore label)
 
-IGNORE = -100
 STATE_VERSION = 1
 
 

@@ -20,7 +20,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-IGNORE = -100  # label value the losses skip (padding of masked_labels, next_sentence_label without NSP)
+from corpusgen.shards import NSP_IGNORE
+
+# The label the losses skip (padding of masked_labels, next_sentence_label without NSP): the shard
+# format's "no label", which is also torch's default ignore_index.
+IGNORE = NSP_IGNORE
 
 # name: (num_hidden_layers, hidden_size, num_attention_heads); intermediate is 4x hidden
 SIZES = {

@@ -174,3 +174,14 @@ def test_remote_runner_options_checked_before_any_work(tmp_path):
         "Unexpected pipeline runner: Nope",
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_inspect_names_sops_label_for_what_it_is(tmp_path):
+    out = tmp_path / "sop"
+    code, text = run(
+        "build", str(DATA / "sample_text.txt"), "-o", str(out), "--next-sentence", "sop", "--dupe-factor", "1"
+    )
+    assert code == 0, text
+    code, text = run("inspect", str(out), "-n", "25")
+    assert code == 0 and "(A and B swapped)" in text and "(B follows A)" in text
+    assert "B is random" not in text
