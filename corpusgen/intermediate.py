@@ -120,7 +120,8 @@ def _list_array(parts: list[np.ndarray], typ: pa.DataType, offset_dtype) -> pa.A
     offsets = np.zeros(len(parts) + 1, dtype=offset_dtype)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
     values = np.concatenate(parts) if parts else np.zeros(0, typ.value_type.to_pandas_dtype())
-    return type(pa.array([], typ)).from_arrays(pa.array(offsets), pa.array(values, typ.value_type))
+    array_type = pa.LargeListArray if pa.types.is_large_list(typ) else pa.ListArray
+    return array_type.from_arrays(pa.array(offsets), pa.array(values, typ.value_type))
 
 
 def batches_in_range(index: Sequence[Sequence[Any]], split: str, lo: int, hi: int) -> list[int]:

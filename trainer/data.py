@@ -54,7 +54,7 @@ from corpusgen.shards import (
     resolve_entry,
     sha256_file,
 )
-from trainer.model import IGNORE  # noqa: E402  (one name for the ignore label)
+from trainer.model import IGNORE
 
 STATE_VERSION = 1
 
