@@ -483,7 +483,7 @@ def validate(build_dir: str, as_json: bool) -> None:
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
     from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, resolve_entry
-    from corpusgen.tokenizer import VocabFile, WordPiece
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 
     try:
         manifest = load_manifest(build_dir)
@@ -498,7 +498,7 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         raise UserError(f"--shard {shard_index}: the build has shards 0..{len(manifest['shards']) - 1}")
     entry = manifest["shards"][shard_index]
     vocab = resolve_entry(build_dir, manifest["vocab"], what="vocab")
-    wp = WordPiece(VocabFile.read(vocab), manifest["config"]["do_lower_case"])
+    wp = SubwordTokenizer(VocabFile.read(vocab), manifest["config"]["do_lower_case"])
     reader = open_shard(resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path"))
     rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from corpusgen.config import BuildConfig
-from corpusgen.tokenizer import VocabFile, WordPiece
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "corpusgen" / "data"
@@ -22,8 +22,8 @@ def vocab_file() -> VocabFile:
 
 
 @pytest.fixture(scope="session")
-def wordpiece(vocab_file) -> WordPiece:
-    return WordPiece(vocab_file)
+def wordpiece(vocab_file) -> SubwordTokenizer:
+    return SubwordTokenizer(vocab_file)
 
 
 @pytest.fixture(scope="session")

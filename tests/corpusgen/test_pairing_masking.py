@@ -131,7 +131,7 @@ def test_nsp_balance_and_short_share_on_a_large_sample():
 
 @pytest.fixture(scope="module")
 def tables(wordpiece):
-    return VocabTables.from_wordpiece(wordpiece)
+    return VocabTables.from_tokenizer(wordpiece)
 
 
 def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):

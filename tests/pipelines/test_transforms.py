@@ -145,7 +145,7 @@ def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece):
 
     with local_pipeline() as p:
         near = p | "near" >> beam.Create([docs[5].key])
-        out = (p | beam.Create(files), near) | CreateShards(cfg, VocabTables.from_wordpiece(wordpiece), str(out_dir))
+        out = (p | beam.Create(files), near) | CreateShards(cfg, VocabTables.from_tokenizer(wordpiece), str(out_dir))
 
         def check(entries):
             assert entries and all(e["split"] == "train" for e in entries)
