@@ -553,15 +553,28 @@ def split(lang: str, line_breaks: str) -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="vocab.txt, or tokenizer.json for a full tokenizer.")
+@click.option(
+    "-o", "--output", required=True, help="vocab.txt (WordPiece only), or tokenizer.json for a full tokenizer."
+)
 @click.option("--vocab-size", default=30522, show_default=True)
-@click.option("--min-frequency", default=2, show_default=True)
-@click.option("--limit-alphabet", default=1000, show_default=True)
-@click.option("--lower-case/--no-lower-case", default=True, show_default=True)
+@click.option("--min-frequency", default=2, show_default=True, help="WordPiece and BPE.")
+@click.option("--limit-alphabet", default=1000, show_default=True, help="WordPiece and BPE.")
+@click.option(
+    "--lower-case/--no-lower-case", default=None, help="[default: lower for wordpiece, cased for bpe/unigram]"
+)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
-def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field) -> None:
-    """Train a WordPiece vocabulary (Hugging Face tokenizers) on INPUT files."""
+@click.option(
+    "--model",
+    type=click.Choice(["wordpiece", "bpe", "unigram"]),
+    default="wordpiece",
+    show_default=True,
+    help="wordpiece (BERT), bpe (byte-level, RoBERTa/ModernBERT) or unigram (SentencePiece-style).",
+)
+def vocab(
+    inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field, model
+) -> None:
+    """Train a WordPiece, BPE or Unigram tokenizer (Hugging Face tokenizers) on INPUT files."""
     from corpusgen.readers import open_local
     from corpusgen.vocab import train_vocab
     from pipelines.inputs import InputError, check_inputs, open_raw, resolve_inputs
@@ -572,7 +585,7 @@ def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case,
         check_inputs(files, cfg)
         opener = open_raw if any("://" in f for f in files) else open_local  # Beam's filesystems for remote paths
         result = train_vocab(files, output, cfg, opener=opener, vocab_size=vocab_size, min_frequency=min_frequency,
-                             limit_alphabet=limit_alphabet, lower_case=lower_case)  # fmt: skip
+                             limit_alphabet=limit_alphabet, lower_case=lower_case, model=model)  # fmt: skip
     except (ValueError, InputError) as exc:
         raise _fail(exc) from None
     click.echo(f"{output}: {result['vocab_size']} tokens from {result['documents']} documents")

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "corpusgen" / "data"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BPE_TOKENIZER = FIXTURES / "tokenizers" / "bpe-2000.json"  # trained by `corpusgen vocab --model bpe`
+UNIGRAM_TOKENIZER = FIXTURES / "tokenizers" / "unigram-2000.json"
 
 
 @pytest.fixture(scope="session")

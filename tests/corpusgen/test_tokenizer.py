@@ -18,7 +18,7 @@ from corpusgen.tokenizer import (
     split_long_sentence,
     tokenize_documents,
 )
-from tests.conftest import DATA
+from tests.conftest import BPE_TOKENIZER, DATA, UNIGRAM_TOKENIZER
 
 # ids 0-4 are the specials, in SPECIAL_TOKENS order
 ORDINARY = ["a", "##b", "the", "cat", "sat", "##s"]
@@ -274,3 +274,129 @@ def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + plain)
     wp = SubwordTokenizer(VocabFile.read(path))
     assert wp.pad_id == 0 and wp.vocab_size == 30522
+
+
+# --- BPE and Unigram: special tokens by role, word starts from word_ids -------------------------------
+
+SENTENCE_PIECE_ROLES = {
+    "pad_id": 1,
+    "unk_id": 3,
+    "cls_id": 0,
+    "sep_id": 2,
+    "mask_id": 4,
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+    "mask_token": "<mask>",
+}
+
+
+@pytest.mark.parametrize("path, kind", [(BPE_TOKENIZER, "bpe"), (UNIGRAM_TOKENIZER, "unigram")])
+def test_bpe_and_unigram_special_tokens_come_from_the_tokenizer(path, kind):
+    tok = SubwordTokenizer(VocabFile.read(path))
+    assert tok.describe() == {"type": kind, "vocab_size": 2000, "do_lower_case": False, **SENTENCE_PIECE_ROLES}
+    assert np.flatnonzero(tok.is_special).tolist() == [0, 1, 2, 3, 4]  # only the added special tokens
+    assert tok.replacement_ids.tolist() == list(range(5, 2000))
+    assert not tok.is_continuation.any()  # their word starts come from word_ids, not from the pieces
+
+
+def _bpe(added: list[str], post_processor=None, unk: str | None = None) -> VocabFile:
+    """A byte-level BPE over a few words with the given special tokens (in that id order)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=added, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(["the cat sat on the mat, unbelievably"] * 20, trainer)
+    if post_processor is not None:
+        tok.post_processor = post_processor(tok)
+    return VocabFile("tokenizer.json", tok.to_str().encode())
+
+
+def test_roles_from_roberta_processing_and_from_a_template_in_any_id_order():
+    from tokenizers import processors
+
+    roberta = _bpe(
+        ["<mask>", "</s>", "<unk>", "<s>", "<pad>"],
+        lambda t: processors.RobertaProcessing(("</s>", t.token_to_id("</s>")), ("<s>", t.token_to_id("<s>"))),
+    )
+    tok = SubwordTokenizer(roberta)
+    assert (tok.mask_id, tok.sep_id, tok.unk_id, tok.cls_id, tok.pad_id) == (0, 1, 2, 3, 4)
+    # ModernBERT-style names on a BPE: the template says which is cls and which sep
+    modern = _bpe(
+        ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "<|endoftext|>"],
+        lambda t: processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", t.token_to_id("[CLS]")), ("[SEP]", 2)]
+        ),
+    )
+    tok = SubwordTokenizer(modern)
+    assert (tok.unk_id, tok.cls_id, tok.sep_id, tok.pad_id, tok.mask_id) == (0, 1, 2, 3, 4)
+    assert np.flatnonzero(tok.is_special).tolist() == [0, 1, 2, 3, 4, 5]  # <|endoftext|> is special too
+
+
+def test_a_tokenizer_without_a_mask_token_is_refused_in_one_line():
+    spec = json.loads(BPE_TOKENIZER.read_bytes())
+    spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] != "<mask>"]
+    with pytest.raises(VocabError) as err:
+        SubwordTokenizer(VocabFile("tokenizer.json", json.dumps(spec).encode()), source="no-mask.json")
+    assert str(err.value) == (
+        "no-mask.json: no mask token found (post-processor, model, padding, added special tokens); "
+        "add one as a special token (e.g. <mask>) and save the tokenizer again"
+    )
+    same = _bpe(["<s>", "</s>", "<unk>", "<pad>", "<mask>"], unk="<unk>")  # no post-processor: found by name
+    assert SubwordTokenizer(same).cls_id == 0
+    shared = _bpe(["<s>", "<pad>", "<unk>", "<mask>"])
+    with pytest.raises(VocabError, match=r"^tokenizer\.json: no sep token found"):
+        SubwordTokenizer(shared)
+
+
+def test_bpe_lower_casing_is_the_normalizers():
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER), do_lower_case=False)
+    assert tok.do_lower_case is False
+    with pytest.raises(VocabError) as err:
+        SubwordTokenizer(VocabFile.read(BPE_TOKENIZER), do_lower_case=True)
+    assert str(err.value) == (
+        "tokenizer.json: its normalizer has lowercase=False, the build asked for do_lower_case=True; "
+        "drop the option or fix the tokenizer"
+    )
+
+
+def test_bpe_word_starts_come_from_word_ids_where_piece_rules_are_wrong():
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER))
+    ids, lengths, starts = tok.encode_words(["Hello, unbelievable world!", "The cat's toy."])
+    assert tok.decode_tokens(ids) == [
+        "ĠH", "ell", "o", ",", "Ġun", "b", "el", "ie", "v", "able", "Ġworld", "!",
+        "ĠThe", "Ġc", "at", "'s", "Ġto", "y", ".",
+    ]  # fmt: skip
+    assert lengths.tolist() == [12, 7]
+    assert starts.astype(int).tolist() == [1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 0, 1]
+    # "##" rules would make every piece a word; a "Ġ" rule would glue ",", "!", "'s" and "." to their word
+    assert (~tok.is_continuation[ids]).all()
+    g_rule = np.array([t.startswith("Ġ") for t in tok.decode_tokens(ids)])
+    assert np.flatnonzero(g_rule != starts).tolist() == [3, 11, 15, 18]
+
+
+def test_unigram_word_starts_and_documents_carry_them():
+    tok = SubwordTokenizer(VocabFile.read(UNIGRAM_TOKENIZER))
+    counts = Counter()
+    [(key, ids, bounds, starts)] = tokenize_documents(
+        ["k"], [["Hello, unbelievable world!", "<s> The cat </s>"]], tok, 100, counts
+    )
+    pieces = tok.decode_tokens(ids)
+    assert pieces[:11] == ["▁He", "l", "lo", ",", "▁un", "be", "li", "ev", "able", "▁world", "!"]
+    assert starts[:11].astype(int).tolist() == [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]  # Metaspace: "Hello," one word
+    assert len(starts) == len(ids) and starts[bounds[1]]  # each sentence starts a word
+    # special tokens written in the text are ordinary text: <unk>, counted
+    assert pieces[bounds[1] :].count("<unk>") == 2 and counts["special_tokens_in_text"] == 2
+
+
+def test_long_bpe_sentences_are_cut_at_the_tokenizers_word_starts():
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER))
+    counts = Counter()
+    text = " ".join(["unbelievable"] * 6)  # 6 pieces a word
+    [(_, ids, bounds, starts)] = tokenize_documents(["k"], [[text]], tok, 14, counts)
+    assert len(ids) == 36 and bounds.tolist() == [0, 12, 24, 36]  # cut where a word starts, not at 14
+    assert starts[bounds[:-1]].all() and counts["long_sentences_cut"] == 1
