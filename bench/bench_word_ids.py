@@ -51,8 +51,8 @@ def main() -> None:
     for path in args.vocab or DEFAULT_VOCABS:
         tok = SubwordTokenizer(VocabFile.read(path))
         tok.encode_words(sentences[:500])  # warm up
-        ids_only = best(lambda: tok.encode(sentences))
-        with_starts = best(lambda: tok.encode_words(sentences))
+        ids_only = best(lambda tok=tok: tok.encode(sentences))
+        with_starts = best(lambda tok=tok: tok.encode_words(sentences))
         n_tokens = len(tok.encode(sentences)[0])
         results.append(
             {"vocab": Path(path).name, "type": tok.kind, "tokens": n_tokens, "ids_only_s": round(ids_only, 3),

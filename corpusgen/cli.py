@@ -171,7 +171,7 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
 @click.option("-o", "--output", "output", required=True, help="Output directory (shards + manifest.json).")
 @click.option(
     "--vocab",
-    help="vocab.txt or tokenizer.json, local or on a Beam filesystem [default: bundled bert-base-uncased].",
+    help="vocab.txt (WordPiece) or tokenizer.json (WordPiece, BPE, Unigram), local or on a Beam filesystem [default: bundled bert-base-uncased].",
 )
 @click.option(
     "--config",

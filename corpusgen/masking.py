@@ -136,31 +136,31 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
     rows_per_doc = np.zeros(len(documents), dtype=np.int64)
     cls_ = np.array([tables.cls_id], dtype=np.int64)
     sep_ = np.array([tables.sep_id], dtype=np.int64)
-    flags: list[np.ndarray] = []  # the tokenizer's word starts, laid out as pieces, when the pairs carry them
-    off_ = np.zeros(1, dtype=bool)
+    flags: list[np.ndarray | None] = []  # per piece: the tokenizer's word starts; None: the id table tells
+    has_flags = False
     for d, pairs in enumerate(documents):
         rows_per_doc[d] = len(pairs)
         for p in pairs:
             a_len_l.append(len(p.tokens_a) + 2)
             nsp_l.append(p.label)
             pieces += [cls_, p.tokens_a, sep_]
-            if p.starts_a is not None:
-                flags += [off_, p.starts_a, off_]
+            flags += [None, p.starts_a, None]
+            has_flags |= p.starts_a is not None
             if p.tokens_b is not None:
                 pieces += [p.tokens_b, sep_]
-                if p.starts_b is not None:
-                    flags += [p.starts_b, off_]
+                flags += [p.starts_b, None]
                 lengths_l.append(len(p.tokens_a) + len(p.tokens_b) + 3)
             else:
                 lengths_l.append(len(p.tokens_a) + 2)
     ids = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
     lengths = np.array(lengths_l, dtype=np.int64)
     row_of, row_start = _segment_rows(lengths)
-    if flags and sum(len(f) for f in flags) != len(ids):
-        raise ValueError("pairs mix documents with and without word starts; tokenize them with one tokenizer")
     # A word starts at a candidate that starts one (by the tokenizer's word ids, or by not being a
     # "##" piece), or whose left neighbour is no candidate (right after [CLS]/[SEP], a truncated front).
-    starts = np.concatenate(flags) if flags else ~tables.is_continuation[ids]
+    if has_flags:
+        starts = np.concatenate([~tables.is_continuation[x] if f is None else f for x, f in zip(pieces, flags)])
+    else:
+        starts = ~tables.is_continuation[ids]
     cand = ~tables.is_special[ids]
     prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
     return Sequences(

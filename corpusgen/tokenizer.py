@@ -150,10 +150,14 @@ def find_special_tokens(spec: dict, vocab_map: dict[str, int], kind: str, source
         if token is None and kind == "wordpiece" and default in vocab_map:
             token = default
         if token is None:
-            example = default if kind == "wordpiece" else f"<{role}>" if role not in ("cls", "sep") else "<s> … </s>"
+            if role in ("cls", "sep"):
+                template = "[CLS] $A [SEP]" if kind == "wordpiece" else "<s> $A </s>"
+                fix = f"give it a post-processor (e.g. TemplateProcessing(single='{template}'))"
+            else:
+                fix = f"add one as a special token (e.g. {default if kind == 'wordpiece' else f'<{role}>'})"
             raise VocabError(
                 f"{source}: no {role} token found (post-processor, model, padding, added special tokens); "
-                f"add one as a special token (e.g. {example}) and save the tokenizer again"
+                f"{fix} and save the tokenizer again"
             )
         roles[role] = token
     ids = [vocab_map[roles[r]] for r in ROLES]
