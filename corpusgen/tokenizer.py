@@ -29,9 +29,10 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # a vocab.txt's
 ROLES = ("pad", "unk", "cls", "sep", "mask")  # SPECIAL_TOKENS' roles, in the same order
 MODEL_TYPES = {"WordPiece": "wordpiece", "BPE": "bpe", "Unigram": "unigram"}  # tokenizer.json model type -> kind
 _BRACKETED = re.compile(r"^\[[^\[\]\s]+\]$")  # [PAD], [unused17], <…> vocabularies keep theirs too
-# A special token's name without its brackets, as tokenizers write them: [MASK], <mask>, <|padding|>, </s>.
-_ROLE_NAMES = {"pad": {"pad", "padding"}, "unk": {"unk", "unknown"}, "cls": {"cls", "s"}, "sep": {"sep", "/s"},
-               "mask": {"mask"}}  # fmt: skip
+# A special token's name without its brackets, as tokenizers write them: [MASK], <mask>, <|padding|>, </s>;
+# in order of preference (ModernBERT has both <|padding|> and its pad token [PAD]).
+_ROLE_NAMES = {"pad": ("pad", "padding"), "unk": ("unk", "unknown"), "cls": ("cls", "s"), "sep": ("sep", "/s"),
+               "mask": ("mask",)}  # fmt: skip
 
 
 class VocabError(ValueError):
@@ -139,14 +140,18 @@ def find_special_tokens(spec: dict, vocab_map: dict[str, int], kind: str, source
     vocabulary, with BERT's names. A role that cannot be found is a ``VocabError``.
     """
     found: dict[str, str | None] = dict(zip(("cls", "sep"), _template_cls_sep(spec.get("post_processor"))))
-    found["unk"] = (spec.get("model") or {}).get("unk_token")
+    model = spec.get("model") or {}
+    found["unk"] = model.get("unk_token")
+    if isinstance(model.get("unk_id"), int):  # Unigram names its unk token by id
+        found["unk"] = next((t for t, i in vocab_map.items() if i == model["unk_id"]), None)
     found["pad"] = (spec.get("padding") or {}).get("pad_token")
     specials = [t["content"] for t in spec.get("added_tokens") or [] if t.get("special")]
     roles: dict[str, str] = {}
     for role, default in zip(ROLES, SPECIAL_TOKENS):
         token = found.get(role)
         if token not in vocab_map:
-            token = next((t for t in specials if _role_name(t) in _ROLE_NAMES[role]), None)
+            named = (t for name in _ROLE_NAMES[role] for t in specials if _role_name(t) == name)
+            token = next(named, None)
         if token is None and kind == "wordpiece" and default in vocab_map:
             token = default
         if token is None:

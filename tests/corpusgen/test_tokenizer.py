@@ -325,16 +325,38 @@ def test_roles_from_roberta_processing_and_from_a_template_in_any_id_order():
     )
     tok = SubwordTokenizer(roberta)
     assert (tok.mask_id, tok.sep_id, tok.unk_id, tok.cls_id, tok.pad_id) == (0, 1, 2, 3, 4)
-    # ModernBERT-style names on a BPE: the template says which is cls and which sep
-    modern = _bpe(
-        ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "<|endoftext|>"],
-        lambda t: processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", t.token_to_id("[CLS]")), ("[SEP]", 2)]
-        ),
-    )
+
+    # ModernBERT-style names on a BPE: the template says which is cls and which sep; of <|padding|>
+    # and [PAD], the pad token is [PAD]
+    def template(t):
+        return processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[(x, t.token_to_id(x)) for x in ("[CLS]", "[SEP]")]
+        )
+
+    modern = _bpe(["<|padding|>", "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "<|endoftext|>"], template)
     tok = SubwordTokenizer(modern)
-    assert (tok.unk_id, tok.cls_id, tok.sep_id, tok.pad_id, tok.mask_id) == (0, 1, 2, 3, 4)
-    assert np.flatnonzero(tok.is_special).tolist() == [0, 1, 2, 3, 4, 5]  # <|endoftext|> is special too
+    assert (tok.unk_id, tok.cls_id, tok.sep_id, tok.pad_id, tok.mask_id) == (1, 2, 3, 4, 5)
+    assert np.flatnonzero(tok.is_special).tolist() == [0, 1, 2, 3, 4, 5, 6]  # <|endoftext|> is special too
+
+
+def test_roles_of_an_albert_style_unigram():
+    """ALBERT/DeBERTa-v3 mix the conventions: <pad> <unk> with [CLS] [SEP] [MASK]; Unigram names unk by id."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=specials, unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(["the cat sat on the mat, unbelievably"] * 20, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    spec = json.loads(tok.to_str())
+    assert spec["model"]["unk_id"] == 1 and "unk_token" not in spec["model"]
+    sub = SubwordTokenizer(VocabFile("tokenizer.json", tok.to_str().encode()))
+    assert sub.kind == "unigram"
+    assert sub.special_tokens == {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+    assert (sub.pad_id, sub.unk_id, sub.cls_id, sub.sep_id, sub.mask_id) == (0, 1, 2, 3, 4)
 
 
 def test_a_tokenizer_without_a_mask_token_is_refused_in_one_line():
