@@ -69,6 +69,6 @@ def prepare_documents(
             drop(counts, removed, stats.SINGLE_SENTENCE, text)
             counts["tokens_in_dropped_documents"] += n_tokens
             continue
-        doc = TokenizedDocument(key, ids, bounds, word_starts)
+        doc = TokenizedDocument(key, ids, bounds, word_starts=word_starts)
         out.append((split_of(key, cfg), pool_hash(key, cfg), loc, doc, text if cfg.write_removed else None))
     return out

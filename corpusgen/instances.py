@@ -53,7 +53,7 @@ def unique_documents(
                 hashlib.blake2b(f"{key}:{copy}".encode(), digest_size=16).hexdigest(),
                 doc.ids,
                 doc.bounds,
-                doc.word_starts,
+                word_starts=doc.word_starts,
             )
         out.append(doc)
     out.sort(key=lambda d: d.key)

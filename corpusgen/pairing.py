@@ -163,7 +163,7 @@ def create_pairs(
             covered[a_lo:a_hi] = True
             counts["tokens_placed_own"] += a_hi - a_lo
             starts = doc.word_starts[a_lo:a_hi] if doc.word_starts is not None else None
-            pairs.append(Pair(doc.ids[a_lo:a_hi], None, NSP_IGNORE, short, starts))
+            pairs.append(Pair(doc.ids[a_lo:a_hi], None, NSP_IGNORE, short, starts_a=starts))
             start = i
             target, short = draw_target()
             continue
@@ -216,7 +216,9 @@ def create_pairs(
         if mode == "sop" and is_random:
             tokens_a, tokens_b = tokens_b, tokens_a
             starts_a, starts_b = starts_b, starts_a
-        pairs.append(Pair(tokens_a, tokens_b, RANDOM if is_random else NEXT, short, starts_a, starts_b))
+        pairs.append(
+            Pair(tokens_a, tokens_b, RANDOM if is_random else NEXT, short, starts_a=starts_a, starts_b=starts_b)
+        )
         start = i
         target, short = draw_target()
 

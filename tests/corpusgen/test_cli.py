@@ -127,6 +127,11 @@ def test_vocab_command_trains_each_model_with_its_special_tokens(tmp_path, model
         pair = tok.tokenizer.encode("A cat.", "A dog.")
         assert pair.tokens[0] == "<s>" and pair.tokens.count("</s>") == 2  # the build's <s> A </s> B </s>
         assert pair.type_ids[-1] == 1
+    build = tmp_path / "b"
+    code, msg = run("build", str(DATA / "sample_text.txt"), "-o", str(build), "--vocab", str(out), "--dupe-factor", "1")
+    assert code == 0, msg
+    assert run("validate", str(build))[0] == 0
+    assert json.loads((build / "manifest.json").read_text())["tokenizer"]["type"] == model
 
 
 def test_vocab_txt_is_wordpiece_only(tmp_path):

@@ -355,7 +355,7 @@ def test_assemble_takes_word_starts_from_the_pairs_and_from_the_id_table_otherwi
 
     a, b = np.array([2000, 2001, 2002]), np.array([2003, 2004])
     # a truncated front (A's first piece continues a word): it still starts one after [CLS]
-    pair = Pair(a, b, NEXT, False, np.array([False, False, True]), np.array([True, False]))
+    pair = Pair(a, b, NEXT, False, starts_a=np.array([False, False, True]), starts_b=np.array([True, False]))
     seq = assemble([[pair]], tables)
     assert seq.word_start.tolist() == [False, True, False, True, False, True, False, False]
     # no flags (WordPiece): BERT's rule, a piece that is no "##" continuation or follows no candidate
@@ -383,7 +383,7 @@ def test_whole_word_masking_on_bpe_picks_whole_words_of_the_tokenizer():
     cfg = BuildConfig(do_whole_word_mask=True, max_seq_length=64, masked_lm_prob=0.3)
     counts = Counter()
     pool = [
-        TokenizedDocument(f"{i:032x}", ids, bounds, starts)
+        TokenizedDocument(f"{i:032x}", ids, bounds, word_starts=starts)
         for i, (_, ids, bounds, starts) in enumerate(
             tokenize_documents([""] * len(sentences), sentences, tok, 61, counts)
         )

@@ -182,7 +182,9 @@ def test_token_files_carry_word_starts_when_the_documents_do(tmp_path):
     docs = []
     for k in range(600):  # more than one record batch
         ids = rng.integers(5, 2000, size=int(rng.integers(1, 50))).astype(np.uint16)
-        docs.append(TokenizedDocument(f"{k:032x}", ids, np.array([0, len(ids)]), rng.random(len(ids)) < 0.6))
+        docs.append(
+            TokenizedDocument(f"{k:032x}", ids, np.array([0, len(ids)]), word_starts=rng.random(len(ids)) < 0.6)
+        )
     for carried in (True, False):
         if not carried:
             for d in docs:
