@@ -1,5 +1,5 @@
 """Builds with a BPE and a Unigram tokenizer: they validate, lay out ``<s> A </s> B </s>`` with the
-tokenizer's own ids, mask whole words of the tokenizer, train a tiny model, and (BPE) export to a
+tokenizer's own ids, mask whole words of the tokenizer, train a tiny model, and export to a
 Hugging Face folder that transformers loads with the right special tokens."""
 
 import json
@@ -101,8 +101,7 @@ def test_a_tiny_model_trains_on_the_build(build, tmp_path):
     assert result["step"] == 3 and np.isfinite(result["train"]["mlm_loss"])
     ckpt_cfg = json.loads((tmp_path / "run" / "run.json").read_text())
     assert ckpt_cfg["model_config"]["vocab_size"] == 2000 and ckpt_cfg["model_config"]["pad_token_id"] == 1
-    if kind == "bpe":
-        export_loads_in_transformers(tmp_path / "run", tmp_path / "hf")
+    export_loads_in_transformers(tmp_path / "run", tmp_path / "hf")
 
 
 def export_loads_in_transformers(run_dir, folder):
