@@ -250,7 +250,7 @@ def build(
     Beam pipeline options go beside these, as --name=value or --name value (e.g. --project P
     --region R --temp_location gs://…). Inputs and outputs may be on any Beam filesystem.
     """
-    from corpusgen.tokenizer import VocabError
+    from corpusgen.tokenizer import SubwordTokenizer, VocabError
 
     paths = [*inputs, *more_inputs]
     beam_args = ctx.meta.get(BEAM_ARGS, [])
@@ -274,6 +274,8 @@ def build(
             paths = [bundled(BUNDLED_CORPUS)]
         cfg = cfg.replace(**given)
         vocab_file = _read_vocab(vocab or bundled(BUNDLED_VOCAB), dry_run)
+        if cfg.do_lower_case is not None:  # a tokenizer.json's normalizer must agree, checked before any work
+            SubwordTokenizer(vocab_file, cfg.do_lower_case, source=vocab)
     except (ValueError, VocabError) as exc:
         raise _fail(exc) from None
     if workers is None:

@@ -134,6 +134,17 @@ def test_vocab_command_trains_each_model_with_its_special_tokens(tmp_path, model
     assert json.loads((build / "manifest.json").read_text())["tokenizer"]["type"] == model
 
 
+def test_a_lower_case_option_against_a_tokenizer_json_stops_before_any_work(tmp_path):
+    from tests.conftest import BPE_TOKENIZER
+
+    out = tmp_path / "o"
+    one_line_error(
+        *run("build", str(DATA / "sample_text.txt"), "-o", str(out), "--vocab", str(BPE_TOKENIZER), "--lower-case"),
+        f"Error: {BPE_TOKENIZER}: its normalizer has lowercase=False, the build asked for do_lower_case=True",
+    )
+    assert not out.exists()
+
+
 def test_vocab_txt_is_wordpiece_only(tmp_path):
     one_line_error(
         *run("vocab", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "vocab.txt"), "--model", "bpe"),
