@@ -37,7 +37,7 @@ class VocabTables:
     sep_id: int
     mask_id: int
     is_special: np.ndarray  # bool: [PAD] [UNK] [CLS] [SEP] [MASK] [unused…] — never chosen, never drawn
-    is_continuation: np.ndarray  # bool: "##" pieces
+    is_continuation: np.ndarray  # bool: "##" pieces (none for BPE/Unigram: their pairs carry word starts)
     replacement_ids: np.ndarray  # int64: ordinary ids, the pool random replacements come from
     replacement_rank: np.ndarray  # int64: index of an id in replacement_ids, -1 for specials
 
@@ -46,7 +46,7 @@ class VocabTables:
         return len(self.is_special)
 
     @classmethod
-    def from_wordpiece(cls, wp) -> VocabTables:
+    def from_tokenizer(cls, wp) -> VocabTables:
         return cls(
             wp.cls_id, wp.sep_id, wp.mask_id, wp.is_special, wp.is_continuation, wp.replacement_ids, wp.replacement_rank
         )
@@ -120,6 +120,7 @@ class Sequences:
     row_start: np.ndarray  # flat offset of every row
     rows_per_doc: np.ndarray  # int64, per document
     doc_of_row: np.ndarray  # int64, per row
+    word_start: np.ndarray  # bool, per position: a word starts here (specials never)
 
     @property
     def n_rows(self) -> int:
@@ -135,20 +136,33 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
     rows_per_doc = np.zeros(len(documents), dtype=np.int64)
     cls_ = np.array([tables.cls_id], dtype=np.int64)
     sep_ = np.array([tables.sep_id], dtype=np.int64)
+    flags: list[np.ndarray | None] = []  # per piece: the tokenizer's word starts; None: the id table tells
+    has_flags = False
     for d, pairs in enumerate(documents):
         rows_per_doc[d] = len(pairs)
         for p in pairs:
             a_len_l.append(len(p.tokens_a) + 2)
             nsp_l.append(p.label)
             pieces += [cls_, p.tokens_a, sep_]
+            flags += [None, p.starts_a, None]
+            has_flags |= p.starts_a is not None
             if p.tokens_b is not None:
                 pieces += [p.tokens_b, sep_]
+                flags += [p.starts_b, None]
                 lengths_l.append(len(p.tokens_a) + len(p.tokens_b) + 3)
             else:
                 lengths_l.append(len(p.tokens_a) + 2)
     ids = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
     lengths = np.array(lengths_l, dtype=np.int64)
     row_of, row_start = _segment_rows(lengths)
+    # A word starts at a candidate that starts one (by the tokenizer's word ids, or by not being a
+    # "##" piece), or whose left neighbour is no candidate (right after [CLS]/[SEP], a truncated front).
+    if has_flags:
+        starts = np.concatenate([~tables.is_continuation[x] if f is None else f for x, f in zip(pieces, flags)])
+    else:
+        starts = ~tables.is_continuation[ids]
+    cand = ~tables.is_special[ids]
+    prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
     return Sequences(
         ids=ids,
         lengths=lengths,
@@ -158,6 +172,7 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
         row_start=row_start,
         rows_per_doc=rows_per_doc,
         doc_of_row=np.repeat(np.arange(len(documents)), rows_per_doc),
+        word_start=cand & (starts | ~prev_cand),
     )
 
 
@@ -210,12 +225,9 @@ def replace(seq: Sequences, chosen: np.ndarray, k: np.ndarray, tables: VocabTabl
 
 
 def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: VocabTables, rngs) -> np.ndarray:
-    """Whole words (a piece and its "##" continuations) at random while they fit in ``k``."""
-    ids, row_of, n_rows, doc_of_row = seq.ids, seq.row_of, seq.n_rows, seq.doc_of_row
-    # A word starts at a candidate that is not a "##" piece, or whose left neighbour
-    # is no candidate (a piece right after [CLS]/[SEP] or a truncated front).
-    prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
-    starts = cand & (~tables.is_continuation[ids] | ~prev_cand)
+    """Whole words (a token where ``seq.word_start`` and the pieces after it) at random while they fit in ``k``."""
+    row_of, n_rows, doc_of_row = seq.row_of, seq.n_rows, seq.doc_of_row
+    starts = seq.word_start
     word_of = np.cumsum(starts) - 1  # word index of each position (valid where cand)
     pos = np.flatnonzero(cand)
     word_pos = word_of[pos]
