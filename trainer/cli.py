@@ -28,6 +28,12 @@ _TRAIN_OPTIONS = [
     click.option(
         "--model", type=click.Choice(["tiny", "mini", "small", "base", "large"]), help="Model size (default tiny)."
     ),
+    click.option(
+        "--max-position-embeddings",
+        type=int,
+        help="Model positions (default max(512, the build's max_seq_length rounded up to a power of 2)); "
+        "fewer than the build's rows need is refused.",
+    ),
     click.option("--steps", type=int, help="Total optimizer steps of the run; fixes the LR schedule (default 1000)."),
     click.option("--batch-size", type=int, help="Sequences per micro-batch per process (default 32)."),
     click.option("--accumulation", type=int, help="Micro-batches per optimizer step (default 1)."),
