@@ -39,7 +39,9 @@ def test_full_sentences_fill_rows_across_documents_with_a_sep_between():
 
 def test_a_row_ends_one_short_when_a_document_leaves_a_single_position():
     pool = [doc("a", 5, base=10), doc("b", 3, base=20)]
-    [(rows, _)] = pack_pool(pool, BuildConfig(next_sentence="full-sentences", max_seq_length=8, max_predictions_per_seq=1), 0, SEP)
+    [(rows, _)] = pack_pool(
+        pool, BuildConfig(next_sentence="full-sentences", max_seq_length=8, max_predictions_per_seq=1), 0, SEP
+    )
     # a: [CLS] 5 tokens [SEP] = 7; one position left cannot hold a token and its [SEP]
     assert rows_of(rows) == [([10, 11, 12, 13, 14], [0]), ([20, 21, 22], [0])]
 
@@ -57,7 +59,9 @@ def test_doc_sentences_never_cross_a_document():
 @pytest.mark.parametrize("layout", ["full-sentences", "doc-sentences"])
 def test_every_token_once_in_order_and_copies_differ(layout):
     rng = np.random.default_rng(3)
-    pool = [doc(f"{i:02d}", *rng.integers(1, 40, size=rng.integers(1, 8)).tolist(), base=1000 * (i + 1)) for i in range(12)]
+    pool = [
+        doc(f"{i:02d}", *rng.integers(1, 40, size=rng.integers(1, 8)).tolist(), base=1000 * (i + 1)) for i in range(12)
+    ]
     cfg = BuildConfig(next_sentence=layout, max_seq_length=64, dupe_factor=3)
     layouts = []
     for dupe in range(3):
@@ -165,7 +169,11 @@ def test_a_good_packed_build_validates_and_has_the_column(tmp_path):
         ([([2, 10, 11, 3, 20, 21, 22, 3], [0, 5])], "full-sentences", "[SEP] not exactly at each document piece's end"),
         ([([2, 10, 11, 3, 20, 21, 22, 3], [0, 7])], "full-sentences", "doc_starts not ascending"),
         ([([2, 10, 11, 3, 20, 21, 22, 3], [0, 4])], "doc-sentences", "more than one document in a doc-sentences row"),
-        ([([2, 10, 3], [0]), ([2, 11, 3], [0])], "full-sentences", "full-sentences rows shorter than max_seq_length - 1"),
+        (
+            [([2, 10, 3], [0]), ([2, 11, 3], [0])],
+            "full-sentences",
+            "full-sentences rows shorter than max_seq_length - 1",
+        ),
     ],
 )
 def test_the_validator_finds_broken_packed_rows(tmp_path, rows, layout, defect):

@@ -1,0 +1,139 @@
+"""Packed MLM-only builds end to end: the bundled Wikipedia sample built with each packed layout (and at a
+long context) validates, has the row properties of its layout, is byte-identical for 1 and 2 workers,
+and trains a tiny BERT a few steps."""
+
+import json
+
+import numpy as np
+import pytest
+import zstandard
+
+from corpusgen.config import BuildConfig
+from corpusgen.shards import NSP_IGNORE, open_shard
+from corpusgen.validate import validate_build
+from pipelines.build import run_build
+from tests.conftest import DATA
+from trainer.data import ShardDataset
+from trainer.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def sample_slice(tmp_path_factory):
+    lines = zstandard.ZstdDecompressor().decompress((DATA / "enwiki_sample.jsonl.zst").read_bytes()).splitlines()
+    path = tmp_path_factory.mktemp("slice") / "slice.jsonl"
+    path.write_bytes(b"\n".join(lines[:600]) + b"\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory, sample_slice, vocab_file):
+    out = {}
+    for layout in ("full-sentences", "doc-sentences"):
+        d = tmp_path_factory.mktemp(layout)
+        cfg = BuildConfig(next_sentence=layout, dupe_factor=2, nsp_pool_tokens=50_000, heldout_fraction=0.05)
+        run_build([str(sample_slice)], str(d), cfg, vocab_file)
+        out[layout] = d
+    return out
+
+
+def rows(build):
+    manifest = json.loads((build / "manifest.json").read_text())
+    tables = [open_shard(build / e["path"]).read_all() for e in manifest["shards"]]
+    return manifest, [r for t in tables for r in t.to_pylist()]
+
+
+@pytest.mark.parametrize("layout", ["full-sentences", "doc-sentences"])
+def test_packed_build_validates_with_its_row_properties(builds, layout):
+    report = validate_build(builds[layout])
+    assert report["ok"], report["defects"]
+    manifest, all_rows = rows(builds[layout])
+    cfg, tok = manifest["config"], manifest["tokenizer"]
+    L = cfg["max_seq_length"]
+    packing = manifest["stats"]["packing"]
+    assert packing["packed_rows"] == len(all_rows) == manifest["stats"]["instances"]
+    assert packing["segments"] == sum(len(r["doc_starts"]) for r in all_rows)
+    assert packing["truncated_tokens"] == 0 and manifest["stats"]["tokens"]["truncated_away"] == 0
+    assert manifest["stats"]["tokens"]["covered"] == 2 * manifest["stats"]["tokens"]["kept"]  # every token, each copy
+    for r in all_rows:
+        ids, starts = r["input_ids"], r["doc_starts"]
+        assert ids[0] == tok["cls_id"] and ids[-1] == tok["sep_id"] and len(ids) <= L
+        assert starts[0] == 0 and starts == sorted(set(starts)) and r["a_len"] == len(ids)
+        assert [i for i, t in enumerate(ids) if t == tok["sep_id"]] == [s - 1 for s in starts[1:]] + [len(ids) - 1]
+        assert r["next_sentence_label"] == NSP_IGNORE
+    if layout == "full-sentences":
+        pools = manifest["stats"]["nsp"]["pools"]
+        assert pools >= 3
+        short = sum(len(r["input_ids"]) < L - 1 for r in all_rows)
+        assert short <= 2 * pools  # the last row of each pool, per copy
+        assert sum(len(r["doc_starts"]) > 1 for r in all_rows) > len(all_rows) // 10  # rows cross documents
+    else:
+        assert all(len(r["doc_starts"]) == 1 for r in all_rows)
+    assert packing["padding"]["share_at_most"] <= 0.02
+
+
+def loader_padding(build, batch_size=32):
+    """Padding positions over all positions in the trainer's batches (one epoch, length-binned)."""
+    data = ShardDataset(build, batch_size=batch_size, seed=0, epochs=1, drop_last=False)
+    pad = total = 0
+    for batch in data:
+        pad += int((~batch["attention_mask"]).sum())
+        total += batch["attention_mask"].numel()
+    return pad / total
+
+
+@pytest.mark.parametrize("layout", ["full-sentences", "doc-sentences"])
+def test_the_trainer_sees_at_most_2_percent_padding(builds, layout):
+    manifest = json.loads((builds[layout] / "manifest.json").read_text())
+    share = loader_padding(builds[layout])
+    # the manifest's bound covers both splits, the loader reads the train split
+    assert share <= 0.02 and manifest["stats"]["packing"]["padding"]["share_at_most"] <= 0.02
+
+
+@pytest.mark.parametrize("layout", ["full-sentences", "doc-sentences"])
+def test_packed_build_trains_mlm_only(builds, layout, tmp_path, capsys):
+    cfg = TrainConfig(data=str(builds[layout]), out=str(tmp_path / "run"), steps=3, batch_size=8, log_every=3,
+                      progress=False)  # fmt: skip
+    result = train(cfg)
+    assert result["step"] == 3 and result["train"]["nsp_loss"] is None and result["eval"]["nsp_acc"] is None
+    assert 5.0 < result["train"]["mlm_loss"] < 11.0
+    out = capsys.readouterr().out
+    assert "MLM only: the build (" + layout + ") has no NSP/SOP labels" in out
+    assert ("attention kept inside each document" in out) == (layout == "full-sentences")
+
+
+def test_packed_builds_are_byte_identical_for_1_and_2_workers(tmp_path, vocab_file):
+    lines = zstandard.ZstdDecompressor().decompress((DATA / "enwiki_sample.jsonl.zst").read_bytes()).splitlines()
+    src = tmp_path / "s.jsonl"
+    src.write_bytes(b"\n".join(lines[:150]) + b"\n")
+    for layout in ("full-sentences", "doc-sentences"):
+        cfg = BuildConfig(next_sentence=layout, dupe_factor=2, nsp_pool_tokens=10_000, rows_per_shard=200)
+        digests = []
+        for workers in (1, 2):
+            out = tmp_path / f"{layout}-{workers}"
+            run_build([str(src)], str(out), cfg, vocab_file, workers=workers)
+            digests.append({e["path"]: e["sha256"] for e in json.loads((out / "manifest.json").read_text())["shards"]})
+        assert len(digests[0]) > 4 and digests[0] == digests[1]
+
+
+def test_long_context_build_validates_and_trains_with_enough_positions(sample_slice, vocab_file, tmp_path):
+    out = tmp_path / "long"
+    cfg = BuildConfig(next_sentence="full-sentences", max_seq_length=2048, dupe_factor=1, max_predictions_per_seq=300)
+    run_build([str(sample_slice)], str(out), cfg, vocab_file)
+    report = validate_build(out)
+    assert report["ok"], report["defects"]
+    manifest, all_rows = rows(out)
+    assert manifest["config"]["length_bin_width"] == 32
+    shard = open_shard(out / manifest["shards"][0]["path"]).read_all()
+    assert str(shard.schema.field("doc_starts").type) == "list<item: uint16>"
+    assert str(shard.schema.field("input_ids").type) == "list<item: uint16>"
+    lengths = np.array([len(r["input_ids"]) for r in all_rows])
+    assert (lengths >= 2047).sum() >= len(lengths) - manifest["stats"]["nsp"]["pools"]
+    common = dict(data=str(out), steps=2, batch_size=2, log_every=2, progress=False, eval_batches=1)
+    with pytest.raises(SystemExit, match="pass --max-position-embeddings 2048 or more"):
+        train(TrainConfig(out=str(tmp_path / "few"), max_position_embeddings=1024, **common))
+    result = train(TrainConfig(out=str(tmp_path / "run"), **common))
+    assert result["step"] == 2 and result["train"]["nsp_loss"] is None
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["model_config"]["max_position_embeddings"] == 2048
+    result = train(TrainConfig(out=str(tmp_path / "more"), max_position_embeddings=4096, **{**common, "steps": 1}))
+    assert json.loads((tmp_path / "more" / "run.json").read_text())["model_config"]["max_position_embeddings"] == 4096
