@@ -468,7 +468,8 @@ def validate(build_dir: str, as_json: bool) -> None:
         if c:
             click.echo(
                 f"{c['shards']} shard(s), {c['rows']} rows, {c['tokens']} tokens, {c['bytes_per_token']} bytes/token; "
-                f"NSP random {c['nsp_random_share']}; mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}"
+                f"NSP random {c['nsp_random_share']}; mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}; "
+                f"padding share at most {c['padding_share_at_most']} (rows padded to their length bin's top)"
             )
         click.echo("OK" if report["ok"] else f"FAILED: {len(report['defects'])} defect(s)")
     sys.exit(0 if report["ok"] else 1)
