@@ -14,10 +14,11 @@ segment of a row starts (the ``doc_starts`` column); masking stays with ``corpus
   is shorter.
 
 Rows are filled to the position, not closed at a sentence end as RoBERTa's ``complete`` mode
-does: closing at sentence ends leaves half a sentence empty per row on average (about a tenth of
-the row at 128 tokens on Wikipedia), which the trainer would see as padding; filling them keeps
-the padding share of packed builds under 2% (README). Sentences keep their order, and the
-sentence that straddles a row boundary is the only one split.
+does: closing at sentence ends leaves half a sentence empty per row on average (12.6% of the row
+at 128 tokens on the bundled Wikipedia sample), which the trainer would see as padding (up to 2.8%
+with bins of 8; ``bench/bench_packing.py``); filled rows leave full-sentences builds with no padding to speak of
+(README). Sentences keep their order, and the sentence that straddles a row boundary is the only
+one split (at any token: the rest of a word may open the next row).
 
 Dupe copies differ in their row boundaries, not only in their masks: copy 0 keeps the pool's
 key order (full-sentences) or starts each document at its first token (doc-sentences); copy

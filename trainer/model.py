@@ -256,7 +256,8 @@ def document_attention(q_doc: torch.Tensor, kv_doc: torch.Tensor, flex: bool):
         return q_doc[b, q] == kv_doc[b, kv]
 
     B, Q = q_doc.shape
-    return create_block_mask(same_document, B, None, Q, kv_doc.shape[1], device=q_doc.device)
+    # compiled on CUDA: the eager builder evaluates the rule densely (B x Q x T), too much at 8,192
+    return create_block_mask(same_document, B, None, Q, kv_doc.shape[1], device=q_doc.device, _compile=q_doc.is_cuda)
 
 
 _FLEX: dict[str, object] = {}
