@@ -227,11 +227,12 @@ def segments_from_doc_starts(starts: pa.ListArray, width: int) -> np.ndarray:
     offsets = starts.offsets.to_numpy().astype(np.int64)
     values = starts.values.to_numpy()[offsets[0] : offsets[-1]].astype(np.int64)
     n = len(offsets) - 1
-    marks = np.zeros((n, width + 1), dtype=np.uint16)
+    # a piece holds a token and its [SEP] at least: at most width / 2 pieces, so uint8 up to 512
+    marks = np.zeros((n, width + 1), dtype=np.uint8 if width <= 512 else np.uint16)
     rows = np.repeat(np.arange(n), np.diff(offsets))
     keep = values > 0  # the first piece starts at 0: no step there
     np.add.at(marks, (rows[keep], values[keep]), 1)
-    return np.cumsum(marks[:, :width], axis=1, dtype=np.uint16)
+    return np.cumsum(marks[:, :width], axis=1, dtype=marks.dtype)
 
 
 def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int, segments: bool = False) -> Rows:
