@@ -180,3 +180,26 @@ def test_the_validator_finds_broken_packed_rows(tmp_path, rows, layout, defect):
     report = validate_build(packed_build(tmp_path, rows, layout))
     assert not report["ok"]
     assert any(defect in d for d in report["defects"]), report["defects"]
+
+
+def test_the_command_line_builds_inspects_and_validates_packed_rows(tmp_path):
+    from tests.corpusgen.test_cli import run
+
+    src = tmp_path / "in.txt"
+    src.write_text("One sentence is here. Another one is there.\n\nA second document. It has two sentences.\n")
+    out = str(tmp_path / "o")
+    code, text = run("build", str(src), "-o", out, "--dupe-factor", "1", "--next-sentence", "full-sentences",
+                     "--heldout-fraction", "0")  # fmt: skip
+    assert code == 0, text
+    code, text = run("inspect", out, "-n", "1")
+    assert code == 0, text
+    lines = text.splitlines()
+    assert (
+        lines[1]
+        == "packed (full-sentences): 1 rows, 0 full, 2 document pieces, fill 0.171875, padding share at most 0.083333"
+    )
+    assert lines[3].startswith("#0  len 22  doc_starts [0, ")
+    assert lines[4].startswith("  D1: [CLS] ") and lines[5].startswith("  D2: ") and lines[5].endswith("[SEP]")
+    code, text = run("validate", out)
+    assert code == 0 and text.splitlines()[-1] == "OK", text
+    assert "padding share at most 0.083333 (rows padded to their length bin's top)" in text  # 22 of 24
