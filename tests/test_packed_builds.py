@@ -92,8 +92,10 @@ def test_the_trainer_sees_at_most_2_percent_padding(builds, layout):
 @pytest.mark.parametrize("layout", ["full-sentences", "doc-sentences"])
 def test_packed_build_trains_mlm_only(builds, layout, tmp_path, capsys):
     cfg = TrainConfig(data=str(builds[layout]), out=str(tmp_path / "run"), steps=3, batch_size=8, log_every=3,
-                      progress=False)  # fmt: skip
+                      progress=False, attention_dropout=0.0)  # fmt: skip
     result = train(cfg)
+    model_config = json.loads((tmp_path / "run" / "run.json").read_text())["model_config"]
+    assert model_config["attention_probs_dropout_prob"] == 0.0 and model_config["hidden_dropout_prob"] == 0.1
     assert result["step"] == 3 and result["train"]["nsp_loss"] is None and result["eval"]["nsp_acc"] is None
     assert 5.0 < result["train"]["mlm_loss"] < 11.0
     out = capsys.readouterr().out

@@ -51,6 +51,11 @@ _TRAIN_OPTIONS = [
     click.option("--weight-decay", type=float, help="Default 0.01 (not on biases and LayerNorm)."),
     click.option("--grad-clip", type=float, help="Clip the gradient norm to this (0: off; default 1.0)."),
     click.option("--dropout", type=float, help="Hidden and attention dropout (default 0.1)."),
+    click.option(
+        "--attention-dropout",
+        type=float,
+        help="Attention-probability dropout (default: --dropout); 0 lets packed builds use FlexAttention on CUDA.",
+    ),
     click.option("--seed", type=int, help="Seeds weights, dropout and data order (default 0)."),
     click.option(
         "--out", type=click.Path(file_okay=False), help="Run directory: logs, checkpoints (default runs/bert)."

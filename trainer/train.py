@@ -90,6 +90,9 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     """Live progress line between log lines (only on a terminal)."""
+    attention_dropout: float | None = None
+    """Dropout on attention probabilities; None: --dropout. 0 lets packed builds use FlexAttention on CUDA
+    (it has no dropout; with attention dropout the document mask goes through scaled_dot_product_attention)."""
     max_position_embeddings: int | None = None
     """Positions of the model; None: max(512, the build's max_seq_length rounded up to a power of 2).
     A model with fewer positions than the build's rows is refused."""
@@ -110,6 +113,10 @@ class TrainConfig:
             (self.dtype in ("auto", "bf16", "fp32"), "--dtype must be auto, bf16 or fp32"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0"),
+            (
+                self.attention_dropout is None or 0.0 <= self.attention_dropout < 1.0,
+                "--attention-dropout must be in [0, 1)",
+            ),
             (
                 self.max_position_embeddings is None or self.max_position_embeddings >= 1,
                 "--max-position-embeddings must be at least 1",
@@ -530,7 +537,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             vocab_size=int(manifest["tokenizer"]["vocab_size"]),
             max_position_embeddings=cfg.max_position_embeddings or max(512, round_up_pow2(train_data.max_seq_length)),
             hidden_dropout_prob=cfg.dropout,
-            attention_probs_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout,
             pad_token_id=int(manifest["tokenizer"].get("pad_id", 0)),
         )
     if mcfg.max_position_embeddings < train_data.max_seq_length:
