@@ -139,3 +139,25 @@ def test_long_context_build_validates_and_trains_with_enough_positions(sample_sl
     assert run["model_config"]["max_position_embeddings"] == 2048
     result = train(TrainConfig(out=str(tmp_path / "more"), max_position_embeddings=4096, **{**common, "steps": 1}))
     assert json.loads((tmp_path / "more" / "run.json").read_text())["model_config"]["max_position_embeddings"] == 4096
+
+
+@pytest.mark.e2e
+def test_torchrun_two_ranks_train_a_packed_build_mlm_only(builds, tmp_path):
+    """DDP with the NSP head out of the graph: its frozen parameters must not stall the gradient all-reduce."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trainer", "train", "--data", str(builds["full-sentences"]), "--out", str(out), "--steps", "3",
+           "--batch-size", "4", "--log-every", "3", "--eval-batches", "1", "--no-progress", "--trace"]  # fmt: skip
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "x2" in r.stdout and "MLM only" in r.stdout
+    traces = [[json.loads(x) for x in (out / f"trace-rank{k}.jsonl").read_text().splitlines()] for k in (0, 1)]
+    assert [t["weights_sha256"] for t in traces[0]] == [t["weights_sha256"] for t in traces[1]]
+    assert len({t["weights_sha256"] for t in traces[0]}) == 3
