@@ -161,3 +161,16 @@ def test_torchrun_two_ranks_train_a_packed_build_mlm_only(builds, tmp_path):
     traces = [[json.loads(x) for x in (out / f"trace-rank{k}.jsonl").read_text().splitlines()] for k in (0, 1)]
     assert [t["weights_sha256"] for t in traces[0]] == [t["weights_sha256"] for t in traces[1]]
     assert len({t["weights_sha256"] for t in traces[0]}) == 3
+
+
+def test_a_packed_run_stopped_and_resumed_ends_where_an_uninterrupted_one_does(builds, tmp_path):
+    common = dict(data=str(builds["full-sentences"]), steps=4, batch_size=8, log_every=1, progress=False,
+                  eval_batches=1, shuffle_buffer=256)  # fmt: skip
+    full = train(TrainConfig(out=str(tmp_path / "full"), **common))
+    train(TrainConfig(out=str(tmp_path / "split"), stop_after=2, **common))
+    resumed = train(TrainConfig(out=str(tmp_path / "split"), resume=True, **common))
+    timing = {"seq_per_s", "tokens_per_s"}
+    assert {k: v for k, v in resumed["train"].items() if k not in timing} == {
+        k: v for k, v in full["train"].items() if k not in timing
+    }
+    assert resumed["eval"] == full["eval"]
