@@ -24,7 +24,9 @@ Dupe copies differ in their row boundaries, not only in their masks: copy 0 keep
 key order (full-sentences) or starts each document at its first token (doc-sentences); copy
 d > 0 shuffles the pool's document order (full-sentences, seeded by the pool and d: documents
 meet other neighbours and every boundary moves), or gives each document a first row of a
-seeded random length shorter than copy 0's (doc-sentences: every later boundary shifts by it).
+seeded random length shorter than copy 0's (doc-sentences: every later boundary shifts by it;
+the length is one the loader pads nothing to, see ``first_row_tokens``). A full-sentences pool of
+one document gives the same rows in every copy (only the masks differ).
 Every random choice comes from ``document_rng`` of (seed, key, dupe), as for pairs, so a build
 is byte-identical across runners and worker counts.
 """
@@ -40,6 +42,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.masking import VocabTables, mask_documents
 from corpusgen.pairing import Pair, TokenizedDocument, document_rng
 from corpusgen.shards import NSP_IGNORE, Instances, position_dtype
+from corpusgen.stats import PAD_MULTIPLE
 from corpusgen.timing import StageTimer
 
 ROWS_PER_MASK_BATCH = 512  # packed rows masked together; bounds the arrays of one call
@@ -119,12 +122,22 @@ def pack_pool(
         rng = document_rng(cfg.random_seed, doc.key, dupe)
         first = None
         if dupe and doc.n_tokens >= 2:  # shorter than copy 0's first row: every boundary moves
-            first = int(rng.integers(1, min(L - 2, doc.n_tokens)))
+            first = first_row_tokens(min(L - 2, doc.n_tokens - 1), rng)
         rows = RowBuilder(L, sep_id)
         rows.feed(doc, first)
         rows.close()
         out.append((rows, rng))
     return out
+
+
+def first_row_tokens(most: int, rng: np.random.Generator) -> int:
+    """Tokens of a doc-sentences copy's first row, uniform in [1, most] among the lengths whose row
+    ([CLS] + tokens + [SEP]) is a multiple of ``PAD_MULTIPLE`` when there are any: the extra row a
+    copy makes then costs the loader no padding (it pads every batch to such a multiple)."""
+    aligned = np.arange(PAD_MULTIPLE - 2, most + 1, PAD_MULTIPLE)
+    if len(aligned):
+        return int(aligned[rng.integers(len(aligned))])
+    return int(rng.integers(1, most + 1))
 
 
 def create_packed_instances(

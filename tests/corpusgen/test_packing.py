@@ -203,3 +203,12 @@ def test_the_command_line_builds_inspects_and_validates_packed_rows(tmp_path):
     code, text = run("validate", out)
     assert code == 0 and text.splitlines()[-1] == "OK", text
     assert "padding share at most 0.083333 (rows padded to their length bin's top)" in text  # 22 of 24
+
+
+def test_a_doc_sentences_copy_opens_with_a_row_the_loader_pads_nothing_to():
+    from corpusgen.packing import first_row_tokens
+
+    rng = np.random.default_rng(0)
+    draws = [first_row_tokens(126, rng) for _ in range(200)]
+    assert set(draws) == set(range(6, 127, 8))  # rows of 8, 16, ..., 128 with [CLS] and [SEP]
+    assert {first_row_tokens(4, rng) for _ in range(50)} == {1, 2, 3, 4}  # none aligned fits: any
