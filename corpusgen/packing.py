@@ -162,11 +162,13 @@ def create_packed_instances(
             for lo in range(0, len(rows.rows), ROWS_PER_MASK_BATCH)
         ]
         batch: list = []
+        rows_in_batch = 0
         for entry in entries:
             batch.append(entry)
-            if sum(len(e[0]) for e in batch) >= ROWS_PER_MASK_BATCH:
+            rows_in_batch += len(entry[0])
+            if rows_in_batch >= ROWS_PER_MASK_BATCH:
                 parts.append(_masked(batch, tables, cfg, counts, timer, pos_dtype))
-                batch = []
+                batch, rows_in_batch = [], 0
         if batch:
             parts.append(_masked(batch, tables, cfg, counts, timer, pos_dtype))
     return [p for p in parts if len(p)]
