@@ -25,8 +25,9 @@ key order (full-sentences) or starts each document at its first token (doc-sente
 d > 0 shuffles the pool's document order (full-sentences, seeded by the pool and d: documents
 meet other neighbours and every boundary moves), or gives each document a first row of a
 seeded random length shorter than copy 0's (doc-sentences: every later boundary shifts by it;
-the length is one the loader pads nothing to, see ``first_row_tokens``). A full-sentences pool of
-one document gives the same rows in every copy (only the masks differ).
+the length is one the loader pads nothing to, see ``first_row_tokens``). A document that fits in
+one row stays one row in every copy (splitting it would only shorten its context and add a padded
+row), as does a full-sentences pool of one document: their copies differ in their masks only.
 Every random choice comes from ``document_rng`` of (seed, key, dupe), as for pairs, so a build
 is byte-identical across runners and worker counts.
 """
@@ -121,8 +122,8 @@ def pack_pool(
     for doc in pool:
         rng = document_rng(cfg.random_seed, doc.key, dupe)
         first = None
-        if dupe and doc.n_tokens >= 2:  # shorter than copy 0's first row: every boundary moves
-            first = first_row_tokens(min(L - 2, doc.n_tokens - 1), rng)
+        if dupe and doc.n_tokens > L - 2:  # shorter than copy 0's first row: every boundary moves
+            first = first_row_tokens(L - 3, rng)
         rows = RowBuilder(L, sep_id)
         rows.feed(doc, first)
         rows.close()
