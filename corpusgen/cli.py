@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from corpusgen.config import BuildConfig
+from corpusgen.config import NEXT_SENTENCE_MODES, BuildConfig
 from corpusgen.masking import POSITION_SCHEMES
 from corpusgen.readers import INPUT_FORMATS
 
@@ -190,7 +190,11 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
 @click.option(
     "--mask-scheme", type=click.Choice(sorted(POSITION_SCHEMES)), help="How positions to predict are chosen [token]."
 )
-@click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
+@click.option(
+    "--next-sentence",
+    type=click.Choice(list(NEXT_SENTENCE_MODES)),
+    help="Pair task (nsp, sop), one segment (none), or packed MLM-only rows (full-sentences, doc-sentences) [nsp].",
+)
 @click.option(
     "--input-format",
     type=click.Choice(INPUT_FORMATS),
@@ -466,7 +470,8 @@ def validate(build_dir: str, as_json: bool) -> None:
         if c:
             click.echo(
                 f"{c['shards']} shard(s), {c['rows']} rows, {c['tokens']} tokens, {c['bytes_per_token']} bytes/token; "
-                f"NSP random {c['nsp_random_share']}; mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}"
+                f"NSP random {c['nsp_random_share']}; mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}; "
+                f"padding share at most {c['padding_share_at_most']} (rows padded to their length bin's top)"
             )
         click.echo("OK" if report["ok"] else f"FAILED: {len(report['defects'])} defect(s)")
     sys.exit(0 if report["ok"] else 1)
@@ -504,6 +509,13 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     reader = open_shard(resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path"))
     rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
+    packing = manifest["stats"].get("packing")
+    if packing:
+        click.echo(
+            f"packed ({manifest['config']['next_sentence']}): {packing['packed_rows']} rows, {packing['full_rows']} full, "
+            f"{packing['segments']} document pieces, fill {packing['fill']}, "
+            f"padding share at most {packing['padding']['share_at_most']}"
+        )
     swapped = manifest["config"].get("next_sentence") == "sop"  # SOP's 1 means A and B were swapped
     labels = {0: "B follows A", 1: "A and B swapped" if swapped else "B is random", NSP_IGNORE: "no pair"}
     for r, row in enumerate(rows):
@@ -515,6 +527,12 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
                 if row["input_ids"][p] == wp.mask_id
                 else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
             )
+        if "doc_starts" in row:  # packed: one line per document piece
+            ends = [*row["doc_starts"][1:], len(toks)]
+            click.echo(f"\n#{r}  len {len(toks)}  doc_starts {row['doc_starts']}")
+            for j, (lo, hi) in enumerate(zip(row["doc_starts"], ends)):
+                click.echo(f"  D{j + 1}: {' '.join(toks[lo:hi])}")
+            continue
         a, b = " ".join(toks[1 : row["a_len"] - 1]), " ".join(toks[row["a_len"] : -1])
         label = labels.get(row["next_sentence_label"], "?")
         click.echo(

@@ -4,7 +4,8 @@ Documents with the same content key always share a pool (the pool follows from t
 exact duplicates are removed here, inside one pool, without a shuffle of texts: of several
 copies the first in input order (smallest locator) is kept. The pool is then sorted by key (its
 order must not depend on the runner) and every document gives its pairs and masks for each of
-the ``dupe_factor`` copies, each (document, dupe) on its own random stream.
+the ``dupe_factor`` copies, each (document, dupe) on its own random stream. Packed layouts
+(``BuildConfig.packed``) cut the pool into rows in ``corpusgen.packing`` instead of pairs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.documents import Removed, drop
 from corpusgen.intermediate import PoolDocument
 from corpusgen.masking import VocabTables, mask_documents
+from corpusgen.packing import create_packed_instances
 from corpusgen.pairing import TokenizedDocument, create_pairs, document_rng
 from corpusgen.partition import VALIDATION
 from corpusgen.shards import Instances
@@ -77,6 +79,9 @@ def create_instances(
     timer = timer or StageTimer()
     counts["pools"] += 1
     counts["pool_documents"] += len(pool)
+    if cfg.packed:
+        packed = create_packed_instances(pool, cfg, tables, counts, timer)
+        return Instances.concat(packed) if packed else None
     parts = []
     for dupe in range(cfg.dupe_factor):
         for lo in range(0, len(pool), DOCS_PER_MASK_BATCH):

@@ -82,7 +82,7 @@ class Pair(NamedTuple):
 
 def min_sentences(cfg: BuildConfig) -> int:
     """Sentences a document needs: a pair is cut from two (nsp, sop); a single segment from one."""
-    return 1 if cfg.next_sentence == "none" else 2
+    return 2 if cfg.has_pairs else 1
 
 
 def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:

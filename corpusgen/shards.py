@@ -15,7 +15,14 @@ a_len                  uint16                          tokens of ``[CLS] A [SEP]
 masked_positions       list<uint8|uint16>              ascending positions to predict
 masked_labels          list<uint16|uint32>             original token at each position
 next_sentence_label    int8                            0 B follows A, 1 B random, -100 none
+doc_starts             list<uint8|uint16>              packed layouts only: where each document
+                                                       segment starts (first 0; see below)
 =====================  ==============================  =========================================
+
+``doc_starts`` (``--next-sentence full-sentences|doc-sentences``): segment j of a row is
+``[doc_starts[j], doc_starts[j + 1])``, the last runs to the row's end; ``[CLS]`` belongs to the
+first segment and the ``[SEP]`` that closes a document's piece to that piece. A reader knows the
+column is there from ``manifest["config"]["next_sentence"]`` (``BuildConfig.packed``).
 
 This module imports neither Beam nor torch: the pipeline writes with it, the
 trainer and ``validate`` read with it.
@@ -27,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -50,9 +58,10 @@ def position_dtype(max_seq_length: int) -> np.dtype:
     return np.dtype(np.uint8) if max_seq_length <= 256 else np.dtype(np.uint16)
 
 
-def shard_schema(vocab_size: int, max_seq_length: int) -> pa.Schema:
+def shard_schema(vocab_size: int, max_seq_length: int, *, doc_starts: bool = False) -> pa.Schema:
     tok = pa.from_numpy_dtype(token_dtype(vocab_size))
     pos = pa.from_numpy_dtype(position_dtype(max_seq_length))
+    extra = [pa.field("doc_starts", pa.list_(pos), nullable=False)] if doc_starts else []
     return pa.schema(
         [
             pa.field("input_ids", pa.list_(tok), nullable=False),
@@ -60,6 +69,7 @@ def shard_schema(vocab_size: int, max_seq_length: int) -> pa.Schema:
             pa.field("masked_positions", pa.list_(pos), nullable=False),
             pa.field("masked_labels", pa.list_(tok), nullable=False),
             pa.field("next_sentence_label", pa.int8(), nullable=False),
+            *extra,
         ]
     )
 
@@ -88,6 +98,7 @@ class Instances:
 
     ``order_key`` is a seeded 64-bit hash of each instance's origin; shards are
     sorted by it, which shuffles them deterministically. It is not written.
+    ``doc_starts`` (flat) with ``num_doc_starts`` (per row) only in packed layouts, else None.
     """
 
     input_ids: np.ndarray
@@ -98,6 +109,8 @@ class Instances:
     masked_labels: np.ndarray
     next_sentence_label: np.ndarray
     order_key: np.ndarray
+    doc_starts: np.ndarray | None = None
+    num_doc_starts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -111,7 +124,7 @@ class Instances:
         parts = list(parts)
         if not parts:
             raise ValueError("Instances.concat needs at least one part")
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+        return cls(*(_concat_field([getattr(p, f) for p in parts], f) for f in _FIELDS))
 
     def take(self, rows: np.ndarray) -> Instances:
         """The rows ``rows`` (an index array), in that order."""
@@ -125,6 +138,8 @@ class Instances:
             masked_labels=_gather(self.masked_labels, self.num_masked, rows),
             next_sentence_label=self.next_sentence_label[rows],
             order_key=self.order_key[rows],
+            doc_starts=None if self.doc_starts is None else _gather(self.doc_starts, self.num_doc_starts, rows),
+            num_doc_starts=None if self.num_doc_starts is None else self.num_doc_starts[rows],
         )
 
     def to_record_batch(self, schema: pa.Schema) -> pa.RecordBatch:
@@ -140,12 +155,21 @@ class Instances:
                 as_list(self.masked_positions, self.num_masked, "masked_positions"),
                 as_list(self.masked_labels, self.num_masked, "masked_labels"),
                 pa.array(self.next_sentence_label, type=pa.int8()),
+                *([] if self.doc_starts is None else [as_list(self.doc_starts, self.num_doc_starts, "doc_starts")]),
             ],
             schema=schema,
         )
 
 
 _FIELDS = tuple(f for f in Instances.__dataclass_fields__)
+
+
+def _concat_field(values: list[np.ndarray | None], name: str) -> np.ndarray | None:
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise ValueError(f"Instances.concat: {name} is set in some parts only (packed and unpacked rows mixed)")
+    return np.concatenate(values)
 
 
 def serialize_shard(instances: Instances, schema: pa.Schema, *, zstd_level: int, rows_per_batch: int) -> bytes:
@@ -167,6 +191,15 @@ def shard_path(split: str, bin_lo: int, bin_hi: int, pool: int, pools: int, inde
     )
 
 
+_POOL_RE = re.compile(r"/pool-(\d+)-of-\d+\.part-")
+
+
+def shard_pool(path: str) -> int | None:
+    """The NSP pool a shard's rows come from, read from its ``shard_path`` name (None: another name)."""
+    m = _POOL_RE.search(path)
+    return int(m.group(1)) if m else None
+
+
 @dataclass
 class Shard:
     """One shard to write: where it goes and its rows, in file order."""
@@ -180,7 +213,7 @@ class Shard:
         """The file's bytes and its manifest entry."""
         data = serialize_shard(
             self.rows,
-            shard_schema(vocab_size, cfg.max_seq_length),
+            shard_schema(vocab_size, cfg.max_seq_length, doc_starts=self.rows.doc_starts is not None),
             zstd_level=cfg.zstd_level,
             rows_per_batch=cfg.rows_per_batch,
         )
@@ -267,6 +300,8 @@ def build_manifest(
         "counters": dict(sorted(counters.items())),
         "created": created,
     }
+    if getattr(cfg, "packed", False):
+        manifest["stats"]["packing"] = stats.packing_summary(counters, cfg.length_bin_width, cfg.max_seq_length)
     if build_seconds is not None:
         manifest["build_seconds"] = round(build_seconds, 1)
     return manifest

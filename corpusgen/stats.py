@@ -81,6 +81,40 @@ def length_counter(length: int) -> str:
     return f"{LENGTH_PREFIX}{length}"
 
 
+PAD_MULTIPLE = 8  # the loader pads a batch to its longest row rounded up to this (trainer.data.round_up)
+
+
+def padding_share_bound(lengths: Mapping[int, int], length_bin_width: int, max_seq_length: int) -> float | None:
+    """Padding positions over all positions if every row were padded to its length bin's top
+    (rounded up to ``PAD_MULTIPLE``): an upper bound of the share the trainer's batches carry, which
+    draw each batch from one bin and pad to the batch's longest row. ``lengths``: rows by length."""
+    rows = positions = 0
+    for length, count in lengths.items():
+        top = min(max_seq_length, ((length - 1) // length_bin_width + 1) * length_bin_width)
+        width = -(-top // PAD_MULTIPLE) * PAD_MULTIPLE
+        rows += length * count
+        positions += width * count
+    return round(1 - rows / positions, 6) if positions else None
+
+
+def packing_summary(c: Mapping[str, int], length_bin_width: int, max_seq_length: int) -> dict:
+    """The manifest's ``stats["packing"]`` of a packed build (``corpusgen.packing`` counts the rows)."""
+    rows = int(c.get("packed_rows", 0))
+    histogram = {int(k[len(LENGTH_PREFIX) :]): int(v) for k, v in c.items() if k.startswith(LENGTH_PREFIX)}
+    return {
+        "packed_rows": rows,
+        "full_rows": int(c.get("packed_rows_full", 0)),
+        "segments": int(c.get("packed_segments", 0)),
+        "fill": _share(int(c.get("instance_tokens", 0)), rows * max_seq_length),
+        "padding": {
+            "share_at_most": padding_share_bound(histogram, length_bin_width, max_seq_length),
+            "rule": f"rows padded to their length bin's top (width {length_bin_width}), "
+            f"rounded up to {PAD_MULTIPLE}; the trainer pads to the batch's longest row",
+        },
+        "truncated_tokens": int(c.get("tokens_truncated_away", 0)),
+    }
+
+
 def input_summary(s: Mapping) -> str:
     """One line of the input funnel from a manifest's ``stats``: files → records → documents.
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from corpusgen.config import PACKED_MODES
+from corpusgen.packing import PACKED_ROWS, PACKED_ROWS_FULL, PACKED_SEGMENTS
 from corpusgen.shards import (
     MANIFEST_NAME,
     NSP_IGNORE,
@@ -23,9 +25,10 @@ from corpusgen.shards import (
     open_shard,
     resolve_entry,
     sha256_file,
+    shard_pool,
     shard_schema,
 )
-from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, LENGTH_PREFIX, length_counter
+from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, LENGTH_PREFIX, length_counter, padding_share_bound
 
 MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
 
@@ -66,7 +69,8 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     defect(lengths > cfg["max_seq_length"], "longer than max_seq_length")
     if bin_range is not None:
         defect((lengths < bin_range[0]) | (lengths > bin_range[1]), f"length outside the shard's bin {bin_range}")
-    pairs = cfg["next_sentence"] != "none"
+    pairs = cfg["next_sentence"] in ("nsp", "sop")
+    packed = cfg["next_sentence"] in PACKED_MODES
     defect(lengths < (5 if pairs else 3), "too short to hold [CLS] A [SEP] B [SEP]" if pairs else "too short")
     ok_len = lengths >= (5 if pairs else 3)
     defect(np.diff(loff) != n_masked, "masked_labels and masked_positions differ in length")
@@ -85,8 +89,19 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     expected_sep[row_start + a_len - 1] = True
     expected_sep[off[1:] - 1] = True
     row_of = np.repeat(np.arange(n), lengths)
+    if packed:
+        seg_ok = check_doc_starts(table, cfg, lengths, defect, counts)
+        if not seg_ok:
+            return defects, counts
+        starts, soff = _flat(table.column("doc_starts"))
+        srow = np.repeat(np.arange(n), np.diff(soff))
+        inner = starts.astype(np.int64) > 0
+        expected_sep[row_start[srow[inner]] + starts[inner].astype(np.int64) - 1] = True  # each piece ends with [SEP]
     defect(np.bincount(row_of[is_cls != expected_cls], minlength=n) > 0, "[CLS] not exactly at position 0")
-    defect(np.bincount(row_of[is_sep != expected_sep], minlength=n) > 0, "[SEP] not exactly after A and at the end")
+    defect(
+        np.bincount(row_of[is_sep != expected_sep], minlength=n) > 0,
+        "[SEP] not exactly at each document piece's end" if packed else "[SEP] not exactly after A and at the end",
+    )
 
     prow = np.repeat(np.arange(n), n_masked)
     pos = pos.astype(np.int64)
@@ -126,6 +141,35 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     return defects, counts
 
 
+def check_doc_starts(table: pa.Table, cfg: dict, lengths: np.ndarray, defect, counts: Counter) -> bool:
+    """Packed rows: ``doc_starts`` begin at 0, ascend with pieces of a token and a [SEP] at least
+    (the first also holds [CLS]) inside the row, one piece a row in doc-sentences. Counts the rows,
+    full rows (max_seq_length, or one short) and pieces, as ``corpusgen.packing`` does."""
+    n = len(lengths)
+    starts, soff = _flat(table.column("doc_starts"))
+    starts = starts.astype(np.int64)
+    nseg = np.diff(soff)
+    defect(nseg == 0, "no doc_starts")
+    if (nseg == 0).any():
+        return False
+    srow = np.repeat(np.arange(n), nseg)
+    first = soff[:-1]
+    defect(starts[first] != 0, "doc_starts do not begin at 0")
+    ends = np.append(starts[1:], 0)
+    last = np.zeros(len(starts), bool)
+    last[soff[1:] - 1] = True
+    ends[last] = lengths
+    size = ends - starts
+    need = np.where(starts == 0, 3, 2)
+    defect(np.bincount(srow[size < need], minlength=n) > 0, "doc_starts not ascending with room for a token and [SEP]")
+    if cfg["next_sentence"] == "doc-sentences":
+        defect(nseg != 1, "more than one document in a doc-sentences row")
+    counts[PACKED_ROWS] += n
+    counts[PACKED_ROWS_FULL] += int((lengths >= cfg["max_seq_length"] - 1).sum())
+    counts[PACKED_SEGMENTS] += int(nseg.sum())
+    return not ((starts[first] != 0).any() or (size < need).any())
+
+
 def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """A report: ``ok``, ``defects`` (strings naming file and problem), ``checked`` figures."""
     build_dir = Path(build_dir)
@@ -143,7 +187,9 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
         defects.append(f"{vocab}: sha256 differs from the manifest's vocab_sha256")
 
     cfg = manifest["config"]
-    expected_schema = shard_schema(manifest["tokenizer"]["vocab_size"], cfg["max_seq_length"])
+    packed = cfg.get("next_sentence") in PACKED_MODES
+    expected_schema = shard_schema(manifest["tokenizer"]["vocab_size"], cfg["max_seq_length"], doc_starts=packed)
+    short_rows: Counter = Counter()  # full-sentences: rows shorter than full, by (split, pool)
     total: Counter = Counter()
     listed = set()
     rows_checked = 0
@@ -177,6 +223,11 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
             defects.append(f"{where}: {counts['instance_tokens']} tokens, manifest says {entry['tokens']}")
         total.update(counts)
         rows_checked += table.num_rows
+        if cfg.get("next_sentence") == "full-sentences" and not shard_defects:
+            lengths = np.diff(table.column("input_ids").combine_chunks().offsets.to_numpy())
+            short_rows[(entry.get("split"), shard_pool(entry["path"]))] += int(
+                (lengths < cfg["max_seq_length"] - 1).sum()
+            )
 
     shards_dir = build_dir / "shards"
     if shards_dir.is_dir():
@@ -185,11 +236,19 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{extra.relative_to(build_dir)}: file in shards/ not listed in {MANIFEST_NAME} (stale or partial)"
             )
 
+    for (split, pool), short in sorted(short_rows.items(), key=str):
+        if short > cfg["dupe_factor"]:
+            defects.append(
+                f"{split} pool {pool}: {short} full-sentences rows shorter than max_seq_length - 1; "
+                f"only the last row of each of the {cfg['dupe_factor']} copies may be"
+            )
+
     claimed = manifest.get("counters", {})
     for key in sorted(
         set(total)
         | {k for k in claimed if k.startswith(LENGTH_PREFIX)}
         | {"instances", "nsp_next", "nsp_random", KIND_MASK, KIND_RANDOM, KIND_KEPT, "instance_tokens"}
+        | ({PACKED_ROWS, PACKED_ROWS_FULL, PACKED_SEGMENTS} if packed else set())
     ):
         if int(claimed.get(key, 0)) != int(total.get(key, 0)):
             defects.append(
@@ -213,6 +272,11 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "mask_share": round(total[KIND_MASK] / masked, 6) if masked else None,
             "random_share": round(total[KIND_RANDOM] / masked, 6) if masked else None,
             "kept_share": round(total[KIND_KEPT] / masked, 6) if masked else None,
+            "padding_share_at_most": padding_share_bound(
+                {int(k[len(LENGTH_PREFIX) :]): v for k, v in total.items() if k.startswith(LENGTH_PREFIX)},
+                cfg["length_bin_width"],
+                cfg["max_seq_length"],
+            ),
             "bytes_per_token": round(sum(e["bytes"] for e in manifest["shards"]) / total["instance_tokens"], 4)
             if total["instance_tokens"]
             else None,

@@ -28,6 +28,12 @@ _TRAIN_OPTIONS = [
     click.option(
         "--model", type=click.Choice(["tiny", "mini", "small", "base", "large"]), help="Model size (default tiny)."
     ),
+    click.option(
+        "--max-position-embeddings",
+        type=int,
+        help="Model positions (default max(512, the build's max_seq_length rounded up to a power of 2)); "
+        "fewer than the build's rows need is refused.",
+    ),
     click.option("--steps", type=int, help="Total optimizer steps of the run; fixes the LR schedule (default 1000)."),
     click.option("--batch-size", type=int, help="Sequences per micro-batch per process (default 32)."),
     click.option("--accumulation", type=int, help="Micro-batches per optimizer step (default 1)."),
@@ -45,6 +51,11 @@ _TRAIN_OPTIONS = [
     click.option("--weight-decay", type=float, help="Default 0.01 (not on biases and LayerNorm)."),
     click.option("--grad-clip", type=float, help="Clip the gradient norm to this (0: off; default 1.0)."),
     click.option("--dropout", type=float, help="Hidden and attention dropout (default 0.1)."),
+    click.option(
+        "--attention-dropout",
+        type=float,
+        help="Attention-probability dropout (default: --dropout); 0 lets packed builds use FlexAttention on CUDA.",
+    ),
     click.option("--seed", type=int, help="Seeds weights, dropout and data order (default 0)."),
     click.option(
         "--out", type=click.Path(file_okay=False), help="Run directory: logs, checkpoints (default runs/bert)."

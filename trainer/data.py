@@ -13,7 +13,14 @@ masked_positions        (B, P)   int64   ascending positions to predict, 0-padde
 masked_labels           (B, P)   int64   original token at each position, -100 on padding
 masked_valid            (B, P)   bool    True where masked_positions/labels hold a prediction
 next_sentence_label     (B,)     int64   0 B follows A, 1 B random, -100 no NSP in this build
+doc_ids                 (B, T)   int64   full-sentences builds only: the document piece of each
+                                         position within its row (0, 1, …), -1 on padding
+position_ids            (B, T)   int64   full-sentences builds only: positions restart at 0 at
+                                         each piece, as if each document were its own row
 ======================  =======  ======  ======================================================
+
+``doc_ids`` let the model keep attention inside each document of a packed row (``trainer.model``);
+a doc-sentences row holds one document, so ``attention_mask`` already does.
 
 How rows reach a batch, and why:
 
@@ -191,8 +198,9 @@ class Rows:
     mlab: np.ndarray  # (n, Pw) uint16|uint32
     nmask: np.ndarray  # (n,)    int32
     nsp: np.ndarray  # (n,)    int8
+    seg: np.ndarray  # (n, W) uint8|uint16: document piece of each position (full-sentences); (n, 0) otherwise
 
-    FIELDS = ("ids", "length", "a_len", "mpos", "mlab", "nmask", "nsp")
+    FIELDS = ("ids", "length", "a_len", "mpos", "mlab", "nmask", "nsp", "seg")
 
     @classmethod
     def empty_like(cls, other: Rows, n: int) -> Rows:
@@ -214,10 +222,25 @@ def _dense_list(arr: pa.ListArray, width: int, what: str) -> tuple[np.ndarray, n
     return out, lengths.astype(np.int32)
 
 
-def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int) -> Rows:
+def segments_from_doc_starts(starts: pa.ListArray, width: int) -> np.ndarray:
+    """(n, width) index of the document piece each position belongs to, from the ``doc_starts`` column."""
+    offsets = starts.offsets.to_numpy().astype(np.int64)
+    values = starts.values.to_numpy()[offsets[0] : offsets[-1]].astype(np.int64)
+    n = len(offsets) - 1
+    # a piece holds a token and its [SEP] at least: at most width / 2 pieces, so uint8 up to 512
+    marks = np.zeros((n, width + 1), dtype=np.uint8 if width <= 512 else np.uint16)
+    rows = np.repeat(np.arange(n), np.diff(offsets))
+    keep = values > 0  # the first piece starts at 0: no step there
+    np.add.at(marks, (rows[keep], values[keep]), 1)
+    return np.cumsum(marks[:, :width], axis=1, dtype=marks.dtype)
+
+
+def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int, segments: bool = False) -> Rows:
+    """Dense rows of a record batch; ``segments``: also each position's document piece (full-sentences)."""
     ids, length = _dense_list(rb.column("input_ids"), width, "tokens")
     mpos, nmask = _dense_list(rb.column("masked_positions"), predictions, "predictions")
     mlab, _ = _dense_list(rb.column("masked_labels"), predictions, "labels")
+    seg = segments_from_doc_starts(rb.column("doc_starts"), width) if segments else np.zeros((len(length), 0), np.uint8)
     return Rows(
         ids=ids,
         length=length,
@@ -226,6 +249,7 @@ def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int) -> 
         mlab=mlab,
         nmask=nmask,
         nsp=rb.column("next_sentence_label").to_numpy(),
+        seg=seg,
     )
 
 
@@ -246,6 +270,21 @@ def collate(rows: Rows) -> dict[str, torch.Tensor]:
         "masked_labels": torch.from_numpy(labels),
         "masked_valid": torch.from_numpy(masked_valid),
         "next_sentence_label": torch.from_numpy(rows.nsp.astype(np.int64)),
+        **(packed_keys(rows.seg[:, :T], attention_mask) if rows.seg.shape[1] else {}),
+    }
+
+
+def packed_keys(seg: np.ndarray, attention_mask: np.ndarray) -> dict[str, torch.Tensor]:
+    """``doc_ids`` and ``position_ids`` of packed rows from each position's piece (B, T)."""
+    seg = seg.astype(np.int64)
+    T = seg.shape[1]
+    cols = np.broadcast_to(np.arange(T), seg.shape)
+    new = np.ones(seg.shape, dtype=bool)
+    new[:, 1:] = seg[:, 1:] != seg[:, :-1]
+    first = np.maximum.accumulate(np.where(new, cols, 0), axis=1)  # where the position's piece starts
+    return {
+        "doc_ids": torch.from_numpy(np.where(attention_mask, seg, -1)),
+        "position_ids": torch.from_numpy(np.where(attention_mask, cols - first, 0)),
     }
 
 
@@ -291,7 +330,8 @@ class ShardDataset(IterableDataset):
         self.max_seq_length = config.max_seq_length
         self.width = round_up(self.max_seq_length)
         self.predictions = config.max_predictions_per_seq
-        self.has_nsp = config.next_sentence != "none"
+        self.has_nsp = config.has_pairs
+        self.segments = config.next_sentence == "full-sentences"  # rows that hold several documents
 
         entries = [e for e in self.manifest["shards"] if e.get("split", "train") == split]
         self.paths = [str(resolve_entry(self.data_dir, e["path"], what="shard path")) for e in entries]
@@ -431,7 +471,7 @@ class ShardDataset(IterableDataset):
                     readers.pop(next(iter(readers)))
                 readers[s] = open_shard(self.paths[s])
             rb = readers[s].get_batch(int(units.batch[u])).slice(int(units.lo[u]), int(units.rows[u]))
-            return rows_from_record_batch(rb, self.width, round_up(self.predictions))
+            return rows_from_record_batch(rb, self.width, round_up(self.predictions), self.segments)
 
         for kind, arg in self._schedule(units, consumer, consumers):
             if kind == "load":

@@ -8,6 +8,14 @@ matmul of the model (hidden x vocab). For the same reason the last layer compute
 that leave the encoder ([CLS] and the predictions; every position stays a key and value): a
 twelfth of BERT-base's encoder shrinks to a third.
 
+Packed rows (``doc_ids`` from the loader, full-sentences builds) keep attention inside each
+document: a query sees only the keys of its own document piece, padding only padding, and
+positions restart at each piece, so a packed row computes what its documents would alone. On CPU
+(and whenever attention dropout is active: FlexAttention has none) this is an explicit boolean
+mask (B, 1, T, T) through ``scaled_dot_product_attention``; on CUDA without attention dropout it
+is FlexAttention with a block mask of the same rule, which skips the blocks across documents.
+Without NSP/SOP labels (``nsp=False``) the pooler and NSP head are not run at all.
+
 Shapes in comments: B batch, T sequence, H hidden, nh heads, hs head size, P predictions, V vocab.
 """
 
@@ -19,6 +27,11 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+try:  # FlexAttention (torch >= 2.5): the fused kernel for document masks on CUDA
+    from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
+except ImportError:  # pragma: no cover - older torch: explicit masks only
+    BlockMask = create_block_mask = flex_attention = None
 
 from corpusgen.shards import NSP_IGNORE
 
@@ -74,9 +87,11 @@ class Embeddings(nn.Module):
         self.ln = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         T = input_ids.shape[1]
-        pos = torch.arange(T, device=input_ids.device)
+        pos = torch.arange(T, device=input_ids.device) if position_ids is None else position_ids  # (T) or (B, T)
         x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)  # (B, T, H)
         return self.drop(self.ln(x))
 
@@ -99,8 +114,11 @@ class Layer(nn.Module):
         self.attn_drop = cfg.attention_probs_dropout_prob
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask, keep: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, H) -> (B, T, H); with ``keep`` (B, K) positions, only those rows: (B, K, H).
+
+        ``mask``: None, a bool tensor (B, 1, 1 or T or K, T), True = attend, or a FlexAttention
+        ``BlockMask`` (packed rows; see ``document_attention``).
 
         Every position still serves as a key and value, so the kept rows equal the full layer's
         there; the rest of the layer (queries, projection, MLP) runs on K rows instead of T.
@@ -114,7 +132,11 @@ class Layer(nn.Module):
             k, v = F.linear(x, w[H:], b[H:]).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)  # 2 x (B, nh, T, hs)
             x = torch.gather(x, 1, keep[:, :, None].expand(-1, -1, H))  # (B, K, H)
             q = F.linear(x, w[:H], b[:H]).view(B, -1, nh, hs).transpose(1, 2)  # (B, nh, K, hs)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0)
+        if BlockMask is not None and isinstance(mask, BlockMask):
+            a = _flex(q.device)(q, k, v, block_mask=mask)  # (B, nh, T or K, hs)
+        else:
+            dropout = self.attn_drop if self.training else 0.0
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         a = a.transpose(1, 2).reshape(B, -1, H)  # (B, T or K, H)
         x = self.ln1(x + self.drop(self.proj(a)))
         return self.ln2(x + self.drop(self.fc2(F.gelu(self.fc1(x)))))
@@ -133,6 +155,9 @@ class BertForPreTraining(nn.Module):
         self.mlm_bias = nn.Parameter(torch.zeros(cfg.vocab_size))  # decoder weight is emb.word.weight (tied)
         self.nsp = nn.Linear(H, 2)
         self.apply(self._init_weights)
+        self.document_attention = "auto"
+        """Packed rows: "auto" (FlexAttention on CUDA when attention dropout is off, else a mask),
+        "mask" or "flex" (any device; on CPU FlexAttention runs unfused: for tests)."""
 
     def _init_weights(self, m: nn.Module) -> None:
         std = self.cfg.initializer_range
@@ -148,15 +173,31 @@ class BertForPreTraining(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def encode(self, input_ids, token_type_ids=None, attention_mask=None, keep=None) -> torch.Tensor:
-        """Final hidden states (B, T, H), or with ``keep`` (B, K) positions only those: (B, K, H)."""
+    def encode(
+        self, input_ids, token_type_ids=None, attention_mask=None, keep=None, doc_ids=None, position_ids=None
+    ) -> torch.Tensor:
+        """Final hidden states (B, T, H), or with ``keep`` (B, K) positions only those: (B, K, H).
+
+        ``doc_ids`` (B, T): packed rows, attention only within each document piece (-1: padding).
+        """
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         # bool mask (B, 1, 1, T): True = attend; broadcast over heads and query positions
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
-        x = self.emb(input_ids, token_type_ids)
+        last_mask = mask
+        if doc_ids is not None:
+            flex = self.document_attention == "flex" or (
+                self.document_attention == "auto"
+                and doc_ids.is_cuda
+                and flex_attention is not None
+                and not (self.training and self.cfg.attention_probs_dropout_prob > 0)
+            )
+            mask = document_attention(doc_ids, doc_ids, flex)
+            last_mask = mask if keep is None else document_attention(torch.gather(doc_ids, 1, keep), doc_ids, flex)
+        x = self.emb(input_ids, token_type_ids, position_ids)
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, keep if i == len(self.layers) - 1 else None)
+            last = i == len(self.layers) - 1
+            x = layer(x, last_mask if last else mask, keep if last else None)
         return x
 
     def mlm_logits(self, h: torch.Tensor) -> torch.Tensor:
@@ -171,26 +212,64 @@ class BertForPreTraining(nn.Module):
         masked_positions: torch.Tensor | None = None,  # (B, P) long; None: MLM logits at every position
         masked_labels: torch.Tensor | None = None,  # (B, P) long, IGNORE where padded
         next_sentence_label: torch.Tensor | None = None,  # (B,) long, IGNORE where there is no NSP
+        doc_ids: torch.Tensor | None = None,  # (B, T) long: packed rows' document pieces, -1 on padding
+        position_ids: torch.Tensor | None = None,  # (B, T) long: positions restarting at each piece
+        nsp: bool = True,  # False: MLM only, the pooler and NSP head are not run (no logits, no loss)
         **_: torch.Tensor,  # other batch keys (masked_valid, ...) are accepted and unused
     ) -> dict[str, torch.Tensor]:
+        packed = {"doc_ids": doc_ids, "position_ids": position_ids}
         if masked_positions is not None:
             # only [CLS] and the P predictions leave the encoder: the last layer and the MLM head (with
             # its H x V decoder) run on 1 + P rows instead of T
             keep = torch.cat([torch.zeros_like(masked_positions[:, :1]), masked_positions], 1)  # (B, 1 + P)
-            h = self.encode(input_ids, token_type_ids, attention_mask, keep)  # (B, 1 + P, H)
+            h = self.encode(input_ids, token_type_ids, attention_mask, keep, **packed)  # (B, 1 + P, H)
             h_mlm = h[:, 1:]  # (B, P, H)
         else:
-            h = h_mlm = self.encode(input_ids, token_type_ids, attention_mask)  # (B, T, H)
+            h = h_mlm = self.encode(input_ids, token_type_ids, attention_mask, **packed)  # (B, T, H)
         mlm_logits = self.mlm_logits(h_mlm)  # (B, P, V) or (B, T, V)
-        nsp_logits = self.nsp(torch.tanh(self.pooler(h[:, 0])))  # (B, 2)
-        out = {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
+        out = {"mlm_logits": mlm_logits}
+        if nsp:
+            out["nsp_logits"] = self.nsp(torch.tanh(self.pooler(h[:, 0])))  # (B, 2)
         if masked_labels is not None:
             out["mlm_loss"] = masked_mean_ce(mlm_logits, masked_labels)
             out["loss"] = out["mlm_loss"]
-        if next_sentence_label is not None:
-            out["nsp_loss"] = masked_mean_ce(nsp_logits, next_sentence_label)
+        if next_sentence_label is not None and nsp:
+            out["nsp_loss"] = masked_mean_ce(out["nsp_logits"], next_sentence_label)
             out["loss"] = out.get("loss", 0.0) + out["nsp_loss"]
         return out
+
+
+def document_attention(q_doc: torch.Tensor, kv_doc: torch.Tensor, flex: bool):
+    """Attention kept inside documents: query i may see key j iff both lie in the same piece.
+
+    ``q_doc`` (B, Q), ``kv_doc`` (B, T): document piece of each query and key position (-1 =
+    padding, which sees only padding, so no row of the mask is empty). Returns a bool mask
+    (B, 1, Q, T) for ``scaled_dot_product_attention``, or with ``flex`` a FlexAttention BlockMask of
+    the same rule (blocks with no pair in one document are skipped by the kernel).
+    """
+    if not flex:
+        return (q_doc[:, :, None] == kv_doc[:, None, :])[:, None]  # (B, 1, Q, T)
+    if create_block_mask is None:
+        raise RuntimeError("FlexAttention needs torch >= 2.5; use document_attention='mask'")
+
+    def same_document(b, h, q, kv):
+        return q_doc[b, q] == kv_doc[b, kv]
+
+    B, Q = q_doc.shape
+    # compiled on CUDA: the eager builder evaluates the rule densely (B x Q x T), too much at 8,192
+    return create_block_mask(same_document, B, None, Q, kv_doc.shape[1], device=q_doc.device, _compile=q_doc.is_cuda)
+
+
+_FLEX: dict[str, object] = {}
+
+
+def _flex(device: torch.device):
+    """flex_attention, compiled once on CUDA (its fused kernel); eager elsewhere (an unfused reference)."""
+    if device.type != "cuda":
+        return flex_attention
+    if "cuda" not in _FLEX:
+        _FLEX["cuda"] = torch.compile(flex_attention, dynamic=False)
+    return _FLEX["cuda"]
 
 
 def masked_mean_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -93,6 +93,12 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     """Live progress line between log lines (only on a terminal)."""
+    attention_dropout: float | None = None
+    """Dropout on attention probabilities; None: --dropout. 0 lets packed builds use FlexAttention on CUDA
+    (it has no dropout; with attention dropout the document mask goes through scaled_dot_product_attention)."""
+    max_position_embeddings: int | None = None
+    """Positions of the model; None: max(512, the build's max_seq_length rounded up to a power of 2).
+    A model with fewer positions than the build's rows is refused."""
     trace: bool = False
     """Debugging: each process appends, per optimizer step, the sha256 of its weights and the ids of
     the rows it consumed to OUT/trace-rank{R}.jsonl (DDP ranks must agree on the first and never share the
@@ -110,6 +116,14 @@ class TrainConfig:
             (self.dtype in ("auto", "bf16", "fp32"), "--dtype must be auto, bf16 or fp32"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0"),
+            (
+                self.attention_dropout is None or 0.0 <= self.attention_dropout < 1.0,
+                "--attention-dropout must be in [0, 1)",
+            ),
+            (
+                self.max_position_embeddings is None or self.max_position_embeddings >= 1,
+                "--max-position-embeddings must be at least 1",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -365,11 +379,12 @@ def accumulate(acc: torch.Tensor, out: dict[str, torch.Tensor], batch: dict[str,
         labels, nsp_labels = batch["masked_labels"], batch["next_sentence_label"]
         mlm_valid, nsp_valid = labels != IGNORE, nsp_labels != IGNORE
         mlm_ok = (out["mlm_logits"].argmax(-1) == labels) & mlm_valid
-        nsp_ok = (out["nsp_logits"].argmax(-1) == nsp_labels) & nsp_valid
+        zero = torch.zeros((), device=acc.device)
+        nsp_ok = (out["nsp_logits"].argmax(-1) == nsp_labels) & nsp_valid if "nsp_logits" in out else zero
         acc += torch.stack(
             [
                 out["mlm_loss"].detach().float(),
-                out["nsp_loss"].detach().float(),
+                out["nsp_loss"].detach().float() if "nsp_loss" in out else zero,
                 torch.ones((), device=acc.device),
                 mlm_ok.sum().float(),
                 mlm_valid.sum().float(),
@@ -414,7 +429,7 @@ def evaluate(model: BertForPreTraining, data: ShardDataset, device: torch.device
         full = not has_padding(batch)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast():
-            out = model(**model_inputs(batch, full))
+            out = model(**model_inputs(batch, full, data.has_nsp))
         accumulate(acc, out, batch)
     model.train(was_training)
     return summarize(all_reduce(acc))
@@ -531,10 +546,16 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         mcfg = BertConfig.from_size(
             cfg.model,
             vocab_size=int(manifest["tokenizer"]["vocab_size"]),
-            max_position_embeddings=max(512, round_up_pow2(train_data.max_seq_length)),
+            max_position_embeddings=cfg.max_position_embeddings or max(512, round_up_pow2(train_data.max_seq_length)),
             hidden_dropout_prob=cfg.dropout,
-            attention_probs_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout,
             pad_token_id=int(manifest["tokenizer"].get("pad_id", 0)),
+        )
+    if mcfg.max_position_embeddings < train_data.max_seq_length:
+        raise SystemExit(
+            f"{cfg.data}: rows of up to {train_data.max_seq_length} tokens need a model with as many positions; "
+            f"this one has {mcfg.max_position_embeddings}: pass --max-position-embeddings {train_data.max_seq_length} "
+            "or more (a new run), or train on a build with a shorter --max-seq-length"
         )
     if eval_data is not None and eval_data.max_seq_length > mcfg.max_position_embeddings:
         raise ManifestError(
@@ -542,6 +563,10 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             f"{mcfg.max_position_embeddings} positions; evaluate on a build of at most that length"
         )
     raw = BertForPreTraining(mcfg).to(device)
+    has_nsp = train_data.has_nsp
+    if not has_nsp:  # MLM only: the NSP head is never run, so it has no gradient (DDP must not wait for one)
+        for p in (*raw.pooler.parameters(), *raw.nsp.parameters()):
+            p.requires_grad_(False)
     optimizer = make_optimizer(
         raw, cfg.optimizer, lr=cfg.peak_lr, weight_decay=cfg.weight_decay, fused=fused_adamw(device)
     )
@@ -585,6 +610,13 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         f"BERT-{cfg.model} {raw.num_params() / 1e6:.1f}M params on {device} x{world}"
         f"{' bf16' if use_bf16 else ''}; batch {cfg.batch_size}x{cfg.accumulation}x{world}; steps {step}->{cfg.steps}"
     )
+    if not has_nsp:
+        console.line(
+            f"MLM only: the build ({manifest['config']['next_sentence']}) has no NSP/SOP labels; "
+            "the NSP head is neither run nor trained"
+        )
+    if train_data.segments:
+        console.line("packed rows: attention kept inside each document (doc_ids), positions restart per document")
 
     # --- the loop ---
     end = min(cfg.steps, cfg.stop_after or cfg.steps)
@@ -607,7 +639,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             last = micro == cfg.accumulation - 1
             with contextlib.nullcontext() if last or not ddp else model.no_sync():
                 with autocast():
-                    outputs = model(**model_inputs(batch, full))
+                    outputs = model(**model_inputs(batch, full, has_nsp))
                 (outputs["loss"] / cfg.accumulation).backward()
             accumulate(acc, outputs, batch)
         if cfg.grad_clip > 0:
@@ -693,13 +725,14 @@ def has_padding(batch: dict[str, torch.Tensor]) -> bool:
     return not bool(batch["attention_mask"].all())
 
 
-def model_inputs(batch: dict[str, torch.Tensor], full: bool) -> dict[str, torch.Tensor | None]:
+def model_inputs(batch: dict[str, torch.Tensor], full: bool, nsp: bool = True) -> dict[str, Any]:
     """The batch as the model's arguments; ``full`` (no row padded) drops the attention mask.
 
     Without a mask ``scaled_dot_product_attention`` may take its fastest (flash) kernel, and the
-    result is the same: a mask of all True changes nothing.
+    result is the same: a mask of all True changes nothing. ``nsp`` False (a build without NSP/SOP
+    labels): the model skips its NSP head.
     """
-    return {**batch, "attention_mask": None} if full else batch
+    return {**batch, "attention_mask": None if full else batch["attention_mask"], "nsp": nsp}
 
 
 def fused_adamw(device: torch.device) -> bool:
