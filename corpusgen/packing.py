@@ -62,6 +62,7 @@ class RowBuilder:
         self.rows: list[Pair] = []
         self.starts: list[list[int]] = []
         self._pieces: list[np.ndarray] = []
+        self._flags: list[np.ndarray | None] = []  # the tokenizer's word starts of each piece (None: by id)
         self._starts: list[int] = []
         self._used = 1  # [CLS]
 
@@ -69,10 +70,12 @@ class RowBuilder:
         """Tokens a new piece can add to the open row (its closing [SEP] set aside)."""
         return self.max_seq_length - self._used - 1
 
-    def add(self, tokens: np.ndarray) -> None:
-        """Append a document piece (at most ``room()`` tokens) and its [SEP]."""
+    def add(self, tokens: np.ndarray, word_starts: np.ndarray | None = None) -> None:
+        """Append a document piece (at most ``room()`` tokens, with its word starts if the tokenizer
+        gave them) and its [SEP]."""
         self._starts.append(0 if not self._pieces else self._used)
         self._pieces.append(tokens)
+        self._flags.append(word_starts)
         self._used += len(tokens) + 1
 
     def close(self) -> None:
@@ -82,9 +85,15 @@ class RowBuilder:
         parts = [self._pieces[0]]
         for piece in self._pieces[1:]:
             parts += [self.sep, piece]
-        self.rows.append(Pair(np.concatenate(parts), None, NSP_IGNORE, False))
+        starts = None
+        if self._flags[0] is not None:  # word starts travel with the ids; an inner [SEP] starts none
+            flags = [self._flags[0]]
+            for f in self._flags[1:]:
+                flags += [np.zeros(1, dtype=bool), f]
+            starts = np.concatenate(flags)
+        self.rows.append(Pair(np.concatenate(parts), None, NSP_IGNORE, False, starts_a=starts))
         self.starts.append(self._starts)
-        self._pieces, self._starts, self._used = [], [], 1
+        self._pieces, self._flags, self._starts, self._used = [], [], [], 1
 
     def feed(self, doc: TokenizedDocument, first_row: int | None = None) -> None:
         """Lay ``doc`` out from the open row on; ``first_row`` caps its first piece's tokens."""
@@ -95,7 +104,8 @@ class RowBuilder:
             take = min(self.room(), n - pos)
             if first_row is not None and pos == 0:
                 take = min(take, first_row)
-            self.add(ids[pos : pos + take])
+            ws = doc.word_starts
+            self.add(ids[pos : pos + take], None if ws is None else ws[pos : pos + take])
             pos += take
             if pos < n:  # the document goes on: the row is full (or cut by first_row)
                 self.close()

@@ -74,7 +74,19 @@ def same_word(kind: str, pieces: list[str], j: int) -> bool:
 
 
 def test_whole_word_masks_never_split_a_word_of_the_tokenizer(build):
-    kind, out = build
+    assert_whole_words(*build)
+
+
+def test_packed_rows_mask_whole_words_of_the_tokenizer_too(articles, tmp_path):
+    """Packed rows carry the tokenizer's word starts through the document pieces they join."""
+    out = tmp_path / "packed-bpe"
+    cfg = BuildConfig(do_whole_word_mask=True, max_seq_length=64, next_sentence="full-sentences", dupe_factor=1)
+    run_build([str(articles)], str(out), cfg, VocabFile.read(BPE_TOKENIZER))
+    assert validate_build(out)["ok"]
+    assert_whole_words("bpe", out)
+
+
+def assert_whole_words(kind, out):
     tok = SubwordTokenizer(VocabFile.read(out / "tokenizer.json"))
     m = json.loads((out / "manifest.json").read_text())
     glued = checked = 0
