@@ -98,7 +98,7 @@ def test_same_seed_same_rows_other_seed_other_rows():
 def test_packed_instances_carry_doc_starts_and_counts(wordpiece):
     from corpusgen.masking import VocabTables
 
-    tables = VocabTables.from_wordpiece(wordpiece)
+    tables = VocabTables.from_tokenizer(wordpiece)
     pool = [doc(f"{i}", 25, 30, base=2000 + 100 * i) for i in range(8)]
     cfg = BuildConfig(next_sentence="full-sentences", max_seq_length=48, dupe_factor=2)
     counts = Counter()
