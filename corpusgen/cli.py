@@ -93,6 +93,12 @@ _BUILD_OPTIONS = {
     "encoding": "encoding",
     "html": "html",
     "write_removed": "write_removed",
+    "mask_replace_prob": "mask_replace_prob",
+    "random_replace_prob": "random_replace_prob",
+    "dynamic_masking": "dynamic_masking",
+    "mask_copies": "mask_copies",
+    "span_p": "span_p",
+    "span_max_words": "span_max_words",
 }
 
 
@@ -180,7 +186,9 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
     help="TOML or JSON build config; options given here override it.",
 )
 @click.option("--max-seq-length", type=int, help="[128]")
-@click.option("--max-predictions-per-seq", type=int, help="[20]")
+@click.option(
+    "--max-predictions-per-seq", type=int, help="[follows --masked-lm-prob: ceil(max_seq_length * P), 20 at 128/0.15]"
+)
 @click.option("--masked-lm-prob", type=float, help="[0.15]")
 @click.option("--short-seq-prob", type=float, help="[0.1]")
 @click.option("--dupe-factor", type=int, help="Copies of the data with different masks [5].")
@@ -191,6 +199,16 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
     "--mask-scheme", type=click.Choice(sorted(POSITION_SCHEMES)), help="How positions to predict are chosen [token]."
 )
 @click.option("--next-sentence", type=click.Choice(["nsp", "sop", "none"]), help="Pair task [nsp].")
+@click.option("--mask-replace-prob", type=float, help="Share of predicted positions shown as [MASK] [0.8].")
+@click.option("--random-replace-prob", type=float, help="Share shown as a random token; the rest keep theirs [0.1].")
+@click.option(
+    "--dynamic-masking/--no-dynamic-masking",
+    default=None,
+    help="Store unmasked rows; the trainer's loader draws masks per (seed, epoch, row) [off].",
+)
+@click.option("--mask-copies", type=int, help="Store N mask sets per instance; epoch e trains on set e % N [1].")
+@click.option("--span-p", type=float, help="--mask-scheme span: geometric parameter of span lengths [0.2].")
+@click.option("--span-max-words", type=int, help="--mask-scheme span: span lengths clipped at this many words [10].")
 @click.option(
     "--input-format",
     type=click.Choice(INPUT_FORMATS),

@@ -40,6 +40,8 @@ MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 NSP_IGNORE = -100  # next_sentence_label when the build makes no pairs (next_sentence="none")
 COLUMNS = ("input_ids", "a_len", "masked_positions", "masked_labels", "next_sentence_label")
+WORD_SCHEMES = ("whole-word", "span")
+"""Mask schemes that need word starts: dynamic builds of these store a ``word_starts`` column."""
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -50,18 +52,32 @@ def position_dtype(max_seq_length: int) -> np.dtype:
     return np.dtype(np.uint8) if max_seq_length <= 256 else np.dtype(np.uint16)
 
 
-def shard_schema(vocab_size: int, max_seq_length: int) -> pa.Schema:
+def shard_schema(vocab_size: int, max_seq_length: int, *, mask_copies: int = 1, word_starts: bool = False) -> pa.Schema:
+    """The columns of a shard; ``mask_copies`` > 1 nests the mask columns (one list per set) and adds
+    ``masked_inputs``; ``word_starts`` adds that column (dynamic builds of word schemes)."""
     tok = pa.from_numpy_dtype(token_dtype(vocab_size))
     pos = pa.from_numpy_dtype(position_dtype(max_seq_length))
-    return pa.schema(
-        [
-            pa.field("input_ids", pa.list_(tok), nullable=False),
-            pa.field("a_len", pa.uint16(), nullable=False),
-            pa.field("masked_positions", pa.list_(pos), nullable=False),
-            pa.field("masked_labels", pa.list_(tok), nullable=False),
-            pa.field("next_sentence_label", pa.int8(), nullable=False),
-        ]
-    )
+    nest = (lambda t: pa.list_(pa.list_(t))) if mask_copies > 1 else pa.list_
+    fields = [
+        pa.field("input_ids", pa.list_(tok), nullable=False),
+        pa.field("a_len", pa.uint16(), nullable=False),
+        pa.field("masked_positions", nest(pos), nullable=False),
+        pa.field("masked_labels", nest(tok), nullable=False),
+        pa.field("next_sentence_label", pa.int8(), nullable=False),
+    ]
+    if mask_copies > 1:
+        fields.append(pa.field("masked_inputs", nest(tok), nullable=False))
+    if word_starts:
+        fields.append(pa.field("word_starts", pa.list_(pa.bool_()), nullable=False))
+    return pa.schema(fields)
+
+
+def layout_schema(cfg: Any, vocab_size: int) -> pa.Schema:
+    """The schema of a build's shards from its config (a ``BuildConfig`` or the manifest's dict)."""
+    get = (lambda k, d: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d: getattr(cfg, k, d))
+    copies = int(get("mask_copies", 1))
+    word_starts = bool(get("dynamic_masking", False)) and get("mask_scheme", "token") in WORD_SCHEMES
+    return shard_schema(vocab_size, get("max_seq_length", 128), mask_copies=copies, word_starts=word_starts)
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
@@ -88,6 +104,10 @@ class Instances:
 
     ``order_key`` is a seeded 64-bit hash of each instance's origin; shards are
     sorted by it, which shuffles them deterministically. It is not written.
+    The optional fields are present only in the layouts that write them: ``word_starts`` (bool per
+    token, dynamic builds of word schemes), and for mask copies ``masked_inputs`` (what the model is
+    shown at each masked position, parallel to ``masked_positions``) and ``set_sizes`` ((rows, N):
+    positions of each set; ``num_masked`` is their sum, each row's sets one after the other).
     """
 
     input_ids: np.ndarray
@@ -98,6 +118,9 @@ class Instances:
     masked_labels: np.ndarray
     next_sentence_label: np.ndarray
     order_key: np.ndarray
+    word_starts: np.ndarray | None = None
+    masked_inputs: np.ndarray | None = None
+    set_sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -111,7 +134,11 @@ class Instances:
         parts = list(parts)
         if not parts:
             raise ValueError("Instances.concat needs at least one part")
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+        def cat(f: str):
+            values = [getattr(p, f) for p in parts]
+            return None if values[0] is None else np.concatenate(values)
+
+        return cls(*(cat(f) for f in _FIELDS))
 
     def take(self, rows: np.ndarray) -> Instances:
         """The rows ``rows`` (an index array), in that order."""
@@ -125,24 +152,36 @@ class Instances:
             masked_labels=_gather(self.masked_labels, self.num_masked, rows),
             next_sentence_label=self.next_sentence_label[rows],
             order_key=self.order_key[rows],
+            word_starts=None if self.word_starts is None else _gather(self.word_starts, self.lengths, rows),
+            masked_inputs=None if self.masked_inputs is None else _gather(self.masked_inputs, self.num_masked, rows),
+            set_sizes=None if self.set_sizes is None else self.set_sizes[rows],
         )
 
     def to_record_batch(self, schema: pa.Schema) -> pa.RecordBatch:
         def as_list(values: np.ndarray, lengths: np.ndarray, field: str) -> pa.Array:
             typ = schema.field(field).type
             offsets = pa.array(_offsets(lengths).astype(np.int32))
+            if pa.types.is_list(typ.value_type):  # mask copies: a list of sets per row
+                sets = self.set_sizes
+                inner = pa.ListArray.from_arrays(
+                    pa.array(_offsets(sets.reshape(-1)).astype(np.int32)), pa.array(values, type=typ.value_type.value_type)
+                )
+                outer = pa.array((np.arange(len(sets) + 1) * sets.shape[1]).astype(np.int32))
+                return pa.ListArray.from_arrays(outer, inner)
             return pa.ListArray.from_arrays(offsets, pa.array(values, type=typ.value_type))
 
-        return pa.RecordBatch.from_arrays(
-            [
-                as_list(self.input_ids, self.lengths, "input_ids"),
-                pa.array(self.a_len, type=pa.uint16()),
-                as_list(self.masked_positions, self.num_masked, "masked_positions"),
-                as_list(self.masked_labels, self.num_masked, "masked_labels"),
-                pa.array(self.next_sentence_label, type=pa.int8()),
-            ],
-            schema=schema,
-        )
+        columns = [
+            as_list(self.input_ids, self.lengths, "input_ids"),
+            pa.array(self.a_len, type=pa.uint16()),
+            as_list(self.masked_positions, self.num_masked, "masked_positions"),
+            as_list(self.masked_labels, self.num_masked, "masked_labels"),
+            pa.array(self.next_sentence_label, type=pa.int8()),
+        ]
+        if "masked_inputs" in schema.names:
+            columns.append(as_list(self.masked_inputs, self.num_masked, "masked_inputs"))
+        if "word_starts" in schema.names:
+            columns.append(as_list(self.word_starts, self.lengths, "word_starts"))
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 _FIELDS = tuple(f for f in Instances.__dataclass_fields__)
@@ -180,7 +219,7 @@ class Shard:
         """The file's bytes and its manifest entry."""
         data = serialize_shard(
             self.rows,
-            shard_schema(vocab_size, cfg.max_seq_length),
+            layout_schema(cfg, vocab_size),
             zstd_level=cfg.zstd_level,
             rows_per_batch=cfg.rows_per_batch,
         )
@@ -230,12 +269,9 @@ def instance_counters(instances: Instances, split: str, mask_id: int) -> dict[st
     }
     row_start = _offsets(inst.lengths)[:-1]
     flat = np.repeat(row_start, inst.num_masked) + inst.masked_positions.astype(np.int64)
-    shown = inst.input_ids[flat]
-    is_mask = shown == mask_id
-    is_kept = shown == inst.masked_labels
-    counts[stats.KIND_MASK] = int(is_mask.sum())
-    counts[stats.KIND_KEPT] = int(is_kept.sum())
-    counts[stats.KIND_RANDOM] = int((~is_mask & ~is_kept).sum())
+    # what the model is shown at each chosen position: stored apart for mask copies, else in the row
+    shown = inst.input_ids[flat] if inst.masked_inputs is None else inst.masked_inputs
+    counts.update(stats.mask_kinds(shown, inst.masked_labels, mask_id))
     for length, n in enumerate(np.bincount(inst.lengths)):
         if n:
             counts[stats.length_counter(length)] = int(n)
@@ -456,9 +492,17 @@ def write_build(
     atomic_write_bytes(out / vocab_name, vocab_bytes)
     entries = []
     total: Counter = Counter(counters or {})
+    tables = None
+    if getattr(cfg, "dynamic_masking", False):
+        from corpusgen.masking import build_vocab_tables, shard_mask_counters
+
+        tables = build_vocab_tables(vocab_name, vocab_bytes, cfg.do_lower_case)
     for split, inst in splits.items():
         total.update(instance_counters(inst, split, tokenizer["mask_id"]))
         for shard in cut_into_shards(inst, split, cfg):
+            if tables is not None:  # the masks the loader draws at epoch 0, measured
+                r = shard.rows
+                total.update(shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, tables))
             data, entry = shard.encode(cfg, tokenizer["vocab_size"])
             atomic_write_bytes(out / shard.path, data)
             entries.append(entry)

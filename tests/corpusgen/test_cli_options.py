@@ -85,8 +85,8 @@ def test_mask_scheme_option_names_the_scheme(tmp_path, text):
     assert code == 0, out
     cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
     assert (cfg["mask_scheme"], cfg["do_whole_word_mask"]) == ("whole-word", True)
-    code, out = run("build", text, "-o", str(tmp_path / "p"), "--mask-scheme", "span")
-    assert code == 2 and "'span' is not one of" in out
+    code, out = run("build", text, "-o", str(tmp_path / "p"), "--mask-scheme", "spans")
+    assert code == 2 and "'spans' is not one of" in out
 
 
 def test_unsupported_language_is_refused_listing_the_supported(tmp_path, text):
@@ -141,7 +141,10 @@ def test_build_with_no_instances_fails_with_the_reason(tmp_path):
 
 
 def test_long_sequences_and_capped_masking_are_warned(tmp_path, text):
-    code, out = run("build", text, "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--max-seq-length", "1000")
+    code, out = run(
+        "build", text, "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--max-seq-length", "1000",
+        "--max-predictions-per-seq", "20",
+    )  # fmt: skip
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0] == (
