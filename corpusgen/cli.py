@@ -522,15 +522,22 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
     swapped = manifest["config"].get("next_sentence") == "sop"  # SOP's 1 means A and B were swapped
     labels = {0: "B follows A", 1: "A and B swapped" if swapped else "B is random", NSP_IGNORE: "no pair"}
+    if manifest["config"].get("dynamic_masking"):
+        click.echo("dynamic masking: rows are stored unmasked, the trainer's loader draws the masks per epoch")
+    copies = int(manifest["config"].get("mask_copies", 1))
+    if copies > 1:
+        click.echo(f"mask copies: {copies} mask sets per row, set 0 shown")
     for r, row in enumerate(rows):
-        toks = wp.decode_tokens(row["input_ids"])
-        for p, label in zip(row["masked_positions"], row["masked_labels"]):
+        ids = list(row["input_ids"])
+        positions, labels_ = row["masked_positions"], row["masked_labels"]
+        if copies > 1:  # the unmasked row with its first set applied
+            positions, labels_ = positions[0], labels_[0]
+            for p, x in zip(positions, row["masked_inputs"][0]):
+                ids[p] = x
+        toks = wp.decode_tokens(ids)
+        for p, label in zip(positions, labels_):
             shown, orig = toks[p], wp.tokens[label]
-            toks[p] = (
-                f"[MASK→{orig}]"
-                if row["input_ids"][p] == wp.mask_id
-                else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
-            )
+            toks[p] = f"[MASK→{orig}]" if ids[p] == wp.mask_id else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
         a, b = " ".join(toks[1 : row["a_len"] - 1]), " ".join(toks[row["a_len"] : -1])
         label = labels.get(row["next_sentence_label"], "?")
         click.echo(
