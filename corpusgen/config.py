@@ -259,6 +259,8 @@ class BuildConfig:
             followed = BuildConfig(**{k: getattr(self, k) for k in rate_inputs + ("next_sentence",)})
             if followed.max_predictions_per_seq == self.max_predictions_per_seq:
                 changes["max_predictions_per_seq"] = None
+        if "mask_scheme" in changes and "do_whole_word_mask" not in changes:  # the scheme decides the short form
+            changes["do_whole_word_mask"] = changes["mask_scheme"] == "whole-word"
         if "do_whole_word_mask" in changes and "mask_scheme" not in changes:  # the short form names the scheme
             wwm = changes["do_whole_word_mask"]
             changes["mask_scheme"] = "whole-word" if wwm else ("token" if self.do_whole_word_mask else self.mask_scheme)
