@@ -537,7 +537,9 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         toks = wp.decode_tokens(ids)
         for p, label in zip(positions, labels_):
             shown, orig = toks[p], wp.tokens[label]
-            toks[p] = f"[MASK→{orig}]" if ids[p] == wp.mask_id else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
+            toks[p] = (
+                f"[MASK→{orig}]" if ids[p] == wp.mask_id else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
+            )
         a, b = " ".join(toks[1 : row["a_len"] - 1]), " ".join(toks[row["a_len"] : -1])
         label = labels.get(row["next_sentence_label"], "?")
         click.echo(

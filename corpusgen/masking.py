@@ -191,7 +191,9 @@ def mask_budget(seq: Sequences, cand: np.ndarray, cfg: BuildConfig) -> tuple[np.
     return n_cand, k
 
 
-def draw_masks(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws) -> MaskSet:
+def draw_masks(
+    seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws
+) -> MaskSet:
     """One mask set: the scheme chooses the positions, ``replace`` applies the replacement split."""
     chosen = POSITION_SCHEMES[cfg.mask_scheme](seq, cand, k, cfg, draws)
     return replace(seq, chosen, k, cfg, tables, draws)
@@ -465,7 +467,9 @@ same signature each. A new scheme is a function here and its name in this table.
 # --- masks drawn for stored rows (the loader's dynamic masks) ------------------------------------
 
 
-def row_sequences(ids: np.ndarray, lengths: np.ndarray, word_start: np.ndarray | None, tables: VocabTables) -> Sequences:
+def row_sequences(
+    ids: np.ndarray, lengths: np.ndarray, word_start: np.ndarray | None, tables: VocabTables
+) -> Sequences:
     """Stored unmasked rows (flat ids, lengths, optional stored word starts) as ``Sequences``."""
     ids = np.asarray(ids, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -480,7 +484,9 @@ def row_sequences(ids: np.ndarray, lengths: np.ndarray, word_start: np.ndarray |
         row_start=row_start,
         rows_per_doc=np.ones(n, np.int64),
         doc_of_row=np.arange(n),
-        word_start=np.asarray(word_start, dtype=bool) if word_start is not None else table_word_starts(ids, row_of, tables),
+        word_start=np.asarray(word_start, dtype=bool)
+        if word_start is not None
+        else table_word_starts(ids, row_of, tables),
     )
 
 

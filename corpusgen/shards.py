@@ -134,6 +134,7 @@ class Instances:
         parts = list(parts)
         if not parts:
             raise ValueError("Instances.concat needs at least one part")
+
         def cat(f: str):
             values = [getattr(p, f) for p in parts]
             return None if values[0] is None else np.concatenate(values)
@@ -164,7 +165,8 @@ class Instances:
             if pa.types.is_list(typ.value_type):  # mask copies: a list of sets per row
                 sets = self.set_sizes
                 inner = pa.ListArray.from_arrays(
-                    pa.array(_offsets(sets.reshape(-1)).astype(np.int32)), pa.array(values, type=typ.value_type.value_type)
+                    pa.array(_offsets(sets.reshape(-1)).astype(np.int32)),
+                    pa.array(values, type=typ.value_type.value_type),
                 )
                 outer = pa.array((np.arange(len(sets) + 1) * sets.shape[1]).astype(np.int32))
                 return pa.ListArray.from_arrays(outer, inner)

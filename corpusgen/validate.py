@@ -19,10 +19,10 @@ from corpusgen.shards import (
     MANIFEST_NAME,
     NSP_IGNORE,
     ManifestError,
+    layout_schema,
     load_manifest,
     open_shard,
     resolve_entry,
-    layout_schema,
     sha256_file,
 )
 from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, LENGTH_PREFIX, binomial_halfwidth, length_counter
@@ -155,7 +155,9 @@ def check_table(
     shown = ids[flat_pos] if shown_col is None else shown_col.astype(np.int64)
     if shown_col is not None:
         shown_special = np.isin(shown, [cls_id, sep_id, tok["pad_id"], tok["unk_id"]])
-        defect(np.bincount(prow[shown_special], minlength=n) > 0, "masked_inputs shows a special token other than [MASK]")
+        defect(
+            np.bincount(prow[shown_special], minlength=n) > 0, "masked_inputs shows a special token other than [MASK]"
+        )
     if tables is not None and not defects:
         from corpusgen.config import BuildConfig
         from corpusgen.masking import mask_budget, row_sequences, shard_mask_counters
@@ -176,7 +178,10 @@ def check_table(
             over = set_size > k[set_row]
             defect(np.bincount(set_row[over], minlength=n) > 0, "more masked positions than the row's budget")
             if build_cfg.mask_scheme == "token":
-                defect(np.bincount(set_row[set_size != k[set_row]], minlength=n) > 0, "masked count differs from the row's budget")
+                defect(
+                    np.bincount(set_row[set_size != k[set_row]], minlength=n) > 0,
+                    "masked count differs from the row's budget",
+                )
             counts[CANDIDATES] += int(n_cand.sum()) * len(set_size) // max(n, 1)
             counts[BUDGET_GAP] += float(np.abs(k - n_cand * build_cfg.masked_lm_prob).sum()) * len(set_size) / max(n, 1)
     counts["instances"] += n

@@ -63,7 +63,9 @@ def test_option_builds_validates_and_trains(tmp_path, vocab_file, options):
     assert report["checked"]["masked_share"] == masking["masked_share"]
     assert report["checked"]["mask_share"] == masking["mask_share"]
     result = train(
-        TrainConfig(data=str(out), out=str(tmp_path / "run"), model="tiny", steps=3, batch_size=8, log_every=1, progress=False)  # fmt: skip
+        TrainConfig(
+            data=str(out), out=str(tmp_path / "run"), model="tiny", steps=3, batch_size=8, log_every=1, progress=False
+        )  # fmt: skip
     )
     assert result["step"] == 3 and np.isfinite(result["train"]["mlm_loss"])
 
@@ -114,7 +116,7 @@ def test_the_build_measures_the_masks_the_loader_draws_at_epoch_0(dynamic_build)
     ds = ShardDataset(dynamic_build, batch_size=4, seed=3, epochs=1, drop_last=False)
     kinds = Counter()
     for batch in ds:
-        for (pos, shown), labels, valid in zip(shown_masks(batch), batch["masked_labels"], batch["masked_valid"]):
+        for (_, shown), labels, valid in zip(shown_masks(batch), batch["masked_labels"], batch["masked_valid"]):
             lab = labels[valid].tolist()
             kinds[KIND_MASK] += sum(s == MASK_ID for s in shown)
             kinds[KIND_KEPT] += sum(s == x for s, x in zip(shown, lab))

@@ -219,9 +219,7 @@ class Rows:
 
     @classmethod
     def empty_like(cls, other: Rows, n: int) -> Rows:
-        return cls(
-            **{f: np.empty((n, *getattr(other, f).shape[1:]), getattr(other, f).dtype) for f in other.present()}
-        )
+        return cls(**{f: np.empty((n, *getattr(other, f).shape[1:]), getattr(other, f).dtype) for f in other.present()})
 
 
 def _dense_list(arr: pa.ListArray, width: int, what: str) -> tuple[np.ndarray, np.ndarray]:
