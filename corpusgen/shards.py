@@ -17,6 +17,11 @@ masked_labels          list<uint16|uint32>             original token at each po
 next_sentence_label    int8                            0 B follows A, 1 B random, -100 none
 =====================  ==============================  =========================================
 
+Optional columns, by the build's config: ``dynamic_masking`` keeps ``input_ids`` unmasked with empty
+mask lists (the loader draws the masks) and, for word schemes, adds ``word_starts`` list<bool>;
+``mask_copies`` N > 1 keeps ``input_ids`` unmasked, makes the mask columns list<list<…>> (N sets per
+row) and adds ``masked_inputs`` (what the model is shown at each position of each set).
+
 This module imports neither Beam nor torch: the pipeline writes with it, the
 trainer and ``validate`` read with it.
 """

@@ -45,11 +45,12 @@ def copies_build(tmp_path_factory, vocab_file):
     [
         {"mask_scheme": "span"},
         {"dynamic_masking": True},
+        {"dynamic_masking": True, "mask_scheme": "whole-word"},
         {"mask_copies": 3, "mask_scheme": "whole-word"},
         {"mask_replace_prob": 0.5, "random_replace_prob": 0.25},
         {"masked_lm_prob": 0.3},
     ],
-    ids=["span", "dynamic", "copies", "split", "rate30"],
+    ids=["span", "dynamic", "dynamic-whole-word", "copies", "split", "rate30"],
 )
 def test_option_builds_validates_and_trains(tmp_path, vocab_file, options):
     out = build(tmp_path / "build", vocab_file, **options)
