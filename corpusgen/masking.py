@@ -31,6 +31,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -88,6 +89,15 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+class Draws(Protocol):
+    """Where the masking functions take their random numbers from: ``per_row[r]`` for every row r,
+    rows in order, as one flat array."""
+
+    def random(self, per_row: np.ndarray) -> np.ndarray: ...  # floats in [0, 1)
+
+    def integers(self, high: int, per_row: np.ndarray) -> np.ndarray: ...  # ints in [0, high)
 
 
 class DocumentDraws:
@@ -208,8 +218,8 @@ def mask_documents(
     """Assemble and mask the instances of many documents at once.
 
     Three steps, each its own function: ``assemble`` lays out ``[CLS] A [SEP] B [SEP]``, a
-    position scheme of ``POSITION_SCHEMES`` chooses what to predict, ``replace`` applies
-    80/10/10. Each document's random numbers come from its own generator (drawn in one call per
+    position scheme of ``POSITION_SCHEMES`` chooses what to predict, ``replace`` applies the
+    replacement split (80/10/10 by default). Each document's random numbers come from its own generator (drawn in one call per
     kind), so the result for a document does not depend on which others share the batch.
 
     ``dynamic_masking``: the rows stay unmasked (the loader masks them; ``mask_rows``), with their
@@ -320,7 +330,7 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
     )
 
 
-def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws) -> np.ndarray:
+def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws: Draws) -> np.ndarray:
     """``k[r]`` candidate positions of each row r, uniformly at random (flat, ascending)."""
     keys = draws.random(seq.lengths)
     kmax = int(k.max()) if seq.n_rows else 0
@@ -338,7 +348,9 @@ def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildCon
     return np.sort((seq.row_start[:, None] + best)[take])
 
 
-def replace(seq: Sequences, chosen: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws) -> MaskSet:
+def replace(
+    seq: Sequences, chosen: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws: Draws
+) -> MaskSet:
     """``mask_replace_prob`` [MASK], ``random_replace_prob`` a random ordinary token (never the
     original), the rest kept.
 
@@ -394,7 +406,7 @@ def _words(seq: Sequences, cand: np.ndarray) -> _Words:
 
 
 def _take_in_random_order(
-    size: np.ndarray, row: np.ndarray, k: np.ndarray, n_rows: int, draws, *, clip: bool
+    size: np.ndarray, row: np.ndarray, k: np.ndarray, n_rows: int, draws: Draws, *, clip: bool
 ) -> np.ndarray:
     """Tokens taken of each group (groups of ``size`` tokens, in ``row``): groups in random order
     while they fit in the row's ``k``; with ``clip``, the group that would overflow gets what is left."""
@@ -414,14 +426,14 @@ def _take_in_random_order(
     return taken
 
 
-def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws) -> np.ndarray:
+def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws: Draws) -> np.ndarray:
     """Whole words (``seq.word_start`` and the pieces after it) at random while they fit in ``k``."""
     w = _words(seq, cand)
     taken = _take_in_random_order(w.size, w.row, k, seq.n_rows, draws, clip=False)
     return np.sort(w.pos[(taken > 0)[w.word_pos]])
 
 
-def cut_spans(seq: Sequences, cand: np.ndarray, cfg: BuildConfig, draws) -> tuple[_Words, np.ndarray]:
+def cut_spans(seq: Sequences, cand: np.ndarray, cfg: BuildConfig, draws: Draws) -> tuple[_Words, np.ndarray]:
     """The words and, per word, the span it belongs to: each stretch of consecutive candidate words
     (a segment between specials) is cut into spans of ``min(Geometric(span_p), span_max_words)`` words.
 
@@ -437,7 +449,7 @@ def cut_spans(seq: Sequences, cand: np.ndarray, cfg: BuildConfig, draws) -> tupl
     return w, np.cumsum(opens) - 1
 
 
-def choose_spans(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws) -> np.ndarray:
+def choose_spans(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws: Draws) -> np.ndarray:
     """SpanBERT's span masking: spans of whole words, in random order while they fit in ``k``.
 
     ``cut_spans`` tiles every row's words with spans (so they start at word starts, cover whole
