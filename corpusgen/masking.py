@@ -202,7 +202,7 @@ def mask_budget(seq: Sequences, cand: np.ndarray, cfg: BuildConfig) -> tuple[np.
 
 
 def draw_masks(
-    seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws
+    seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws: Draws
 ) -> MaskSet:
     """One mask set: the scheme chooses the positions, ``replace`` applies the replacement split."""
     chosen = POSITION_SCHEMES[cfg.mask_scheme](seq, cand, k, cfg, draws)
