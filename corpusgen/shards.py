@@ -310,6 +310,11 @@ def build_manifest(
         "counters": dict(sorted(counters.items())),
         "created": created,
     }
+    copies = int(getattr(cfg, "mask_copies", 1))
+    manifest["stats"]["masking"]["layout"] = (
+        "dynamic" if getattr(cfg, "dynamic_masking", False) else ("copies" if copies > 1 else "static")
+    )  # dynamic: the counts are of the masks the loader draws at epoch 0; copies: of all the sets
+    manifest["stats"]["masking"]["mask_sets"] = copies
     if build_seconds is not None:
         manifest["build_seconds"] = round(build_seconds, 1)
     return manifest

@@ -61,6 +61,8 @@ def test_option_builds_validates_and_trains(tmp_path, vocab_file, options):
     assert report["ok"], report["defects"]
     masking = m["stats"]["masking"]
     assert masking["masked"] > 0 and masking["candidates"] > 0
+    layout = "dynamic" if options.get("dynamic_masking") else "copies" if options.get("mask_copies") else "static"
+    assert (masking["layout"], masking["mask_sets"]) == (layout, options.get("mask_copies", 1))
     assert report["checked"]["masked_share"] == masking["masked_share"]
     assert report["checked"]["mask_share"] == masking["mask_share"]
     result = train(
