@@ -522,11 +522,27 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
     swapped = manifest["config"].get("next_sentence") == "sop"  # SOP's 1 means A and B were swapped
     labels = {0: "B follows A", 1: "A and B swapped" if swapped else "B is random", NSP_IGNORE: "no pair"}
-    if manifest["config"].get("dynamic_masking"):
-        click.echo("dynamic masking: rows are stored unmasked, the trainer's loader draws the masks per epoch")
     copies = int(manifest["config"].get("mask_copies", 1))
     if copies > 1:
         click.echo(f"mask copies: {copies} mask sets per row, set 0 shown")
+    if manifest["config"].get("dynamic_masking") and rows:
+        import numpy as np
+
+        from corpusgen.config import BuildConfig
+        from corpusgen.masking import VocabTables, mask_rows, row_keys, shard_key
+
+        click.echo("dynamic masking: rows are stored unmasked; shown with the masks the loader draws at epoch 0")
+        cfg = BuildConfig.from_dict(manifest["config"])
+        lengths = np.array([len(row["input_ids"]) for row in rows])
+        flat = np.concatenate([row["input_ids"] for row in rows])
+        ws = np.concatenate([row["word_starts"] for row in rows]) if "word_starts" in rows[0] else None
+        keys = row_keys(cfg.random_seed, 0, shard_key(entry["path"]), np.arange(len(rows)))
+        seq, m = mask_rows(flat, lengths, ws, cfg, VocabTables.from_wordpiece(wp), keys)
+        masked, row_of = m.apply(seq.ids), seq.row_of[m.chosen]
+        for r, row in enumerate(rows):
+            row["input_ids"] = masked[seq.row_start[r] : seq.row_start[r] + lengths[r]].tolist()
+            row["masked_positions"] = (m.chosen[row_of == r] - seq.row_start[r]).tolist()
+            row["masked_labels"] = m.labels[row_of == r].tolist()
     for r, row in enumerate(rows):
         ids = list(row["input_ids"])
         positions, labels_ = row["masked_positions"], row["masked_labels"]

@@ -163,3 +163,16 @@ def test_validate_checks_the_rates_and_the_measured_statistics(tmp_path, vocab_f
     (tampered / "manifest.json").write_text(json.dumps(m))
     defects = validate_build(tampered)["defects"]
     assert any(f"statistic {KIND_MASK} is" in d for d in defects), defects
+
+
+@pytest.mark.parametrize("layout", ["dynamic", "copies"])
+def test_inspect_shows_the_masks_of_either_layout(dynamic_build, copies_build, layout):
+    from click.testing import CliRunner
+
+    from corpusgen.cli import cli
+
+    build_dir = dynamic_build if layout == "dynamic" else copies_build
+    result = CliRunner().invoke(cli, ["inspect", str(build_dir), "-n", "2"])
+    assert result.exit_code == 0, result.output
+    header = "masks the loader draws at epoch 0" if layout == "dynamic" else "2 mask sets per row, set 0 shown"
+    assert header in result.output and result.output.count("[MASK→") >= 5
