@@ -85,7 +85,7 @@ class BuildConfig:
     do_whole_word_mask: bool = False
     mask_scheme: str = "token"
     """How positions to predict are chosen: a name of ``masking.POSITION_SCHEMES`` (token,
-    whole-word). ``do_whole_word_mask`` (BERT's name) is the short form of ``whole-word``."""
+    whole-word, span). ``do_whole_word_mask`` (BERT's name) is the short form of ``whole-word``."""
     random_seed: int = 12345
     next_sentence: str = "nsp"
     """nsp (BERT), sop (ALBERT sentence order) or none (single segment, RoBERTa style)."""
@@ -105,6 +105,7 @@ class BuildConfig:
     span_p: float = 0.2
     """mask_scheme span: span lengths in words ~ Geometric(span_p) clipped at span_max_words (SpanBERT)."""
     span_max_words: int = 10
+    """mask_scheme span: the clip of span lengths, in words."""
 
     # --- output ----------------------------------------------------------------
     rows_per_shard: int = 16_384
