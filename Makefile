@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_split.py
 	$(PY) bench/bench_loader.py
+	$(PY) bench/bench_word_ids.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -24,12 +24,12 @@ from corpusgen.pairing import TokenizedDocument
 from corpusgen.readers import read_documents
 from corpusgen.shards import cut_into_shards
 from corpusgen.split import split_sentences
-from corpusgen.tokenizer import VocabFile, WordPiece, tokenize_documents
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile, tokenize_documents
 
 DATA = Path(__file__).resolve().parents[1] / "corpusgen" / "data"
 
 
-def documents(wp: WordPiece, limit: int) -> list[TokenizedDocument]:
+def documents(wp: SubwordTokenizer, limit: int) -> list[TokenizedDocument]:
     cfg = BuildConfig()
     texts = []
     for text in read_documents(str(DATA / "enwiki_sample.jsonl.zst"), cfg, Counter()):
@@ -37,7 +37,10 @@ def documents(wp: WordPiece, limit: int) -> list[TokenizedDocument]:
         if len(texts) == limit:
             break
     keys = [f"{i:032x}" for i in range(len(texts))]
-    docs = [TokenizedDocument(k, ids, b) for k, ids, b in tokenize_documents(keys, texts, wp, 125, Counter())]
+    docs = [
+        TokenizedDocument(k, ids, b, word_starts=starts)
+        for k, ids, b, starts in tokenize_documents(keys, texts, wp, 125, Counter())
+    ]
     return sorted((d for d in docs if d.n_sentences >= 2), key=lambda d: d.key)
 
 
@@ -64,8 +67,8 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=3000)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
-    tables = VocabTables.from_wordpiece(wp)
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    tables = VocabTables.from_tokenizer(wp)
     pool = documents(wp, args.docs)
     n = args.copies
     layouts = {

@@ -177,7 +177,7 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
 @click.option("-o", "--output", "output", required=True, help="Output directory (shards + manifest.json).")
 @click.option(
     "--vocab",
-    help="vocab.txt or tokenizer.json, local or on a Beam filesystem [default: bundled bert-base-uncased].",
+    help="vocab.txt (WordPiece) or tokenizer.json (WordPiece, BPE, Unigram), local or on a Beam filesystem [default: bundled bert-base-uncased].",
 )
 @click.option(
     "--config",
@@ -268,7 +268,7 @@ def build(
     Beam pipeline options go beside these, as --name=value or --name value (e.g. --project P
     --region R --temp_location gs://…). Inputs and outputs may be on any Beam filesystem.
     """
-    from corpusgen.tokenizer import VocabError
+    from corpusgen.tokenizer import SubwordTokenizer, VocabError
 
     paths = [*inputs, *more_inputs]
     beam_args = ctx.meta.get(BEAM_ARGS, [])
@@ -292,6 +292,8 @@ def build(
             paths = [bundled(BUNDLED_CORPUS)]
         cfg = cfg.replace(**given)
         vocab_file = _read_vocab(vocab or bundled(BUNDLED_VOCAB), dry_run)
+        if cfg.do_lower_case is not None:  # a tokenizer.json's normalizer must agree, checked before any work
+            SubwordTokenizer(vocab_file, cfg.do_lower_case, source=vocab)
     except (ValueError, VocabError) as exc:
         raise _fail(exc) from None
     if workers is None:
@@ -501,7 +503,7 @@ def validate(build_dir: str, as_json: bool) -> None:
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
     from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, resolve_entry
-    from corpusgen.tokenizer import VocabFile, WordPiece
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 
     try:
         manifest = load_manifest(build_dir)
@@ -516,7 +518,7 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         raise UserError(f"--shard {shard_index}: the build has shards 0..{len(manifest['shards']) - 1}")
     entry = manifest["shards"][shard_index]
     vocab = resolve_entry(build_dir, manifest["vocab"], what="vocab")
-    wp = WordPiece(VocabFile.read(vocab), manifest["config"]["do_lower_case"])
+    wp = SubwordTokenizer(VocabFile.read(vocab), manifest["config"]["do_lower_case"])
     reader = open_shard(resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path"))
     rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
@@ -537,7 +539,7 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         flat = np.concatenate([row["input_ids"] for row in rows])
         ws = np.concatenate([row["word_starts"] for row in rows]) if "word_starts" in rows[0] else None
         keys = row_keys(cfg.random_seed, 0, shard_key(entry["path"]), np.arange(len(rows)))
-        seq, m = mask_rows(flat, lengths, ws, cfg, VocabTables.from_wordpiece(wp), keys)
+        seq, m = mask_rows(flat, lengths, ws, cfg, VocabTables.from_tokenizer(wp), keys)
         masked, row_of = m.apply(seq.ids), seq.row_of[m.chosen]
         for r, row in enumerate(rows):
             row["input_ids"] = masked[seq.row_start[r] : seq.row_start[r] + lengths[r]].tolist()
@@ -596,15 +598,28 @@ def split(lang: str, line_breaks: str) -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="vocab.txt, or tokenizer.json for a full tokenizer.")
+@click.option(
+    "-o", "--output", required=True, help="vocab.txt (WordPiece only), or tokenizer.json for a full tokenizer."
+)
 @click.option("--vocab-size", default=30522, show_default=True)
-@click.option("--min-frequency", default=2, show_default=True)
-@click.option("--limit-alphabet", default=1000, show_default=True)
-@click.option("--lower-case/--no-lower-case", default=True, show_default=True)
+@click.option("--min-frequency", default=2, show_default=True, help="WordPiece and BPE.")
+@click.option("--limit-alphabet", default=1000, show_default=True, help="WordPiece and BPE.")
+@click.option(
+    "--lower-case/--no-lower-case", default=None, help="[default: lower for wordpiece, cased for bpe/unigram]"
+)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
-def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field) -> None:
-    """Train a WordPiece vocabulary (Hugging Face tokenizers) on INPUT files."""
+@click.option(
+    "--model",
+    type=click.Choice(["wordpiece", "bpe", "unigram"]),
+    default="wordpiece",
+    show_default=True,
+    help="wordpiece (BERT), bpe (byte-level, RoBERTa/ModernBERT) or unigram (SentencePiece-style).",
+)
+def vocab(
+    inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field, model
+) -> None:
+    """Train a WordPiece, BPE or Unigram tokenizer (Hugging Face tokenizers) on INPUT files."""
     from corpusgen.readers import open_local
     from corpusgen.vocab import train_vocab
     from pipelines.inputs import InputError, check_inputs, open_raw, resolve_inputs
@@ -615,7 +630,7 @@ def vocab(inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case,
         check_inputs(files, cfg)
         opener = open_raw if any("://" in f for f in files) else open_local  # Beam's filesystems for remote paths
         result = train_vocab(files, output, cfg, opener=opener, vocab_size=vocab_size, min_frequency=min_frequency,
-                             limit_alphabet=limit_alphabet, lower_case=lower_case)  # fmt: skip
+                             limit_alphabet=limit_alphabet, lower_case=lower_case, model=model)  # fmt: skip
     except (ValueError, InputError) as exc:
         raise _fail(exc) from None
     click.echo(f"{output}: {result['vocab_size']} tokens from {result['documents']} documents")

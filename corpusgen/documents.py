@@ -16,7 +16,7 @@ from corpusgen.pairing import TokenizedDocument, min_sentences
 from corpusgen.partition import pool_hash, split_of
 from corpusgen.split import split_sentences
 from corpusgen.timing import StageTimer
-from corpusgen.tokenizer import WordPiece, tokenize_documents
+from corpusgen.tokenizer import SubwordTokenizer, tokenize_documents
 
 Removed = list  # of (reason, text): dropped documents, kept only when the build writes them
 
@@ -30,7 +30,7 @@ def drop(counts: Counter, removed: Removed | None, reason: str, text: str | None
 def prepare_documents(
     batch: Sequence[tuple[int, str, str]],
     cfg: BuildConfig,
-    wp: WordPiece,
+    wp: SubwordTokenizer,
     counts: Counter,
     removed: Removed | None = None,
     timer: StageTimer | None = None,
@@ -59,7 +59,7 @@ def prepare_documents(
     out = []
     with timer.stage("tokenize"):
         tokenized = tokenize_documents([key for _, key, _ in batch], sentence_lists, wp, cfg.max_num_tokens, counts)
-    for (loc, key, text), (_, ids, bounds) in zip(batch, tokenized):
+    for (loc, key, text), (_, ids, bounds, word_starts) in zip(batch, tokenized):
         n_tokens, n_sent = int(bounds[-1]), len(bounds) - 1
         counts["tokens_read"] += n_tokens
         if n_tokens == 0:
@@ -69,6 +69,6 @@ def prepare_documents(
             drop(counts, removed, stats.SINGLE_SENTENCE, text)
             counts["tokens_in_dropped_documents"] += n_tokens
             continue
-        doc = TokenizedDocument(key, ids, bounds)
+        doc = TokenizedDocument(key, ids, bounds, word_starts=word_starts)
         out.append((split_of(key, cfg), pool_hash(key, cfg), loc, doc, text if cfg.write_removed else None))
     return out

@@ -50,7 +50,10 @@ def unique_documents(
         doc = d.doc
         if copy:  # dedup off: a copy gets a key of its own, so its masks differ
             doc = TokenizedDocument(
-                hashlib.blake2b(f"{key}:{copy}".encode(), digest_size=16).hexdigest(), doc.ids, doc.bounds
+                hashlib.blake2b(f"{key}:{copy}".encode(), digest_size=16).hexdigest(),
+                doc.ids,
+                doc.bounds,
+                word_starts=doc.word_starts,
             )
         out.append(doc)
     out.sort(key=lambda d: d.key)

@@ -69,7 +69,7 @@ class PoolDocument:
     text: str | None  # kept only when the build writes removed documents
 
 
-def _token_schema(token_type: pa.DataType, with_text: bool) -> pa.Schema:
+def _token_schema(token_type: pa.DataType, with_text: bool, with_word_starts: bool = False) -> pa.Schema:
     fields = [
         pa.field("key", pa.string()),
         pa.field("locator", pa.uint64()),
@@ -77,7 +77,9 @@ def _token_schema(token_type: pa.DataType, with_text: bool) -> pa.Schema:
         pa.field("ids", pa.large_list(token_type)),
         pa.field("bounds", pa.list_(pa.int32())),
     ]
-    return pa.schema(fields + ([pa.field("text", pa.large_string())] if with_text else []))
+    fields += [pa.field("text", pa.large_string())] if with_text else []
+    # one flag per token of ids, only when the tokenizer gives word starts (BPE, Unigram)
+    return pa.schema(fields + ([pa.field("word_starts", pa.large_list(pa.bool_()))] if with_word_starts else []))
 
 
 def encode_tokens(
@@ -88,9 +90,11 @@ def encode_tokens(
     """A token file of ``(split, pool hash, locator, document, text)`` rows and its batch index.
 
     The index lists ``[split, first hash, last hash, rows]`` per record batch, in file order.
+    Word starts are written when the documents carry them (all or none do: one tokenizer).
     """
     order = sorted(range(len(docs)), key=lambda i: (SPLITS.index(docs[i][0]), docs[i][1], docs[i][2]))
-    schema = _token_schema(pa.from_numpy_dtype(token_dtype), with_text)
+    with_word_starts = bool(docs) and docs[0][3].word_starts is not None
+    schema = _token_schema(pa.from_numpy_dtype(token_dtype), with_text, with_word_starts)
     batches, index = [], []
     start = 0
     while start < len(order):
@@ -110,6 +114,8 @@ def encode_tokens(
         ]
         if with_text:
             columns.append(pa.array([r[4] for r in rows], pa.large_string()))
+        if with_word_starts:
+            columns.append(_list_array([r[3].word_starts for r in rows], pa.large_list(pa.bool_()), np.int64))
         batches.append(pa.record_batch(columns, schema))
         index.append([split, rows[0][1], rows[-1][1], len(rows)])
         start = end
@@ -147,9 +153,15 @@ def decode_pool_documents(source: BinaryIO | bytes, batch_ids: Sequence[int], lo
         b_off = bounds_col.offsets.to_numpy()
         b_val = bounds_col.values.to_numpy().astype(np.int64)
         texts = rb.column("text").to_pylist() if "text" in rb.schema.names else None
+        starts_val = None
+        if "word_starts" in rb.schema.names:
+            starts_col = rb.column("word_starts")
+            s_off, starts_val = starts_col.offsets.to_numpy(), starts_col.values.to_numpy(zero_copy_only=False)
         for i in keep.tolist():
             doc = TokenizedDocument(
                 keys[i], ids_val[ids_off[i] : ids_off[i + 1]].copy(), b_val[b_off[i] : b_off[i + 1]]
             )
+            if starts_val is not None:
+                doc.word_starts = starts_val[s_off[i] : s_off[i + 1]]
             out.append(PoolDocument(doc, int(locs[i]), texts[i] if texts is not None else None))
     return out

@@ -48,7 +48,7 @@ class VocabTables:
     sep_id: int
     mask_id: int
     is_special: np.ndarray  # bool: [PAD] [UNK] [CLS] [SEP] [MASK] [unused…] — never chosen, never drawn
-    is_continuation: np.ndarray  # bool: "##" pieces
+    is_continuation: np.ndarray  # bool: "##" pieces (none for BPE/Unigram: their pairs carry word starts)
     replacement_ids: np.ndarray  # int64: ordinary ids, the pool random replacements come from
     replacement_rank: np.ndarray  # int64: index of an id in replacement_ids, -1 for specials
 
@@ -57,7 +57,7 @@ class VocabTables:
         return len(self.is_special)
 
     @classmethod
-    def from_wordpiece(cls, wp) -> VocabTables:
+    def from_tokenizer(cls, wp) -> VocabTables:
         return cls(
             wp.cls_id, wp.sep_id, wp.mask_id, wp.is_special, wp.is_continuation, wp.replacement_ids, wp.replacement_rank
         )
@@ -65,9 +65,9 @@ class VocabTables:
 
 def build_vocab_tables(vocab_name: str, vocab_bytes: bytes, do_lower_case: bool | None = None) -> VocabTables:
     """The tables of a build's vocabulary file (for the loader and ``validate`` of dynamic builds)."""
-    from corpusgen.tokenizer import VocabFile, WordPiece
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 
-    return VocabTables.from_wordpiece(WordPiece(VocabFile(vocab_name, vocab_bytes), do_lower_case))
+    return VocabTables.from_tokenizer(SubwordTokenizer(VocabFile(vocab_name, vocab_bytes), do_lower_case))
 
 
 def _segment_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +279,7 @@ class Sequences:
     row_start: np.ndarray  # flat offset of every row
     rows_per_doc: np.ndarray  # int64, per document
     doc_of_row: np.ndarray  # int64, per row
-    word_start: np.ndarray  # bool, per position: a new word starts here (specials: False)
+    word_start: np.ndarray  # bool, per position: a word starts here (specials never)
 
     @property
     def n_rows(self) -> int:
@@ -303,20 +303,33 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
     rows_per_doc = np.zeros(len(documents), dtype=np.int64)
     cls_ = np.array([tables.cls_id], dtype=np.int64)
     sep_ = np.array([tables.sep_id], dtype=np.int64)
+    flags: list[np.ndarray | None] = []  # per piece: the tokenizer's word starts; None: the id table tells
+    has_flags = False
     for d, pairs in enumerate(documents):
         rows_per_doc[d] = len(pairs)
         for p in pairs:
             a_len_l.append(len(p.tokens_a) + 2)
             nsp_l.append(p.label)
             pieces += [cls_, p.tokens_a, sep_]
+            flags += [None, p.starts_a, None]
+            has_flags |= p.starts_a is not None
             if p.tokens_b is not None:
                 pieces += [p.tokens_b, sep_]
+                flags += [p.starts_b, None]
                 lengths_l.append(len(p.tokens_a) + len(p.tokens_b) + 3)
             else:
                 lengths_l.append(len(p.tokens_a) + 2)
     ids = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
     lengths = np.array(lengths_l, dtype=np.int64)
     row_of, row_start = _segment_rows(lengths)
+    # A word starts at a candidate that starts one (by the tokenizer's word ids, or by not being a
+    # "##" piece), or whose left neighbour is no candidate (right after [CLS]/[SEP], a truncated front).
+    if has_flags:
+        starts = np.concatenate([~tables.is_continuation[x] if f is None else f for x, f in zip(pieces, flags)])
+    else:
+        starts = ~tables.is_continuation[ids]
+    cand = ~tables.is_special[ids]
+    prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
     return Sequences(
         ids=ids,
         lengths=lengths,
@@ -326,7 +339,7 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
         row_start=row_start,
         rows_per_doc=rows_per_doc,
         doc_of_row=np.repeat(np.arange(len(documents)), rows_per_doc),
-        word_start=table_word_starts(ids, row_of, tables),
+        word_start=cand & (starts | ~prev_cand),
     )
 
 

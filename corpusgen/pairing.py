@@ -48,12 +48,14 @@ class TokenizedDocument:
 
     ``ids`` holds all its tokens, sentence after sentence; sentence ``i`` is
     ``ids[bounds[i]:bounds[i + 1]]``. ``key`` is the content key (hex) that seeds
-    every random choice made for the document.
+    every random choice made for the document. ``word_starts`` (bool, one per token) says where
+    words start when the tokenizer told (BPE, Unigram); None: derive it from the id table (``##``).
     """
 
     key: str
     ids: np.ndarray
     bounds: np.ndarray
+    word_starts: np.ndarray | None = None
 
     @functools.cached_property
     def bound_list(self) -> list[int]:
@@ -74,6 +76,8 @@ class Pair(NamedTuple):
     tokens_b: np.ndarray | None  # None when next_sentence == "none"
     label: int  # NEXT, RANDOM, or NSP_IGNORE for single segments
     short: bool  # built with a short target length
+    starts_a: np.ndarray | None = None  # word starts of tokens_a, when the document carries them
+    starts_b: np.ndarray | None = None  # word starts of tokens_b
 
 
 def min_sentences(cfg: BuildConfig) -> int:
@@ -158,7 +162,8 @@ def create_pairs(
             a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
             covered[a_lo:a_hi] = True
             counts["tokens_placed_own"] += a_hi - a_lo
-            pairs.append(Pair(doc.ids[a_lo:a_hi], None, NSP_IGNORE, short))
+            starts = doc.word_starts[a_lo:a_hi] if doc.word_starts is not None else None
+            pairs.append(Pair(doc.ids[a_lo:a_hi], None, NSP_IGNORE, short, starts_a=starts))
             start = i
             target, short = draw_target()
             continue
@@ -206,9 +211,14 @@ def create_pairs(
         else:
             counts["tokens_borrowed"] += b_hi - b_lo
         tokens_a, tokens_b = doc.ids[a_lo:a_hi], b_doc.ids[b_lo:b_hi]
+        starts_a = doc.word_starts[a_lo:a_hi] if doc.word_starts is not None else None
+        starts_b = b_doc.word_starts[b_lo:b_hi] if b_doc.word_starts is not None else None
         if mode == "sop" and is_random:
             tokens_a, tokens_b = tokens_b, tokens_a
-        pairs.append(Pair(tokens_a, tokens_b, RANDOM if is_random else NEXT, short))
+            starts_a, starts_b = starts_b, starts_a
+        pairs.append(
+            Pair(tokens_a, tokens_b, RANDOM if is_random else NEXT, short, starts_a=starts_a, starts_b=starts_b)
+        )
         start = i
         target, short = draw_target()
 

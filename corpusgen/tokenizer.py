@@ -1,8 +1,15 @@
-"""WordPiece tokenization with Hugging Face ``tokenizers``: vocab.txt or tokenizer.json.
+"""Hugging Face tokenizers for the build: WordPiece (vocab.txt or tokenizer.json), BPE and Unigram (tokenizer.json).
 
-``WordPiece`` wraps a ``tokenizers.Tokenizer`` and adds what the algorithm needs
-as arrays indexed by token id: which ids are special, which continue a word
-(``##``), and the non-special ids a random replacement is drawn from.
+``SubwordTokenizer`` wraps a ``tokenizers.Tokenizer`` and adds what the algorithm needs as arrays
+indexed by token id: which ids are special, which continue a word (WordPiece's ``##``), and the
+non-special ids a random replacement is drawn from. The special tokens are found by their role in
+the tokenizer (its post-processor's template for cls/sep, the model's unk token, its padding, its
+added special tokens), never assumed; a vocab.txt has only its tokens, so there they are BERT's.
+
+Word starts: a WordPiece token starts a word unless it is a ``##`` piece, exactly and for free, so
+WordPiece documents carry none (``None``: derive them from ``is_continuation``). BPE and Unigram
+pieces say nothing reliable about words (a byte-level BPE's first word of a sentence has no ``Ġ``,
+punctuation is a word of its own), so their word starts come from the tokenizer's ``word_ids``.
 """
 
 from __future__ import annotations
@@ -14,11 +21,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # a vocab.txt's, by BERT's names
+ROLES = ("pad", "unk", "cls", "sep", "mask")  # SPECIAL_TOKENS' roles, in the same order
+MODEL_TYPES = {"WordPiece": "wordpiece", "BPE": "bpe", "Unigram": "unigram"}  # tokenizer.json model type -> kind
 _BRACKETED = re.compile(r"^\[[^\[\]\s]+\]$")  # [PAD], [unused17], <…> vocabularies keep theirs too
+# A special token's name without its brackets, as tokenizers write them: [MASK], <mask>, <|padding|>, </s>;
+# in order of preference (ModernBERT has both <|padding|> and its pad token [PAD]).
+_ROLE_NAMES = {"pad": ("pad", "padding"), "unk": ("unk", "unknown"), "cls": ("cls", "s"), "sep": ("sep", "/s"),
+               "mask": ("mask",)}  # fmt: skip
 
 
 class VocabError(ValueError):
@@ -51,7 +65,7 @@ class VocabFile:
             ) from None
         name = "tokenizer.json" if path.suffix == ".json" else "vocab.txt"
         vf = cls(name, data)
-        WordPiece(vf, source=str(path))  # validate now, before any work
+        SubwordTokenizer(vf, source=str(path))  # validate now, before any work
         return vf
 
 
@@ -71,15 +85,105 @@ def _txt_tokens(data: bytes, source: str) -> list[str]:
     return [t.rstrip("\r") for t in tokens]
 
 
-class WordPiece:
-    """A WordPiece tokenizer and the id tables pairing and masking use."""
+def _role_name(token: str) -> str:
+    return token.strip("<>[]|").lower()
+
+
+def _template_cls_sep(proc: dict | None) -> tuple[str | None, str | None]:
+    """cls and sep of a post-processor: the special tokens around ``$A`` in its single template."""
+    if not proc:
+        return None, None
+    kind = proc.get("type")
+    if kind in ("BertProcessing", "RobertaProcessing"):
+        return (proc.get("cls") or [None])[0], (proc.get("sep") or [None])[0]
+    if kind == "Sequence":
+        for sub in proc.get("processors") or []:
+            cls, sep = _template_cls_sep(sub)
+            if cls or sep:
+                return cls, sep
+        return None, None
+    if kind != "TemplateProcessing":
+        return None, None
+    named = proc.get("special_tokens") or {}
+
+    def token(item: dict) -> str:
+        key = item["SpecialToken"]["id"]
+        return ((named.get(key) or {}).get("tokens") or [key])[0]
+
+    single = proc.get("single") or []
+    seq = next((i for i, item in enumerate(single) if "Sequence" in item), None)
+    if seq is None:
+        return None, None
+    before = [token(it) for it in single[:seq] if "SpecialToken" in it]
+    after = [token(it) for it in single[seq + 1 :] if "SpecialToken" in it]
+    return (before[-1] if before else None), (after[0] if after else None)
+
+
+def _lowercases(norm: dict | None) -> bool:
+    """Whether a tokenizer.json normalizer lower-cases its input."""
+    if not norm:
+        return False
+    if norm.get("type") == "BertNormalizer":
+        return bool(norm.get("lowercase"))
+    if norm.get("type") == "Lowercase":
+        return True
+    return any(_lowercases(n) for n in norm.get("normalizers") or [])
+
+
+def find_special_tokens(spec: dict, vocab_map: dict[str, int], kind: str, source: str) -> dict[str, str]:
+    """The token of each role in ``ROLES`` of a tokenizer.json, from what the tokenizer itself says.
+
+    cls/sep: the tokens around the first sequence of its post-processor (TemplateProcessing,
+    BertProcessing, RobertaProcessing, or one inside a Sequence); unk: the model's unk token; pad:
+    its padding's pad token; then, for any role still open, the added special token of that name
+    (``[MASK]``, ``<mask>``, ``<|padding|>``…). A WordPiece tokenizer may also name them only in its
+    vocabulary, with BERT's names. A role that cannot be found is a ``VocabError``.
+    """
+    found: dict[str, str | None] = dict(zip(("cls", "sep"), _template_cls_sep(spec.get("post_processor"))))
+    model = spec.get("model") or {}
+    found["unk"] = model.get("unk_token")
+    if isinstance(model.get("unk_id"), int):  # Unigram names its unk token by id
+        found["unk"] = next((t for t, i in vocab_map.items() if i == model["unk_id"]), None)
+    found["pad"] = (spec.get("padding") or {}).get("pad_token")
+    specials = [t["content"] for t in spec.get("added_tokens") or [] if t.get("special")]
+    roles: dict[str, str] = {}
+    for role, default in zip(ROLES, SPECIAL_TOKENS):
+        token = found.get(role)
+        if token not in vocab_map:
+            named = (t for name in _ROLE_NAMES[role] for t in specials if _role_name(t) == name)
+            token = next(named, None)
+        if token is None and kind == "wordpiece" and default in vocab_map:
+            token = default
+        if token is None:
+            if role in ("cls", "sep"):
+                template = "[CLS] $A [SEP]" if kind == "wordpiece" else "<s> $A </s>"
+                fix = f"give it a post-processor (e.g. TemplateProcessing(single='{template}'))"
+            else:
+                fix = f"add one as a special token (e.g. {default if kind == 'wordpiece' else f'<{role}>'})"
+            raise VocabError(
+                f"{source}: no {role} token found (post-processor, model, padding, added special tokens); "
+                f"{fix} and save the tokenizer again"
+            )
+        roles[role] = token
+    ids = [vocab_map[roles[r]] for r in ROLES]
+    if len(set(ids)) < len(ids):
+        shared = ", ".join(f"{r}={roles[r]}" for r in ROLES)
+        raise VocabError(f"{source}: special tokens must be distinct, found {shared}; give each role its own token")
+    return roles
+
+
+class SubwordTokenizer:
+    """A WordPiece, BPE or Unigram tokenizer and the id tables pairing and masking use."""
 
     def __init__(self, vocab: VocabFile, do_lower_case: bool | None = None, *, source: str | None = None) -> None:
         from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
         from tokenizers.models import WordPiece as WordPieceModel
 
         source = source or vocab.name
+        special_added: list[int] = []
+        prefix = "##"
         if vocab.kind == "txt":
+            kind = "wordpiece"
             tokens = _txt_tokens(vocab.data, source)
             if len(tokens) < len(SPECIAL_TOKENS) + 1:
                 raise VocabError(
@@ -99,6 +203,12 @@ class WordPiece:
             )
             tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
             tok.decoder = decoders.WordPiece(prefix="##")
+            missing = [t for t in SPECIAL_TOKENS if t not in vocab_map]
+            if missing:
+                raise VocabError(
+                    f"{source}: missing special token(s) {', '.join(missing)}; a BERT vocabulary needs {', '.join(SPECIAL_TOKENS)}"
+                )
+            roles = dict(zip(ROLES, SPECIAL_TOKENS))
         else:
             try:
                 tok = Tokenizer.from_str(vocab.data.decode("utf-8"))
@@ -107,17 +217,19 @@ class WordPiece:
                 raise VocabError(
                     f"{source}: not a valid tokenizer.json ({str(exc)[:120]}); save one with tokenizers' Tokenizer.save"
                 ) from None
-            if (spec.get("model") or {}).get("type") != "WordPiece":
+            model = spec.get("model") or {}
+            kind = MODEL_TYPES.get(model.get("type"))
+            if kind is None:
                 raise VocabError(
-                    f"{source}: model type {(spec.get('model') or {}).get('type')!r}, corpusgen needs a WordPiece tokenizer"
+                    f"{source}: model type {model.get('type')!r}, corpusgen needs a WordPiece, BPE or Unigram tokenizer"
                 )
-            norm = spec.get("normalizer") or {}
-            lowered = bool(norm.get("lowercase")) if norm.get("type") == "BertNormalizer" else None
-            if do_lower_case is not None and lowered is not None and do_lower_case != lowered:
+            # The normalizer is the tokenizer's own: do_lower_case only records what it does.
+            lowered = _lowercases(spec.get("normalizer"))
+            if do_lower_case is not None and do_lower_case != lowered:
                 raise VocabError(
                     f"{source}: its normalizer has lowercase={lowered}, the build asked for do_lower_case={do_lower_case}; drop the option or fix the tokenizer"
                 )
-            do_lower_case = bool(lowered) if lowered is not None else bool(do_lower_case)
+            do_lower_case = lowered
             # A saved tokenizer may carry padding/truncation for a model; tokenization here must not.
             tok.no_padding()
             tok.no_truncation()
@@ -125,20 +237,26 @@ class WordPiece:
             tokens = [""] * (max(vocab_map.values()) + 1)
             for t, i in vocab_map.items():
                 tokens[i] = t
-        missing = [t for t in SPECIAL_TOKENS if t not in vocab_map]
-        if missing:
-            raise VocabError(
-                f"{source}: missing special token(s) {', '.join(missing)}; a BERT vocabulary needs {', '.join(SPECIAL_TOKENS)}"
-            )
+            roles = find_special_tokens(spec, vocab_map, kind, source)
+            special_added = [vocab_map[t["content"]] for t in spec.get("added_tokens") or [] if t.get("special")]
+            if kind == "wordpiece":
+                prefix = model.get("continuing_subword_prefix") or "##"
 
         self.vocab = vocab
         self.tokenizer = tok
+        self.kind = kind
         self.tokens = tokens
         self.vocab_size = len(tokens)
         self.do_lower_case = bool(do_lower_case)
-        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (vocab_map[t] for t in SPECIAL_TOKENS)
-        self.is_special = np.array([bool(_BRACKETED.match(t)) or t == "" for t in tokens], dtype=bool)
-        self.is_continuation = np.array([t.startswith("##") for t in tokens], dtype=bool)
+        self.special_tokens = roles  # role -> token string
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (vocab_map[roles[r]] for r in ROLES)
+        if kind == "wordpiece":
+            self.is_special = np.array([bool(_BRACKETED.match(t)) or t == "" for t in tokens], dtype=bool)
+            self.is_continuation = np.array([t.startswith(prefix) for t in tokens], dtype=bool)
+        else:  # a BPE/Unigram vocabulary's pieces may look like anything, "[1]" included
+            self.is_special = np.array([t == "" for t in tokens], dtype=bool)
+            self.is_continuation = np.zeros(len(tokens), dtype=bool)  # word starts come from word_ids
+        self.is_special[[self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id, *special_added]] = True
         self.replacement_ids = np.flatnonzero(~self.is_special).astype(np.int64)
         if len(self.replacement_ids) < 2:
             raise VocabError(f"{source}: fewer than 2 ordinary tokens; nothing to draw random replacements from")
@@ -146,6 +264,11 @@ class WordPiece:
         self.replacement_rank = np.full(self.vocab_size, -1, dtype=np.int64)
         self.replacement_rank[self.replacement_ids] = np.arange(len(self.replacement_ids))
         self._encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
+
+    @property
+    def word_starts_from_tokenizer(self) -> bool:
+        """Whether documents carry word starts from ``word_ids`` (BPE, Unigram) or derive them from ``##``."""
+        return self.kind != "wordpiece"
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of many texts at once: (flat int64 ids, per-text lengths)."""
@@ -157,13 +280,37 @@ class WordPiece:
         flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
         return flat, lengths
 
+    def encode_words(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``encode`` plus, for BPE/Unigram, whether each token starts a word (flat bool; None for WordPiece).
+
+        A token starts a word where its word id differs from the previous token's, and every text's
+        first token does. ``word_ids`` needs the full ``encode_batch`` (the fast one tracks no words).
+        """
+        if not self.word_starts_from_tokenizer:
+            return (*self.encode(texts), None)
+        if not texts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
+        n = int(lengths.sum())
+        flat = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=n)
+        words = [e.word_ids for e in encodings]
+        try:
+            word = np.fromiter(itertools.chain.from_iterable(words), dtype=np.int64, count=n)
+        except TypeError:  # a token of no word (None): a word of its own
+            word = np.fromiter((-1 if w is None else w for w in itertools.chain.from_iterable(words)), np.int64, n)
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = (word[1:] != word[:-1]) | (word[1:] < 0)
+        starts[np.cumsum(lengths)[:-1][lengths[1:] > 0]] = True  # each text's first token
+        return flat, lengths, starts
+
     def decode_tokens(self, ids: Sequence[int]) -> list[str]:
         return [self.tokens[i] for i in ids]
 
-    def describe(self) -> dict:
-        """The manifest's ``tokenizer`` entry."""
+    def describe(self) -> dict[str, Any]:
+        """The manifest's ``tokenizer`` entry: ids and strings of the special tokens by role."""
         return {
-            "type": "wordpiece",
+            "type": self.kind,
             "vocab_size": self.vocab_size,
             "do_lower_case": self.do_lower_case,
             "pad_id": self.pad_id,
@@ -171,6 +318,7 @@ class WordPiece:
             "cls_id": self.cls_id,
             "sep_id": self.sep_id,
             "mask_id": self.mask_id,
+            **{f"{role}_token": self.special_tokens[role] for role in ROLES},
         }
 
 
@@ -197,21 +345,22 @@ def split_long_sentence(length: int, limit: int, is_word_start: np.ndarray) -> l
 def tokenize_documents(
     keys: Sequence[str],
     sentence_lists: Sequence[Sequence[str]],
-    wp: WordPiece,
+    wp: SubwordTokenizer,
     max_sentence_tokens: int,
     counts,
 ):
     """Token ids and sentence bounds of many documents, in one tokenizer call.
 
-    Returns a list of (key, ids, bounds) — ids in the shard's token dtype, bounds int64
-    offsets of the sentences. Sentences that produce no tokens are dropped (counted);
-    sentences longer than ``max_sentence_tokens`` are cut at word starts (counted), since
-    no instance could hold them whole and truncation would throw most of them away.
+    Returns a list of (key, ids, bounds, word_starts) — ids in the shard's token dtype, bounds
+    int64 offsets of the sentences, word_starts a bool per token (None for WordPiece, whose
+    ``##`` table tells). Sentences that produce no tokens are dropped (counted); sentences
+    longer than ``max_sentence_tokens`` are cut at word starts (counted), since no instance
+    could hold them whole and truncation would throw most of them away.
     """
     from corpusgen.shards import token_dtype
 
     flat_sentences = [s for sents in sentence_lists for s in sents]
-    ids, lengths = wp.encode(flat_sentences)
+    ids, lengths, starts = wp.encode_words(flat_sentences)
     # A saved tokenizer matches special tokens written in the text; in the data they are
     # ordinary text, so they become [UNK] instead of breaking [CLS] A [SEP] B [SEP].
     structural = np.isin(ids, [wp.cls_id, wp.sep_id, wp.mask_id, wp.pad_id])
@@ -233,22 +382,23 @@ def tokenize_documents(
         if empty:
             counts["sentences_without_tokens"] += empty
         doc_ids = ids[offsets[s] : offsets[e]]
+        doc_starts = starts[offsets[s] : offsets[e]] if starts is not None else None
         ends = np.cumsum(lens[lens > 0])
         if len(ends) and (lens > max_sentence_tokens).any():
-            ends = _cut_long(doc_ids, ends, max_sentence_tokens, wp, counts)
-        out.append((key, doc_ids, np.concatenate(([0], ends)).astype(np.int64)))
+            word_start = doc_starts if doc_starts is not None else ~wp.is_continuation[doc_ids]
+            ends = _cut_long(word_start, ends, max_sentence_tokens, counts)
+        out.append((key, doc_ids, np.concatenate(([0], ends)).astype(np.int64), doc_starts))
         s = e
     return out
 
 
-def _cut_long(doc_ids: np.ndarray, ends: np.ndarray, limit: int, wp: WordPiece, counts) -> np.ndarray:
+def _cut_long(word_start: np.ndarray, ends: np.ndarray, limit: int, counts) -> np.ndarray:
     new_ends: list[int] = []
     start = 0
     for end in ends.tolist():
         if end - start > limit:
             counts["long_sentences_cut"] += 1
-            word_start = ~wp.is_continuation[doc_ids[start:end]]
-            new_ends += [start + c for c in split_long_sentence(end - start, limit, word_start)]
+            new_ends += [start + c for c in split_long_sentence(end - start, limit, word_start[start:end])]
         else:
             new_ends.append(end)
         start = end

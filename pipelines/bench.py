@@ -22,7 +22,7 @@ from pathlib import Path
 
 from corpusgen.config import BuildConfig
 from corpusgen.timing import METRIC_PREFIX, STAGES
-from corpusgen.tokenizer import VocabFile, WordPiece
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 
 
 def read_texts(files: list[str], cfg: BuildConfig) -> list[str]:
@@ -35,7 +35,7 @@ def read_texts(files: list[str], cfg: BuildConfig) -> list[str]:
 
 
 def bare_tokenizer_seconds(texts: list[str], vocab: VocabFile, repeats: int = 3) -> tuple[float, int]:
-    wp = WordPiece(vocab)
+    wp = SubwordTokenizer(vocab)
     wp.tokenizer.encode_batch_fast(texts[:200], add_special_tokens=False)  # warm up
     best, tokens = float("inf"), 0
     for _ in range(repeats):

@@ -26,7 +26,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
 from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
-from corpusgen.tokenizer import VocabFile, WordPiece
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 from pipelines.transforms import (
     MAIN,
     REMOVED,
@@ -91,10 +91,10 @@ def build_pipeline(
     reason; counted and listed in the manifest.
     """
     skipped = {reason: sorted(paths) for reason, paths in (skipped or {}).items() if paths}
-    wp = WordPiece(vocab, cfg.do_lower_case)
+    wp = SubwordTokenizer(vocab, cfg.do_lower_case)
     if cfg.do_lower_case is None:
         cfg = cfg.replace(do_lower_case=wp.do_lower_case)  # the manifest records what was used
-    tables = VocabTables.from_wordpiece(wp)
+    tables = VocabTables.from_tokenizer(wp)
     started = time.time()
     work_dir = FileSystems.join(output_dir, WORK_DIR)
 

@@ -40,7 +40,7 @@ from corpusgen.masking import VocabTables, shard_mask_counters
 from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
 from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
 from corpusgen.timing import METRIC_PREFIX, StageTimer
-from corpusgen.tokenizer import VocabFile, WordPiece
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 from pipelines.inputs import open_raw
 
 STATS = "stats"
@@ -246,7 +246,7 @@ class _TokenizeChunk(CountingDoFn):
 
     def setup(self) -> None:
         super().setup()
-        self.wp = WordPiece(self.vocab, self.cfg.do_lower_case)
+        self.wp = SubwordTokenizer(self.vocab, self.cfg.do_lower_case)
 
     def process(self, desc: dict) -> Iterator:
         # With near_dedup the step also emits signatures, which a marker does not keep: no resuming then.

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from corpusgen.config import BuildConfig
-from corpusgen.tokenizer import VocabFile, WordPiece
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "corpusgen" / "data"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BPE_TOKENIZER = FIXTURES / "tokenizers" / "bpe-2000.json"  # trained by `corpusgen vocab --model bpe`
+UNIGRAM_TOKENIZER = FIXTURES / "tokenizers" / "unigram-2000.json"
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +24,8 @@ def vocab_file() -> VocabFile:
 
 
 @pytest.fixture(scope="session")
-def wordpiece(vocab_file) -> WordPiece:
-    return WordPiece(vocab_file)
+def wordpiece(vocab_file) -> SubwordTokenizer:
+    return SubwordTokenizer(vocab_file)
 
 
 @pytest.fixture(scope="session")

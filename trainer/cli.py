@@ -54,6 +54,11 @@ _TRAIN_OPTIONS = [
         "--eval-every", type=int, help="Evaluate on held-out shards every N steps (default: at the end only)."
     ),
     click.option(
+        "--eval-data",
+        type=click.Path(file_okay=False),
+        help="Evaluate on this build's held-out split (same vocabulary) instead of --data's.",
+    ),
+    click.option(
         "--eval-batches",
         type=int,
         help="Held-out batches per evaluation per process (default 50, 0: all); at most the micro-batches since the last.",

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save
 
 from corpusgen.shards import atomic_write_bytes, remove_stale_temps
+from corpusgen.tokenizer import ROLES
 from trainer.model import BertConfig
 
 
@@ -101,7 +102,12 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
 
 
 def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
-    """Put the build's vocabulary beside the weights so AutoTokenizer works too, when it is still there."""
+    """Put the build's vocabulary beside the weights so AutoTokenizer works too, when it is still there.
+
+    The tokenizer_config.json names the special tokens the build used (the manifest's tokenizer
+    entry): BERT's for a vocab.txt, the tokenizer's own (``<s> </s> <mask> <pad> <unk>``…) for a
+    tokenizer.json, which is copied as it is.
+    """
     data_dir = ckpt.get("data_dir")
     tok = ckpt.get("tokenizer") or {}
     if not data_dir:
@@ -116,6 +122,20 @@ def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
             "do_lower_case": bool(tok.get("do_lower_case", True)),
             "model_max_length": 512,
         }
+        write_json(out / "tokenizer_config.json", config)
+    elif (out / "tokenizer.json").exists():
+        # WordPiece keeps BERT's class (its fast form reads tokenizer.json); BPE/Unigram the generic one
+        bert = tok.get("type", "wordpiece") == "wordpiece"
+        config: dict[str, Any] = {
+            "tokenizer_class": "BertTokenizer" if bert else "PreTrainedTokenizerFast",
+            "model_max_length": 512,
+        }
+        config |= {f"{role}_token": tok[f"{role}_token"] for role in ROLES if f"{role}_token" in tok}
+        if not bert:
+            if "cls_token" in tok:  # RoBERTa's convention: <s> and </s> also begin and end a text
+                config |= {"bos_token": tok["cls_token"], "eos_token": tok["sep_token"]}
+            # the generic class leaves segment ids out unless told; the model was trained with them
+            config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
         write_json(out / "tokenizer_config.json", config)
 
 

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from corpusgen.config import read_config_file
 from corpusgen.partition import VALIDATION
-from corpusgen.shards import atomic_write_bytes, atomic_writer, remove_stale_temps
+from corpusgen.shards import ManifestError, atomic_write_bytes, atomic_writer, remove_stale_temps
 from trainer.data import ShardDataset, ShardLoader, load_build
 from trainer.model import IGNORE, SIZES, BertConfig, BertForPreTraining, flops_per_sequence
 from trainer.optim import lr_at, make_optimizer
@@ -72,6 +72,9 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0
     """Evaluate on the held-out shards every N steps (0: only at the end of the run)."""
+    eval_data: str | None = None
+    """Evaluate on the held-out split of this build instead of --data's (the same vocabulary): compares
+    runs trained on builds of different recipes on one held-out set."""
     eval_batches: int = 50
     """Held-out batches per evaluation per process (0: all); never more than the micro-batches trained since
     the previous evaluation, so evaluating costs less than the training it follows."""
@@ -502,15 +505,23 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         shuffle_buffer=cfg.shuffle_buffer, manifest=manifest,
     )  # fmt: skip
     loader = ShardLoader(train_data, num_workers=workers, pin_memory=device.type == "cuda")
-    heldout_rows = sum(e["rows"] for e in manifest["shards"] if e.get("split") == VALIDATION)
+    eval_dir, eval_manifest = cfg.data, manifest
+    if cfg.eval_data:
+        eval_dir, eval_manifest = cfg.eval_data, load_build(cfg.eval_data)
+        if eval_manifest["vocab_sha256"] != manifest["vocab_sha256"]:
+            raise ManifestError(
+                f"{cfg.eval_data}: built with another vocabulary than {cfg.data}; "
+                "--eval-data needs a build made with the same vocabulary file"
+            )
+    heldout_rows = sum(e["rows"] for e in eval_manifest["shards"] if e.get("split") == VALIDATION)
     eval_data = None
     if heldout_rows >= world:
         eval_data = ShardDataset(
-            cfg.data, split=VALIDATION, batch_size=cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world,
-            shuffle=False, epochs=1, drop_last=False, manifest=manifest,
+            eval_dir, split=VALIDATION, batch_size=cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world,
+            shuffle=False, epochs=1, drop_last=False, manifest=eval_manifest,
         )  # fmt: skip
     else:
-        console.line("no held-out shards in the build: evaluation is skipped")
+        console.line(f"no held-out shards in {eval_dir}: evaluation is skipped")
 
     # --- model and optimizer ---
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -524,6 +535,11 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             hidden_dropout_prob=cfg.dropout,
             attention_probs_dropout_prob=cfg.dropout,
             pad_token_id=int(manifest["tokenizer"].get("pad_id", 0)),
+        )
+    if eval_data is not None and eval_data.max_seq_length > mcfg.max_position_embeddings:
+        raise ManifestError(
+            f"{eval_dir}: rows of up to {eval_data.max_seq_length} tokens, the model has "
+            f"{mcfg.max_position_embeddings} positions; evaluate on a build of at most that length"
         )
     raw = BertForPreTraining(mcfg).to(device)
     optimizer = make_optimizer(

@@ -108,6 +108,51 @@ def test_vocab_command_trains_a_usable_vocab(tmp_path):
     assert run("validate", str(tmp_path / "b"))[0] == 0
 
 
+@pytest.mark.parametrize("model", ["bpe", "unigram", "wordpiece"])
+def test_vocab_command_trains_each_model_with_its_special_tokens(tmp_path, model):
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
+
+    out = tmp_path / "tokenizer.json"
+    code, msg = run("vocab", str(DATA / "sample_text.txt"), "-o", str(out), "--model", model, "--vocab-size", "400")
+    assert code == 0, msg
+    tok = SubwordTokenizer(VocabFile.read(out))
+    assert tok.kind == model
+    if model == "wordpiece":
+        assert tok.special_tokens == {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+        assert tok.do_lower_case is True
+    else:
+        assert tok.special_tokens == {"pad": "<pad>", "unk": "<unk>", "cls": "<s>", "sep": "</s>", "mask": "<mask>"}
+        assert (tok.cls_id, tok.pad_id, tok.sep_id, tok.unk_id, tok.mask_id) == (0, 1, 2, 3, 4)
+        assert tok.do_lower_case is False  # cased unless --lower-case
+        pair = tok.tokenizer.encode("A cat.", "A dog.")
+        assert pair.tokens[0] == "<s>" and pair.tokens.count("</s>") == 2  # the build's <s> A </s> B </s>
+        assert pair.type_ids[-1] == 1
+    build = tmp_path / "b"
+    code, msg = run("build", str(DATA / "sample_text.txt"), "-o", str(build), "--vocab", str(out), "--dupe-factor", "1")
+    assert code == 0, msg
+    assert run("validate", str(build))[0] == 0
+    assert json.loads((build / "manifest.json").read_text())["tokenizer"]["type"] == model
+
+
+def test_a_lower_case_option_against_a_tokenizer_json_stops_before_any_work(tmp_path):
+    from tests.conftest import BPE_TOKENIZER
+
+    out = tmp_path / "o"
+    one_line_error(
+        *run("build", str(DATA / "sample_text.txt"), "-o", str(out), "--vocab", str(BPE_TOKENIZER), "--lower-case"),
+        f"Error: {BPE_TOKENIZER}: its normalizer has lowercase=False, the build asked for do_lower_case=True",
+    )
+    assert not out.exists()
+
+
+def test_vocab_txt_is_wordpiece_only(tmp_path):
+    one_line_error(
+        *run("vocab", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "vocab.txt"), "--model", "bpe"),
+        "vocab.txt: a bpe tokenizer is saved as tokenizer.json only; pass -o tokenizer.json",
+    )
+    assert not (tmp_path / "vocab.txt").exists()
+
+
 @pytest.mark.e2e
 def test_end_to_end_build_validate_inspect_train(tmp_path):
     """The main path from the shell: build the bundled corpus, validate, inspect, train a few steps."""

@@ -29,7 +29,7 @@ Z = 5.0  # standard errors: a correct sampler fails one check in ~2 million
 
 @pytest.fixture(scope="module")
 def tables(wordpiece):
-    return VocabTables.from_wordpiece(wordpiece)
+    return VocabTables.from_tokenizer(wordpiece)
 
 
 def random_rows(tables, n_rows: int, seed: int, min_len: int = 20, max_len: int = 128):

@@ -131,7 +131,7 @@ def test_nsp_balance_and_short_share_on_a_large_sample():
 
 @pytest.fixture(scope="module")
 def tables(wordpiece):
-    return VocabTables.from_wordpiece(wordpiece)
+    return VocabTables.from_tokenizer(wordpiece)
 
 
 def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
@@ -325,3 +325,83 @@ def test_mask_rates_on_a_large_sample(tables):
     assert abs(masked / counts["mask_candidates"] - 0.15) < 0.005  # round(n * p) per row
     for kind, p in ((KIND_MASK, 0.8), (KIND_RANDOM, 0.1), (KIND_KEPT, 0.1)):
         assert abs(counts[kind] / masked - p) <= binomial_halfwidth(masked, p), kind
+
+
+# --- word starts from the tokenizer (BPE, Unigram): carried by documents and pairs, used by assemble ---
+
+
+@pytest.mark.parametrize("mode", ["nsp", "sop", "none"])
+def test_pairs_slice_word_starts_exactly_where_they_slice_ids(mode):
+    # a flag that follows from the id, so any slice of a document can be checked against its ids
+    cfg = BuildConfig(next_sentence=mode, max_seq_length=32)
+    pool = make_pool(7, 12, max_len=40)
+    for d in pool:
+        d.word_starts = d.ids % 3 == 0
+    counts, pairs = Counter(), []
+    for i, doc in enumerate(pool):
+        pairs += create_pairs(i, pool, cfg, document_rng(0, doc.key, 0), counts)
+    assert counts["tokens_truncated_away"] > 0
+    if mode != "none":
+        assert any(p.label == RANDOM for p in pairs)
+    for p in pairs:
+        assert np.array_equal(p.starts_a, p.tokens_a % 3 == 0)
+        if mode == "none":
+            assert p.tokens_b is None and p.starts_b is None
+        else:
+            assert np.array_equal(p.starts_b, p.tokens_b % 3 == 0)
+
+
+def test_assemble_takes_word_starts_from_the_pairs_and_from_the_id_table_otherwise(tables):
+    from corpusgen.masking import assemble
+
+    a, b = np.array([2000, 2001, 2002]), np.array([2003, 2004])
+    # a truncated front (A's first piece continues a word): it still starts one after [CLS]
+    pair = Pair(a, b, NEXT, False, starts_a=np.array([False, False, True]), starts_b=np.array([True, False]))
+    seq = assemble([[pair]], tables)
+    assert seq.word_start.tolist() == [False, True, False, True, False, True, False, False]
+    # no flags (WordPiece): BERT's rule, a piece that is no "##" continuation or follows no candidate
+    ids = np.array([2000, 2015, 2002, 102, 2003])  # to ##s he [SEP] is
+    assert tables.is_continuation[2015] and not tables.is_continuation[[2000, 2002, 2003]].any()
+    seq = assemble([[Pair(ids, None, -100, False)]], tables)
+    assert seq.word_start.tolist() == [False, True, False, True, False, True, False]
+    # pairs without flags beside pairs with them (None: derive from the id table)
+    seq = assemble([[pair], [Pair(ids, None, -100, False)]], tables)
+    assert seq.word_start.tolist() == [False, True, False, True, False, True, False, False] + [
+        False, True, False, True, False, True, False,
+    ]  # fmt: skip
+
+
+def test_whole_word_masking_on_bpe_picks_whole_words_of_the_tokenizer():
+    from corpusgen.masking import assemble
+    from corpusgen.split import split_sentences
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile, tokenize_documents
+    from tests.conftest import BPE_TOKENIZER, DATA
+
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER))
+    tables = VocabTables.from_tokenizer(tok)
+    texts = (DATA / "sample_text.txt").read_text().split("\n\n")
+    sentences = [split_sentences(t, "en", "auto") for t in texts if t.strip()]
+    cfg = BuildConfig(do_whole_word_mask=True, max_seq_length=64, masked_lm_prob=0.3)
+    counts = Counter()
+    pool = [
+        TokenizedDocument(f"{i:032x}", ids, bounds, word_starts=starts)
+        for i, (_, ids, bounds, starts) in enumerate(
+            tokenize_documents([""] * len(sentences), sentences, tok, 61, counts)
+        )
+    ]
+    multi_piece_words = 0
+    for i, doc in enumerate(pool):
+        pairs = create_pairs(i, pool, cfg, document_rng(1, doc.key, 0), counts)
+        inst = mask_pairs(pairs, tables, cfg, document_rng(1, doc.key, 0), counts)
+        seq = assemble([pairs], tables)
+        cand = ~tables.is_special[seq.ids]
+        for r, (_, pos, _) in enumerate(rows_of(inst)):
+            lo, hi = seq.row_start[r], seq.row_start[r] + seq.lengths[r]
+            word = np.cumsum(seq.word_start[lo:hi])  # word number of every position
+            chosen = np.zeros(hi - lo, dtype=bool)
+            chosen[pos] = True
+            for w in np.unique(word[chosen]):
+                in_word = (word == w) & cand[lo:hi]
+                assert chosen[in_word].all(), "a chosen word is chosen whole"
+                multi_piece_words += int(in_word.sum() > 1)
+    assert multi_piece_words > 20

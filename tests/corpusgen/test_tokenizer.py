@@ -12,13 +12,13 @@ import pytest
 
 from corpusgen.tokenizer import (
     SPECIAL_TOKENS,
+    SubwordTokenizer,
     VocabError,
     VocabFile,
-    WordPiece,
     split_long_sentence,
     tokenize_documents,
 )
-from tests.conftest import DATA
+from tests.conftest import BPE_TOKENIZER, DATA, UNIGRAM_TOKENIZER
 
 # ids 0-4 are the specials, in SPECIAL_TOKENS order
 ORDINARY = ["a", "##b", "the", "cat", "sat", "##s"]
@@ -29,8 +29,8 @@ def vocab_txt(tokens, name="vocab.txt") -> VocabFile:
     return VocabFile(name, ("\n".join(tokens) + "\n").encode("utf-8"))
 
 
-def small() -> WordPiece:
-    return WordPiece(vocab_txt([*SPECIAL_TOKENS, *ORDINARY]))
+def small() -> SubwordTokenizer:
+    return SubwordTokenizer(vocab_txt([*SPECIAL_TOKENS, *ORDINARY]))
 
 
 def tokenizer_json(tmp_path, lowercase: bool = True) -> VocabFile:
@@ -106,38 +106,41 @@ def test_vocabulary_without_bert_specials(tmp_path, dropped, named):
 
 def test_too_few_tokens_and_duplicates_and_no_ordinary_tokens():
     with pytest.raises(VocabError, match=r"^vocab\.txt: only 5 tokens; pass a WordPiece vocab\.txt"):
-        WordPiece(vocab_txt(SPECIAL_TOKENS))
+        SubwordTokenizer(vocab_txt(SPECIAL_TOKENS))
     with pytest.raises(VocabError) as err:
-        WordPiece(vocab_txt([*SPECIAL_TOKENS, "cat", "the", "cat"]))
+        SubwordTokenizer(vocab_txt([*SPECIAL_TOKENS, "cat", "the", "cat"]))
     assert str(err.value) == "vocab.txt: token 'cat' appears twice; a vocab.txt must list each token once"
     with pytest.raises(VocabError) as err:
-        WordPiece(vocab_txt([*SPECIAL_TOKENS, "[unused0]", "cat"]))
+        SubwordTokenizer(vocab_txt([*SPECIAL_TOKENS, "[unused0]", "cat"]))
     assert str(err.value) == "vocab.txt: fewer than 2 ordinary tokens; nothing to draw random replacements from"
 
 
 def test_bad_tokenizer_json():
     with pytest.raises(VocabError, match=r"^tokenizer\.json: not a valid tokenizer\.json \(.*\); save one with"):
-        WordPiece(VocabFile("tokenizer.json", b'{"model": '))
+        SubwordTokenizer(VocabFile("tokenizer.json", b'{"model": '))
     from tokenizers import Tokenizer
-    from tokenizers.models import BPE
+    from tokenizers.models import WordLevel
 
-    bpe = Tokenizer(BPE(vocab={"a": 0, "b": 1, "ab": 2}, merges=[("a", "b")]))
+    word_level = Tokenizer(WordLevel(vocab={"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]"))
     with pytest.raises(VocabError) as err:
-        WordPiece(VocabFile("tokenizer.json", bpe.to_str().encode()))
-    assert str(err.value) == "tokenizer.json: model type 'BPE', corpusgen needs a WordPiece tokenizer"
+        SubwordTokenizer(VocabFile("tokenizer.json", word_level.to_str().encode()))
+    assert (
+        str(err.value)
+        == "tokenizer.json: model type 'WordLevel', corpusgen needs a WordPiece, BPE or Unigram tokenizer"
+    )
 
 
 def test_tokenizer_json_lowercase_must_agree_with_the_option(tmp_path):
     vf = tokenizer_json(tmp_path, lowercase=True)
     with pytest.raises(VocabError) as err:
-        WordPiece(vf, do_lower_case=False)
+        SubwordTokenizer(vf, do_lower_case=False)
     assert str(err.value) == (
         "tokenizer.json: its normalizer has lowercase=True, the build asked for do_lower_case=False; "
         "drop the option or fix the tokenizer"
     )
-    assert WordPiece(vf, do_lower_case=True).do_lower_case is True
-    assert WordPiece(vf).do_lower_case is True
-    assert WordPiece(tokenizer_json(tmp_path, lowercase=False)).do_lower_case is False
+    assert SubwordTokenizer(vf, do_lower_case=True).do_lower_case is True
+    assert SubwordTokenizer(vf).do_lower_case is True
+    assert SubwordTokenizer(tokenizer_json(tmp_path, lowercase=False)).do_lower_case is False
 
 
 def test_a_good_vocab_reads_with_its_tables(tmp_path):
@@ -146,7 +149,7 @@ def test_a_good_vocab_reads_with_its_tables(tmp_path):
     path.write_bytes("\r\n".join([*SPECIAL_TOKENS, "[unused0]", *ORDINARY, "\u2028"]).encode() + b"\r\n")
     vf = VocabFile.read(path)
     assert vf.name == "vocab.txt" and vf.kind == "txt"
-    wp = WordPiece(vf)
+    wp = SubwordTokenizer(vf)
     assert wp.tokens == [*SPECIAL_TOKENS, "[unused0]", *ORDINARY, "\u2028"]
     assert (wp.pad_id, wp.unk_id, wp.cls_id, wp.sep_id, wp.mask_id) == (0, 1, 2, 3, 4)
     assert wp.is_special.tolist() == [True] * 6 + [False] * 7
@@ -159,7 +162,7 @@ def test_a_good_vocab_reads_with_its_tables(tmp_path):
 
 
 def test_bundled_uncased_vocabulary_lowercases():
-    wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
     assert wp.do_lower_case is True
     assert wp.decode_tokens(wp.encode(["Hello World"])[0]) == ["hello", "world"]
 
@@ -167,13 +170,13 @@ def test_bundled_uncased_vocabulary_lowercases():
 def test_case_is_detected_at_one_percent_upper_case_pieces():
     # 99 lower-case pieces and one upper-case one: exactly 1% of 100 tokens -> cased (the rule is "< 1%").
     base = [*SPECIAL_TOKENS, "[FOO]", *(f"w{i}" for i in range(93))]  # bracketed tokens never count
-    cased = WordPiece(vocab_txt([*base, "Cat"]))
+    cased = SubwordTokenizer(vocab_txt([*base, "Cat"]))
     assert len(cased.tokens) == 100 and cased.do_lower_case is False
     assert cased.decode_tokens(cased.encode(["Cat cat"])[0]) == ["Cat", "[UNK]"]
-    uncased = WordPiece(vocab_txt([*base, "Cat", "cat"]))  # 1 of 101: below 1% -> uncased
+    uncased = SubwordTokenizer(vocab_txt([*base, "Cat", "cat"]))  # 1 of 101: below 1% -> uncased
     assert uncased.do_lower_case is True
     assert uncased.decode_tokens(uncased.encode(["Cat cat"])[0]) == ["cat", "cat"]
-    assert WordPiece(vocab_txt([*base, "Cat", "cat"]), do_lower_case=False).do_lower_case is False
+    assert SubwordTokenizer(vocab_txt([*base, "Cat", "cat"]), do_lower_case=False).do_lower_case is False
 
 
 # --- tokenizing documents ---------------------------------------------------------------------------
@@ -215,9 +218,10 @@ def test_long_sentences_are_cut_at_word_starts_and_nothing_is_lost():
         12,
         counts,
     )
-    (k1, ids1, bounds1), (k2, ids2, bounds2) = out
+    (k1, ids1, bounds1, starts1), (k2, ids2, bounds2, starts2) = out
     assert (k1, k2) == ("doc1", "doc2")
     assert ids1.dtype == np.uint16 and bounds1.dtype == np.int64
+    assert starts1 is None and starts2 is None  # WordPiece: the "##" table tells
     assert ids1.tolist() == [A, B, B, B, B] * 6
     # the 25-token sentence becomes 10 + 10 + 5 tokens, each piece starting a word; the blank one is gone
     assert bounds1.tolist() == [0, 5, 15, 25, 30]
@@ -229,23 +233,23 @@ def test_long_sentences_are_cut_at_word_starts_and_nothing_is_lost():
 def test_special_tokens_in_text_are_ordinary_text(tmp_path):
     text = "[CLS] Hello [SEP] world [MASK] x [PAD] [UNK]"
     # A vocab.txt tokenizer knows no added tokens: the brackets are punctuation.
-    wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
     counts = Counter()
-    [(_, ids, _)] = tokenize_documents(["k"], [[text]], wp, 100, counts)
+    [(_, ids, _, _)] = tokenize_documents(["k"], [[text]], wp, 100, counts)
     assert wp.decode_tokens(ids)[:4] == ["[", "cl", "##s", "]"]
     assert not np.isin(ids, [wp.cls_id, wp.sep_id, wp.mask_id, wp.pad_id, wp.unk_id]).any()
     assert counts == {}
     # A saved tokenizer matches them: they become [UNK] and are counted, so [CLS] A [SEP] B [SEP] stays intact.
-    wj = WordPiece(tokenizer_json(tmp_path))
+    wj = SubwordTokenizer(tokenizer_json(tmp_path))
     counts = Counter()
-    [(_, ids, bounds)] = tokenize_documents(["k"], [[text]], wj, 100, counts)
+    [(_, ids, bounds, _)] = tokenize_documents(["k"], [[text]], wj, 100, counts)
     assert wj.decode_tokens(ids) == ["[UNK]", "hello", "[UNK]", "world", "[UNK]", "x", "[UNK]", "[UNK]"]
     assert bounds.tolist() == [0, 8]
     assert counts == {"special_tokens_in_text": 4, "unk_tokens": 5}
 
 
 def test_describe_is_the_manifest_entry(tmp_path):
-    wj = WordPiece(tokenizer_json(tmp_path))
+    wj = SubwordTokenizer(tokenizer_json(tmp_path))
     assert wj.describe() == {
         "type": "wordpiece",
         "vocab_size": 30522,
@@ -255,6 +259,11 @@ def test_describe_is_the_manifest_entry(tmp_path):
         "cls_id": 101,
         "sep_id": 102,
         "mask_id": 103,
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
     }
     assert json.loads(wj.vocab.data)["model"]["type"] == "WordPiece"
 
@@ -263,5 +272,153 @@ def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
     plain = (DATA / "bert-base-uncased-vocab.txt").read_bytes()
     path = tmp_path / "bom-vocab.txt"
     path.write_bytes(b"\xef\xbb\xbf" + plain)
-    wp = WordPiece(VocabFile.read(path))
+    wp = SubwordTokenizer(VocabFile.read(path))
     assert wp.pad_id == 0 and wp.vocab_size == 30522
+
+
+# --- BPE and Unigram: special tokens by role, word starts from word_ids -------------------------------
+
+SENTENCE_PIECE_ROLES = {
+    "pad_id": 1,
+    "unk_id": 3,
+    "cls_id": 0,
+    "sep_id": 2,
+    "mask_id": 4,
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+    "mask_token": "<mask>",
+}
+
+
+@pytest.mark.parametrize("path, kind", [(BPE_TOKENIZER, "bpe"), (UNIGRAM_TOKENIZER, "unigram")])
+def test_bpe_and_unigram_special_tokens_come_from_the_tokenizer(path, kind):
+    tok = SubwordTokenizer(VocabFile.read(path))
+    assert tok.describe() == {"type": kind, "vocab_size": 2000, "do_lower_case": False, **SENTENCE_PIECE_ROLES}
+    assert np.flatnonzero(tok.is_special).tolist() == [0, 1, 2, 3, 4]  # only the added special tokens
+    assert tok.replacement_ids.tolist() == list(range(5, 2000))
+    assert not tok.is_continuation.any()  # their word starts come from word_ids, not from the pieces
+
+
+def _bpe(added: list[str], post_processor=None, unk: str | None = None) -> VocabFile:
+    """A byte-level BPE over a few words with the given special tokens (in that id order)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=added, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(["the cat sat on the mat, unbelievably"] * 20, trainer)
+    if post_processor is not None:
+        tok.post_processor = post_processor(tok)
+    return VocabFile("tokenizer.json", tok.to_str().encode())
+
+
+def test_roles_from_roberta_processing_and_from_a_template_in_any_id_order():
+    from tokenizers import processors
+
+    roberta = _bpe(
+        ["<mask>", "</s>", "<unk>", "<s>", "<pad>"],
+        lambda t: processors.RobertaProcessing(("</s>", t.token_to_id("</s>")), ("<s>", t.token_to_id("<s>"))),
+    )
+    tok = SubwordTokenizer(roberta)
+    assert (tok.mask_id, tok.sep_id, tok.unk_id, tok.cls_id, tok.pad_id) == (0, 1, 2, 3, 4)
+
+    # ModernBERT-style names on a BPE: the template says which is cls and which sep; of <|padding|>
+    # and [PAD], the pad token is [PAD]
+    def template(t):
+        return processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[(x, t.token_to_id(x)) for x in ("[CLS]", "[SEP]")]
+        )
+
+    modern = _bpe(["<|padding|>", "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "<|endoftext|>"], template)
+    tok = SubwordTokenizer(modern)
+    assert (tok.unk_id, tok.cls_id, tok.sep_id, tok.pad_id, tok.mask_id) == (1, 2, 3, 4, 5)
+    assert np.flatnonzero(tok.is_special).tolist() == [0, 1, 2, 3, 4, 5, 6]  # <|endoftext|> is special too
+
+
+def test_roles_of_an_albert_style_unigram():
+    """ALBERT/DeBERTa-v3 mix the conventions: <pad> <unk> with [CLS] [SEP] [MASK]; Unigram names unk by id."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=specials, unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(["the cat sat on the mat, unbelievably"] * 20, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    spec = json.loads(tok.to_str())
+    assert spec["model"]["unk_id"] == 1 and "unk_token" not in spec["model"]
+    sub = SubwordTokenizer(VocabFile("tokenizer.json", tok.to_str().encode()))
+    assert sub.kind == "unigram"
+    assert sub.special_tokens == {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+    assert (sub.pad_id, sub.unk_id, sub.cls_id, sub.sep_id, sub.mask_id) == (0, 1, 2, 3, 4)
+
+
+def test_a_tokenizer_without_a_mask_token_is_refused_in_one_line():
+    spec = json.loads(BPE_TOKENIZER.read_bytes())
+    spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] != "<mask>"]
+    with pytest.raises(VocabError) as err:
+        SubwordTokenizer(VocabFile("tokenizer.json", json.dumps(spec).encode()), source="no-mask.json")
+    assert str(err.value) == (
+        "no-mask.json: no mask token found (post-processor, model, padding, added special tokens); "
+        "add one as a special token (e.g. <mask>) and save the tokenizer again"
+    )
+    same = _bpe(["<s>", "</s>", "<unk>", "<pad>", "<mask>"], unk="<unk>")  # no post-processor: found by name
+    assert SubwordTokenizer(same).cls_id == 0
+    shared = _bpe(["<s>", "<pad>", "<unk>", "<mask>"])
+    with pytest.raises(VocabError, match=r"^tokenizer\.json: no sep token found .*; give it a post-processor"):
+        SubwordTokenizer(shared)
+
+
+def test_bpe_lower_casing_is_the_normalizers():
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER), do_lower_case=False)
+    assert tok.do_lower_case is False
+    with pytest.raises(VocabError) as err:
+        SubwordTokenizer(VocabFile.read(BPE_TOKENIZER), do_lower_case=True)
+    assert str(err.value) == (
+        "tokenizer.json: its normalizer has lowercase=False, the build asked for do_lower_case=True; "
+        "drop the option or fix the tokenizer"
+    )
+
+
+def test_bpe_word_starts_come_from_word_ids_where_piece_rules_are_wrong():
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER))
+    ids, lengths, starts = tok.encode_words(["Hello, unbelievable world!", "The cat's toy."])
+    assert tok.decode_tokens(ids) == [
+        "ĠH", "ell", "o", ",", "Ġun", "b", "el", "ie", "v", "able", "Ġworld", "!",
+        "ĠThe", "Ġc", "at", "'s", "Ġto", "y", ".",
+    ]  # fmt: skip
+    assert lengths.tolist() == [12, 7]
+    assert starts.astype(int).tolist() == [1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 0, 1]
+    # "##" rules would make every piece a word; a "Ġ" rule would glue ",", "!", "'s" and "." to their word
+    assert (~tok.is_continuation[ids]).all()
+    g_rule = np.array([t.startswith("Ġ") for t in tok.decode_tokens(ids)])
+    assert np.flatnonzero(g_rule != starts).tolist() == [3, 11, 15, 18]
+
+
+def test_unigram_word_starts_and_documents_carry_them():
+    tok = SubwordTokenizer(VocabFile.read(UNIGRAM_TOKENIZER))
+    counts = Counter()
+    [(key, ids, bounds, starts)] = tokenize_documents(
+        ["k"], [["Hello, unbelievable world!", "<s> The cat </s>"]], tok, 100, counts
+    )
+    pieces = tok.decode_tokens(ids)
+    assert pieces[:11] == ["▁He", "l", "lo", ",", "▁un", "be", "li", "ev", "able", "▁world", "!"]
+    assert starts[:11].astype(int).tolist() == [1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]  # Metaspace: "Hello," one word
+    assert len(starts) == len(ids) and starts[bounds[1]]  # each sentence starts a word
+    # special tokens written in the text are ordinary text: <unk>, counted
+    assert pieces[bounds[1] :].count("<unk>") == 2 and counts["special_tokens_in_text"] == 2
+
+
+def test_long_bpe_sentences_are_cut_at_the_tokenizers_word_starts():
+    tok = SubwordTokenizer(VocabFile.read(BPE_TOKENIZER))
+    counts = Counter()
+    text = " ".join(["unbelievable"] * 6)  # 6 pieces a word
+    [(_, ids, bounds, starts)] = tokenize_documents(["k"], [[text]], tok, 14, counts)
+    assert len(ids) == 36 and bounds.tolist() == [0, 12, 24, 36]  # cut where a word starts, not at 14
+    assert starts[bounds[:-1]].all() and counts["long_sentences_cut"] == 1

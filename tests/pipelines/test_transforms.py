@@ -145,7 +145,7 @@ def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece):
 
     with local_pipeline() as p:
         near = p | "near" >> beam.Create([docs[5].key])
-        out = (p | beam.Create(files), near) | CreateShards(cfg, VocabTables.from_wordpiece(wordpiece), str(out_dir))
+        out = (p | beam.Create(files), near) | CreateShards(cfg, VocabTables.from_tokenizer(wordpiece), str(out_dir))
 
         def check(entries):
             assert entries and all(e["split"] == "train" for e in entries)
@@ -175,3 +175,28 @@ def test_merge_counts():
     )
     assert fn.extract_output(acc) == {"a": 3, "b": 1}
     assert json.dumps(fn.extract_output(fn.create_accumulator())) == "{}"
+
+
+def test_token_files_carry_word_starts_when_the_documents_do(tmp_path):
+    rng = np.random.default_rng(5)
+    docs = []
+    for k in range(600):  # more than one record batch
+        ids = rng.integers(5, 2000, size=int(rng.integers(1, 50))).astype(np.uint16)
+        docs.append(
+            TokenizedDocument(f"{k:032x}", ids, np.array([0, len(ids)]), word_starts=rng.random(len(ids)) < 0.6)
+        )
+    for carried in (True, False):
+        if not carried:
+            for d in docs:
+                d.word_starts = None
+        tf = token_file(tmp_path, docs, f"{carried}.arrow")
+        back = intermediate.decode_pool_documents(read_file(tf["path"]), range(len(tf["index"])), 0, 2**64)
+        assert len(back) == len(docs)
+        by_key = {d.key: d for d in docs}
+        for p in back:
+            want = by_key[p.doc.key]
+            assert np.array_equal(p.doc.ids, want.ids)
+            if carried:
+                assert p.doc.word_starts.dtype == bool and np.array_equal(p.doc.word_starts, want.word_starts)
+            else:
+                assert p.doc.word_starts is None

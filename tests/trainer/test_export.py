@@ -50,3 +50,25 @@ def test_transformers_loads_the_export_with_identical_outputs(build_dir, tmp_pat
     torch.testing.assert_close(a["mlm_logits"][real], b.prediction_logits[real], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(a["nsp_logits"], b.seq_relationship_logits, rtol=1e-4, atol=1e-4)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "bert"
+
+
+def test_a_wordpiece_tokenizer_json_build_exports_bert_tokens(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import BertWordPieceTokenizer
+
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
+    from tests.conftest import DATA
+    from trainer.export import copy_tokenizer
+
+    data = tmp_path / "data"
+    data.mkdir()
+    BertWordPieceTokenizer(str(DATA / "bert-base-uncased-vocab.txt"), lowercase=True).save(str(data / "tokenizer.json"))
+    entry = SubwordTokenizer(VocabFile.read(data / "tokenizer.json")).describe()
+    copy_tokenizer({"data_dir": str(data), "tokenizer": entry}, tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config == {
+        "tokenizer_class": "BertTokenizer", "model_max_length": 512, "pad_token": "[PAD]", "unk_token": "[UNK]",
+        "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]",
+    }  # fmt: skip
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert tok("Hello world", "again")["input_ids"] == [101, 7592, 2088, 102, 2153, 102]

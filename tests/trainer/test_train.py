@@ -140,3 +140,18 @@ def test_train_config_file_uses_the_shared_reader(tmp_path):
         assert "\n" not in str(exc.value)
     with pytest.raises(ValueError, match="missing.toml: cannot read config"):
         TrainConfig.from_file(tmp_path / "missing.toml")
+
+
+def test_eval_data_evaluates_on_another_builds_heldout_split(build_dir, tmp_path):
+    from trainer.data import ManifestError
+
+    from .conftest import make_build
+
+    other = make_build(tmp_path / "other", rows=200, heldout_rows=40, seed=7)
+    own = train(config(build_dir, tmp_path / "own", steps=5, log_every=5, eval_batches=0))
+    moved = train(config(build_dir, tmp_path / "moved", steps=5, log_every=5, eval_batches=0, eval_data=str(other)))
+    assert moved["train"]["loss"] == own["train"]["loss"]  # the same training; only the held-out set differs
+    assert moved["eval"]["mlm_loss"] != own["eval"]["mlm_loss"]
+    bigger = make_build(tmp_path / "bigger", rows=200, heldout_rows=40, vocab_size=600)
+    with pytest.raises(ManifestError, match="another vocabulary"):
+        train(config(build_dir, tmp_path / "refused", steps=5, eval_data=str(bigger)))
