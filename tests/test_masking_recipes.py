@@ -176,3 +176,46 @@ def test_inspect_shows_the_masks_of_either_layout(dynamic_build, copies_build, l
     assert result.exit_code == 0, result.output
     header = "masks the loader draws at epoch 0" if layout == "dynamic" else "2 mask sets per row, set 0 shown"
     assert header in result.output and result.output.count("[MASK→") >= 5
+
+
+def test_dynamic_span_build_with_a_bpe_tokenizer_masks_its_words(tmp_path):
+    """Word starts come from the tokenizer's word ids; a dynamic build stores them and the loader's
+    spans cover whole words by them."""
+    from corpusgen.masking import build_vocab_tables
+    from corpusgen.shards import read_shard
+    from corpusgen.tokenizer import VocabFile
+    from tests.conftest import BPE_TOKENIZER
+
+    out = tmp_path / "bpe"
+    cfg = BuildConfig(dupe_factor=2, heldout_fraction=0.0, dynamic_masking=True, mask_scheme="span", max_seq_length=64)
+    run_build([str(DATA / "sample_text.txt")], str(out), cfg, VocabFile.read(BPE_TOKENIZER))
+    report = validate_build(out)
+    assert report["ok"], report["defects"]
+    tables = build_vocab_tables("tokenizer.json", BPE_TOKENIZER.read_bytes())
+    stored = []  # (unmasked ids, word starts) by row id: train shards in manifest order
+    for e in (e for e in manifest(out)["shards"] if e["split"] == "train"):
+        table = read_shard(out / e["path"])
+        for ids, ws in zip(table.column("input_ids").to_pylist(), table.column("word_starts").to_pylist()):
+            stored.append((np.array(ids), np.array(ws)))
+    ds = ShardDataset(out, batch_size=4, seed=0, epochs=1, drop_last=False)
+    ds.with_row_ids = True
+    whole, multi_token = 0, 0
+    for batch in ds:
+        for r, pos, valid in zip(batch["row_ids"].tolist(), batch["masked_positions"], batch["masked_valid"]):
+            ids, ws = stored[r]
+            cand = ~tables.is_special[ids]
+            word = np.cumsum(ws)  # word number of every position
+            chosen = np.zeros(len(ids), bool)
+            chosen[pos[valid].numpy()] = True
+            for w in np.unique(word[chosen]):
+                in_word = (word == w) & cand
+                whole += int(chosen[in_word].all())
+                multi_token += int(in_word.sum() > 1)
+                assert chosen[in_word].all(), "a chosen word is chosen whole"
+    assert whole > 100 and multi_token > 10
+    result = train(
+        TrainConfig(
+            data=str(out), out=str(tmp_path / "run"), model="tiny", steps=3, batch_size=8, log_every=1, progress=False
+        )  # fmt: skip
+    )
+    assert result["step"] == 3
