@@ -93,6 +93,12 @@ _BUILD_OPTIONS = {
     "encoding": "encoding",
     "html": "html",
     "write_removed": "write_removed",
+    "mask_replace_prob": "mask_replace_prob",
+    "random_replace_prob": "random_replace_prob",
+    "dynamic_masking": "dynamic_masking",
+    "mask_copies": "mask_copies",
+    "span_p": "span_p",
+    "span_max_words": "span_max_words",
 }
 
 
@@ -180,7 +186,9 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
     help="TOML or JSON build config; options given here override it.",
 )
 @click.option("--max-seq-length", type=int, help="[128]")
-@click.option("--max-predictions-per-seq", type=int, help="[20]")
+@click.option(
+    "--max-predictions-per-seq", type=int, help="[follows --masked-lm-prob: ceil(max_seq_length * P), 20 at 128/0.15]"
+)
 @click.option("--masked-lm-prob", type=float, help="[0.15]")
 @click.option("--short-seq-prob", type=float, help="[0.1]")
 @click.option("--dupe-factor", type=int, help="Copies of the data with different masks [5].")
@@ -195,6 +203,16 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
     type=click.Choice(list(NEXT_SENTENCE_MODES)),
     help="Pair task (nsp, sop), one segment (none), or packed MLM-only rows (full-sentences, doc-sentences) [nsp].",
 )
+@click.option("--mask-replace-prob", type=float, help="Share of predicted positions shown as [MASK] [0.8].")
+@click.option("--random-replace-prob", type=float, help="Share shown as a random token; the rest keep theirs [0.1].")
+@click.option(
+    "--dynamic-masking/--no-dynamic-masking",
+    default=None,
+    help="Store unmasked rows; the trainer's loader draws masks per (seed, epoch, row) [off].",
+)
+@click.option("--mask-copies", type=int, help="Store N mask sets per instance; epoch e trains on set e % N [1].")
+@click.option("--span-p", type=float, help="--mask-scheme span: geometric parameter of span lengths [0.2].")
+@click.option("--span-max-words", type=int, help="--mask-scheme span: span lengths clipped at this many words [10].")
 @click.option(
     "--input-format",
     type=click.Choice(INPUT_FORMATS),
@@ -518,14 +536,39 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         )
     swapped = manifest["config"].get("next_sentence") == "sop"  # SOP's 1 means A and B were swapped
     labels = {0: "B follows A", 1: "A and B swapped" if swapped else "B is random", NSP_IGNORE: "no pair"}
+    copies = int(manifest["config"].get("mask_copies", 1))
+    if copies > 1:
+        click.echo(f"mask copies: {copies} mask sets per row, set 0 shown")
+    if manifest["config"].get("dynamic_masking") and rows:
+        import numpy as np
+
+        from corpusgen.config import BuildConfig
+        from corpusgen.masking import VocabTables, mask_rows, row_keys, shard_key
+
+        click.echo("dynamic masking: rows are stored unmasked; shown with the masks the loader draws at epoch 0")
+        cfg = BuildConfig.from_dict(manifest["config"])
+        lengths = np.array([len(row["input_ids"]) for row in rows])
+        flat = np.concatenate([row["input_ids"] for row in rows])
+        ws = np.concatenate([row["word_starts"] for row in rows]) if "word_starts" in rows[0] else None
+        keys = row_keys(cfg.random_seed, 0, shard_key(entry["path"]), np.arange(len(rows)))
+        seq, m = mask_rows(flat, lengths, ws, cfg, VocabTables.from_tokenizer(wp), keys)
+        masked, row_of = m.apply(seq.ids), seq.row_of[m.chosen]
+        for r, row in enumerate(rows):
+            row["input_ids"] = masked[seq.row_start[r] : seq.row_start[r] + lengths[r]].tolist()
+            row["masked_positions"] = (m.chosen[row_of == r] - seq.row_start[r]).tolist()
+            row["masked_labels"] = m.labels[row_of == r].tolist()
     for r, row in enumerate(rows):
-        toks = wp.decode_tokens(row["input_ids"])
-        for p, label in zip(row["masked_positions"], row["masked_labels"]):
+        ids = list(row["input_ids"])
+        positions, labels_ = row["masked_positions"], row["masked_labels"]
+        if copies > 1:  # the unmasked row with its first set applied
+            positions, labels_ = positions[0], labels_[0]
+            for p, x in zip(positions, row["masked_inputs"][0]):
+                ids[p] = x
+        toks = wp.decode_tokens(ids)
+        for p, label in zip(positions, labels_):
             shown, orig = toks[p], wp.tokens[label]
             toks[p] = (
-                f"[MASK→{orig}]"
-                if row["input_ids"][p] == wp.mask_id
-                else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
+                f"[MASK→{orig}]" if ids[p] == wp.mask_id else (f"={orig}" if shown == orig else f"~{shown}→{orig}")
             )
         if "doc_starts" in row:  # packed: one line per document piece
             ends = [*row["doc_starts"][1:], len(toks)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,14 +80,16 @@ class BuildConfig:
 
     # --- the algorithm (google-research/bert names) ----------------------------
     max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int | None = None
+    """None: follows ``masked_lm_prob``, ``ceil(max_seq_length * masked_lm_prob)`` (BERT's 20 at 128 and
+    0.15), resolved when the config is made so the manifest records the number."""
     masked_lm_prob: float = 0.15
     short_seq_prob: float = 0.1
     dupe_factor: int = 5
     do_whole_word_mask: bool = False
     mask_scheme: str = "token"
     """How positions to predict are chosen: a name of ``masking.POSITION_SCHEMES`` (token,
-    whole-word). ``do_whole_word_mask`` (BERT's name) is the short form of ``whole-word``."""
+    whole-word, span). ``do_whole_word_mask`` (BERT's name) is the short form of ``whole-word``."""
     random_seed: int = 12345
     next_sentence: str = "nsp"
     """nsp (BERT), sop (ALBERT sentence order), none (single segment), or a packed MLM-only layout of
@@ -96,6 +99,18 @@ class BuildConfig:
     nsp_pool_tokens: int = 1_000_000
     """Random B segments are drawn from a pool: documents are assigned to pools by a
     seeded hash, ceil(total tokens / nsp_pool_tokens) pools in all."""
+    mask_replace_prob: float = 0.8
+    """Share of the chosen positions shown as [MASK] (Hugging Face's name); BERT's 0.8."""
+    random_replace_prob: float = 0.1
+    """Share shown as a random ordinary token; the rest (1 - both) keep the original. BERT's 0.1."""
+    dynamic_masking: bool = False
+    """Shards hold unmasked instances; the loader draws the masks per (random_seed, epoch, row)."""
+    mask_copies: int = 1
+    """Static masks, N sets per instance stored once (RoBERTa's first recipe); the loader uses set epoch % N."""
+    span_p: float = 0.2
+    """mask_scheme span: span lengths in words ~ Geometric(span_p) clipped at span_max_words (SpanBERT)."""
+    span_max_words: int = 10
+    """mask_scheme span: the clip of span lengths, in words."""
 
     # --- output ----------------------------------------------------------------
     rows_per_shard: int = 16_384
@@ -163,6 +178,9 @@ class BuildConfig:
         if self.length_bin_width is None:
             object.__setattr__(self, "length_bin_width", default_bin_width(self.max_seq_length, self.packed))
         need(0.0 < self.masked_lm_prob < 1.0, f"masked_lm_prob must be in (0, 1), got {self.masked_lm_prob}")
+        if self.max_predictions_per_seq is None:  # follows the rate (round() absorbs float noise as 0.2 * 100)
+            derived = math.ceil(round(self.max_seq_length * self.masked_lm_prob, 9))
+            object.__setattr__(self, "max_predictions_per_seq", max(1, min(derived, self.max_seq_length - 2)))
         need(self.max_predictions_per_seq >= 1, "max_predictions_per_seq must be at least 1")
         need(
             self.max_predictions_per_seq <= self.max_seq_length - 2,
@@ -177,6 +195,20 @@ class BuildConfig:
         need(self.rows_per_batch >= 1, "rows_per_batch must be at least 1")
         need(self.length_bin_width >= 1, "length_bin_width must be at least 1")
         need(1 <= self.zstd_level <= 22, "zstd_level must be in [1, 22]")
+        for name in ("mask_replace_prob", "random_replace_prob"):
+            need(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
+        need(
+            self.mask_replace_prob + self.random_replace_prob <= 1.0 + 1e-12,
+            f"mask_replace_prob + random_replace_prob must be at most 1 (the rest keep the original), got "
+            f"{self.mask_replace_prob} + {self.random_replace_prob}",
+        )
+        need(self.mask_copies >= 1, f"mask_copies must be at least 1, got {self.mask_copies}")
+        need(
+            not (self.dynamic_masking and self.mask_copies > 1),
+            "dynamic_masking and mask_copies > 1 exclude each other: masks are drawn by the loader or stored, not both",
+        )
+        need(0.0 < self.span_p <= 1.0, f"span_p must be in (0, 1], got {self.span_p}")
+        need(self.span_max_words >= 1, f"span_max_words must be at least 1, got {self.span_max_words}")
 
     def warnings(self) -> list[str]:
         """What this config does that its user may not expect: valid, so printed, not refused."""
@@ -240,6 +272,14 @@ class BuildConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> BuildConfig:
+        """A copy with ``changes``; a ``max_predictions_per_seq`` that followed the rate keeps following it."""
+        rate_inputs = ("masked_lm_prob", "max_seq_length")
+        if "max_predictions_per_seq" not in changes and any(k in changes for k in rate_inputs):
+            followed = BuildConfig(**{k: getattr(self, k) for k in rate_inputs + ("next_sentence",)})
+            if followed.max_predictions_per_seq == self.max_predictions_per_seq:
+                changes["max_predictions_per_seq"] = None
+        if "mask_scheme" in changes and "do_whole_word_mask" not in changes:  # the scheme decides the short form
+            changes["do_whole_word_mask"] = changes["mask_scheme"] == "whole-word"
         if "do_whole_word_mask" in changes and "mask_scheme" not in changes:  # the short form names the scheme
             wwm = changes["do_whole_word_mask"]
             changes["mask_scheme"] = "whole-word" if wwm else ("token" if self.do_whole_word_mask else self.mask_scheme)

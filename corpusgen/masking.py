@@ -1,4 +1,4 @@
-"""Pre-computed MLM masks and the columnar instances of one document.
+"""MLM masks: chosen at build time (static, or N stored copies) or by the loader (dynamic).
 
 ``mask_pairs`` turns a document's pairs into ``Instances`` (see ``shards``):
 ``[CLS] A [SEP] B [SEP]`` with the masks applied. All instances of a document
@@ -6,27 +6,38 @@ are masked at once with array operations; no Python runs per token.
 
 Semantics (google-research/bert ``create_masked_lm_predictions``): of the
 positions that hold ordinary tokens, ``round(n * masked_lm_prob)`` (at least 1,
-at most ``max_predictions_per_seq``) are chosen; of those 80% become ``[MASK]``,
-10% a random ordinary token, 10% stay. Two deliberate differences: the count is
-taken over ordinary tokens (not the whole sequence with its specials), and a
-random replacement never equals the original token, so every chosen position's
-kind (mask / random / kept) can be read back from the shard and checked. With
-``do_whole_word_mask`` a word's pieces are chosen together; words are taken in
-random order while they fit in the budget (the reference also skips a word that
-would overflow and tries smaller ones; here selection stops there instead).
+at most ``max_predictions_per_seq``) are chosen; of those ``mask_replace_prob``
+(0.8) become ``[MASK]``, ``random_replace_prob`` (0.1) a random ordinary token,
+the rest stay. Two deliberate differences: the count is taken over ordinary tokens
+(not the whole sequence with its specials), and a random replacement never equals
+the original token, so every chosen position's kind (mask / random / kept) can be
+read back from the shard and checked. With ``do_whole_word_mask`` a word's pieces
+are chosen together; words are taken in random order while they fit in the budget
+(the reference also skips a word that would overflow and tries smaller ones; here
+selection stops there instead). ``span`` masks SpanBERT's spans (``choose_spans``).
+
+The seam: ``assemble`` lays rows out (``Sequences``, with a word start per position), a
+scheme of ``POSITION_SCHEMES`` chooses the positions, ``replace`` applies the split. Their
+random numbers come from a *draws* object: at build time ``DocumentDraws`` (one generator
+per (document, dupe), so a document's masks do not depend on its neighbours), in the loader
+``RowDraws`` (a counter-based stream per (random_seed, epoch, row): ``mask_rows``). Static
+masks, mask copies and dynamic masks are therefore made by the same functions, and the build
+measures the dynamic masks of epoch 0 exactly as the loader draws them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from corpusgen.config import BuildConfig
 from corpusgen.pairing import Pair
-from corpusgen.shards import Instances, position_dtype, token_dtype
+from corpusgen.shards import WORD_SCHEMES, Instances, position_dtype, token_dtype
 
 
 @dataclass(frozen=True)
@@ -52,11 +63,108 @@ class VocabTables:
         )
 
 
+def build_vocab_tables(vocab_name: str, vocab_bytes: bytes, do_lower_case: bool | None = None) -> VocabTables:
+    """The tables of a build's vocabulary file (for the loader and ``validate`` of dynamic builds)."""
+    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
+
+    return VocabTables.from_tokenizer(SubwordTokenizer(VocabFile(vocab_name, vocab_bytes), do_lower_case))
+
+
 def _segment_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row index of every flat position, start offset of every row)."""
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     return np.repeat(np.arange(len(lengths)), lengths), starts
+
+
+# --- random numbers -------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (a bijection of 64-bit words that scrambles every bit), elementwise."""
+    z = np.asarray(z, dtype=np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class Draws(Protocol):
+    """Where the masking functions take their random numbers from: ``per_row[r]`` for every row r,
+    rows in order, as one flat array."""
+
+    def random(self, per_row: np.ndarray) -> np.ndarray: ...  # floats in [0, 1)
+
+    def integers(self, high: int, per_row: np.ndarray) -> np.ndarray: ...  # ints in [0, high)
+
+
+class DocumentDraws:
+    """Random numbers for the rows of many documents, each document on its own generator.
+
+    ``random(per_row)`` returns ``per_row[r]`` numbers for every row r, rows in order; a document's
+    numbers come from its generator in one call, so they do not depend on the other documents.
+    """
+
+    def __init__(self, rngs: Sequence[np.random.Generator], rows_per_doc: np.ndarray) -> None:
+        self.rngs = list(rngs)
+        self.doc_of_row = np.repeat(np.arange(len(self.rngs)), rows_per_doc)
+
+    def _per_doc(self, per_row: np.ndarray) -> np.ndarray:
+        return np.bincount(self.doc_of_row, weights=per_row, minlength=len(self.rngs)).astype(np.int64)
+
+    def random(self, per_row: np.ndarray) -> np.ndarray:
+        parts = [rng.random(int(n)) for rng, n in zip(self.rngs, self._per_doc(per_row))]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def integers(self, high: int, per_row: np.ndarray) -> np.ndarray:
+        """Integers in [0, high)."""
+        parts = [rng.integers(0, high, size=int(n)) for rng, n in zip(self.rngs, self._per_doc(per_row))]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+class RowDraws:
+    """Random numbers for rows, each row on its own counter-based stream named by a 64-bit key.
+
+    The i-th number of the c-th call for a row is a SplitMix64 output of (key, c, i): nothing is
+    sequential, so a whole batch is drawn with a few array operations, and a row's numbers depend
+    on its key alone (``row_keys``: random_seed, epoch, shard, row), never on its neighbours.
+    """
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        self.calls = 0
+
+    def random(self, per_row: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        per_row = np.asarray(per_row, dtype=np.int64)
+        row = np.repeat(np.arange(len(per_row)), per_row)
+        first = np.cumsum(per_row) - per_row
+        i = (np.arange(len(row), dtype=np.int64) - first[row] + 1).astype(np.uint64)
+        stream = _mix64(self.keys ^ np.uint64((self.calls * _GOLDEN) & _M64))
+        x = _mix64(stream[row] + i * np.uint64(_GOLDEN))
+        return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    def integers(self, high: int, per_row: np.ndarray) -> np.ndarray:
+        """Integers in [0, high)."""
+        return np.minimum((self.random(per_row) * high).astype(np.int64), high - 1)
+
+
+def shard_key(path: str) -> int:
+    """A 64-bit name of a shard (its path inside the build), part of its rows' mask keys."""
+    return int.from_bytes(hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def row_keys(seed: int, epoch: np.ndarray | int, shard: np.ndarray | int, row: np.ndarray) -> np.ndarray:
+    """The keys of rows' mask streams: one per (random_seed, epoch, shard key, row within the shard)."""
+    row = np.asarray(row, dtype=np.int64).reshape(-1)
+    h = _mix64(np.broadcast_to(np.asarray(shard, dtype=np.uint64), row.shape) ^ np.uint64(int(seed) & _M64))
+    h = _mix64(h + np.broadcast_to(np.asarray(epoch, dtype=np.int64), row.shape).astype(np.uint64) * np.uint64(_GOLDEN))
+    return _mix64(h + (row.astype(np.uint64) + np.uint64(1)) * np.uint64(0xD1B54A32D192ED03))
+
+
+# --- the seam ---------------------------------------------------------------------------------
 
 
 def mask_pairs(
@@ -70,6 +178,37 @@ def mask_pairs(
     return mask_documents([(pairs, rng)], tables, cfg, counts)
 
 
+@dataclass
+class MaskSet:
+    """One set of masks of a batch of rows: what is predicted, and what the model is shown there."""
+
+    chosen: np.ndarray  # int64, flat positions (ascending)
+    labels: np.ndarray  # int64, the original token at each
+    shown: np.ndarray  # int64, [MASK], a random token or the original at each
+    n_masked: np.ndarray  # int64, per row
+
+    def apply(self, ids: np.ndarray) -> np.ndarray:
+        out = ids.copy()
+        out[self.chosen] = self.shown
+        return out
+
+
+def mask_budget(seq: Sequences, cand: np.ndarray, cfg: BuildConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(candidates per row, positions to predict per row ``k``)."""
+    n_cand = np.bincount(seq.row_of[cand], minlength=seq.n_rows)
+    k = np.minimum(cfg.max_predictions_per_seq, np.maximum(1, np.rint(n_cand * cfg.masked_lm_prob).astype(np.int64)))
+    k[n_cand == 0] = 0
+    return n_cand, k
+
+
+def draw_masks(
+    seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws: Draws
+) -> MaskSet:
+    """One mask set: the scheme chooses the positions, ``replace`` applies the replacement split."""
+    chosen = POSITION_SCHEMES[cfg.mask_scheme](seq, cand, k, cfg, draws)
+    return replace(seq, chosen, k, cfg, tables, draws)
+
+
 def mask_documents(
     documents: Sequence[tuple[Sequence[Pair], np.random.Generator]],
     tables: VocabTables,
@@ -79,32 +218,52 @@ def mask_documents(
     """Assemble and mask the instances of many documents at once.
 
     Three steps, each its own function: ``assemble`` lays out ``[CLS] A [SEP] B [SEP]``, a
-    position scheme of ``POSITION_SCHEMES`` chooses what to predict, ``replace`` applies
-    80/10/10. Each document's random numbers come from its own generator (drawn in one call per
+    position scheme of ``POSITION_SCHEMES`` chooses what to predict, ``replace`` applies the
+    replacement split (80/10/10 by default). Each document's random numbers come from its own generator (drawn in one call per
     kind), so the result for a document does not depend on which others share the batch.
+
+    ``dynamic_masking``: the rows stay unmasked (the loader masks them; ``mask_rows``), with their
+    word starts for word schemes. ``mask_copies`` N > 1: the rows stay unmasked and carry N mask
+    sets, drawn one after the other from each document's generator; candidates are counted once
+    per set, so the manifest's shares stay per token.
     """
     rngs = [rng for _, rng in documents]
     seq = assemble([pairs for pairs, _ in documents], tables)
+    draws = DocumentDraws(rngs, seq.rows_per_doc)
     cand = ~tables.is_special[seq.ids]  # ordinary tokens only ([CLS]/[SEP]/[UNK]… are special ids)
-    n_cand = np.bincount(seq.row_of[cand], minlength=seq.n_rows)
-    k = np.minimum(cfg.max_predictions_per_seq, np.maximum(1, np.rint(n_cand * cfg.masked_lm_prob).astype(np.int64)))
-    k[n_cand == 0] = 0
-    choose = POSITION_SCHEMES[cfg.mask_scheme]
-    chosen = choose(seq, cand, k, tables, rngs)
-    masked, labels, n_masked = replace(seq, chosen, k, tables, rngs)
+    n_cand, k = mask_budget(seq, cand, cfg)
+    sets = [] if cfg.dynamic_masking else [draw_masks(seq, cand, k, cfg, tables, draws) for _ in range(cfg.mask_copies)]
     order_key = [rng.integers(0, 2**63 - 1, size=int(n), dtype=np.int64) for rng, n in zip(rngs, seq.rows_per_doc)]
-    counts["mask_candidates"] += int(n_cand.sum())
+    counts["mask_candidates"] += int(n_cand.sum()) * len(sets)
 
     tok = token_dtype(tables.vocab_size)
+    pos_dtype = position_dtype(cfg.max_seq_length)
+    extra: dict = {}
+    if cfg.dynamic_masking:
+        ids = seq.ids
+        chosen, labels, n_masked = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(seq.n_rows, np.int64)
+        if cfg.mask_scheme in WORD_SCHEMES:
+            extra["word_starts"] = seq.word_start.copy()
+    elif len(sets) == 1:
+        ids, chosen, labels, n_masked = sets[0].apply(seq.ids), sets[0].chosen, sets[0].labels, sets[0].n_masked
+    else:  # rows stay unmasked; each row's sets one after the other
+        ids = seq.ids
+        order = np.argsort(np.concatenate([seq.row_of[m.chosen] for m in sets]), kind="stable")
+        chosen = np.concatenate([m.chosen for m in sets])[order]
+        labels = np.concatenate([m.labels for m in sets])[order]
+        n_masked = np.sum([m.n_masked for m in sets], axis=0)
+        extra["masked_inputs"] = np.concatenate([m.shown for m in sets])[order].astype(tok)
+        extra["set_sizes"] = np.stack([m.n_masked for m in sets], axis=1).astype(np.int32)
     return Instances(
-        input_ids=masked.astype(tok),
+        input_ids=ids.astype(tok),
         lengths=seq.lengths.astype(np.int32),
         a_len=seq.a_len.astype(np.uint16),
-        masked_positions=(chosen - seq.row_start[seq.row_of[chosen]]).astype(position_dtype(cfg.max_seq_length)),
+        masked_positions=(chosen - seq.row_start[seq.row_of[chosen]]).astype(pos_dtype),
         num_masked=n_masked.astype(np.int32),
         masked_labels=labels.astype(tok),
         next_sentence_label=seq.nsp.astype(np.int8),
         order_key=(np.concatenate(order_key) if order_key else np.zeros(0, np.int64)).astype(np.uint64),
+        **extra,
     )
 
 
@@ -125,6 +284,14 @@ class Sequences:
     @property
     def n_rows(self) -> int:
         return len(self.lengths)
+
+
+def table_word_starts(ids: np.ndarray, row_of: np.ndarray, tables: VocabTables) -> np.ndarray:
+    """Word starts from the vocabulary: an ordinary token that is not a "##" piece, or whose left
+    neighbour is no ordinary token (a piece right after [CLS]/[SEP] or a truncated front)."""
+    cand = ~tables.is_special[ids]
+    prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], row_of[1:] == row_of[:-1]))
+    return cand & (~tables.is_continuation[ids] | ~prev_cand)
 
 
 def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequences:
@@ -176,10 +343,9 @@ def assemble(documents: Sequence[Sequence[Pair]], tables: VocabTables) -> Sequen
     )
 
 
-def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: VocabTables, rngs) -> np.ndarray:
+def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws: Draws) -> np.ndarray:
     """``k[r]`` candidate positions of each row r, uniformly at random (flat, ascending)."""
-    tokens_per_doc = np.bincount(seq.doc_of_row, weights=seq.lengths, minlength=len(rngs)).astype(np.int64)
-    keys = np.concatenate([rng.random(int(t)) for rng, t in zip(rngs, tokens_per_doc)]) if seq.n_rows else np.zeros(0)
+    keys = draws.random(seq.lengths)
     kmax = int(k.max()) if seq.n_rows else 0
     if kmax == 0:
         return np.zeros(0, np.int64)
@@ -195,58 +361,203 @@ def choose_tokens(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: Vocab
     return np.sort((seq.row_start[:, None] + best)[take])
 
 
-def replace(seq: Sequences, chosen: np.ndarray, k: np.ndarray, tables: VocabTables, rngs):
-    """80% [MASK], 10% a random ordinary token (never the original), 10% kept.
+def replace(
+    seq: Sequences, chosen: np.ndarray, k: np.ndarray, cfg: BuildConfig, tables: VocabTables, draws: Draws
+) -> MaskSet:
+    """``mask_replace_prob`` [MASK], ``random_replace_prob`` a random ordinary token (never the
+    original), the rest kept.
 
-    Returns (masked ids, labels, masked positions per row). Per document, up to ``k`` summed over
-    its rows draws of the kind and of a replacement token.
+    Per row, ``k`` draws of the kind and ``k`` of a replacement token; the row's chosen positions
+    (at most ``k``) take the first of them in order.
     """
-    k_per_doc = np.bincount(seq.doc_of_row, weights=k, minlength=len(rngs)).astype(np.int64)
-    u_all = [rng.random(int(n)) for rng, n in zip(rngs, k_per_doc)]
-    r_all = [rng.integers(0, len(tables.replacement_ids) - 1, size=int(n)) for rng, n in zip(rngs, k_per_doc)]
-    chosen_doc = seq.doc_of_row[seq.row_of[chosen]]
-    first = np.searchsorted(chosen_doc, np.arange(len(rngs)), side="left")
-    within = np.arange(len(chosen)) - first[chosen_doc]
-    base = np.concatenate(([0], np.cumsum(k_per_doc)[:-1]))
-    pick = base[chosen_doc] + within
-    u = np.concatenate(u_all)[pick] if len(chosen) else np.zeros(0)
-    draw = np.concatenate(r_all)[pick] if len(chosen) else np.zeros(0, np.int64)
+    u_all = draws.random(k)
+    r_all = draws.integers(len(tables.replacement_ids) - 1, k)
+    chosen_row = seq.row_of[chosen]
+    first = np.searchsorted(chosen_row, np.arange(seq.n_rows), side="left")
+    pick = (np.cumsum(k) - k)[chosen_row] + np.arange(len(chosen)) - first[chosen_row]
+    u = u_all[pick]
+    draw = r_all[pick]
 
     labels = seq.ids[chosen]
-    is_mask = u < 0.8
-    is_random = u >= 0.9
+    is_mask = u < cfg.mask_replace_prob
+    is_random = u >= 1.0 - cfg.random_replace_prob
     draw = draw[is_random]
     # Skip the original's own slot so the replacement always differs from it.
     draw += draw >= tables.replacement_rank[labels[is_random]]
-    masked = seq.ids.copy()
-    masked[chosen[is_mask]] = tables.mask_id
-    masked[chosen[is_random]] = tables.replacement_ids[draw]
-    return masked, labels, np.bincount(seq.row_of[chosen], minlength=seq.n_rows)
+    shown = labels.copy()
+    shown[is_mask] = tables.mask_id
+    shown[is_random] = tables.replacement_ids[draw]
+    return MaskSet(chosen, labels, shown, np.bincount(chosen_row, minlength=seq.n_rows))
 
 
-def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, tables: VocabTables, rngs) -> np.ndarray:
-    """Whole words (a token where ``seq.word_start`` and the pieces after it) at random while they fit in ``k``."""
-    row_of, n_rows, doc_of_row = seq.row_of, seq.n_rows, seq.doc_of_row
-    starts = seq.word_start
+@dataclass
+class _Words:
+    """The words among a batch's candidates."""
+
+    pos: np.ndarray  # flat positions of the candidates
+    word_pos: np.ndarray  # word of each candidate
+    size: np.ndarray  # tokens per word
+    row: np.ndarray  # row of each word
+    first: np.ndarray  # flat position of each word's first token
+    after_gap: np.ndarray  # bool per word: the token before it is no candidate (or it opens its row)
+
+
+def _words(seq: Sequences, cand: np.ndarray) -> _Words:
+    prev_cand = np.concatenate(([False], cand[:-1])) & np.concatenate(([False], seq.row_of[1:] == seq.row_of[:-1]))
+    starts = cand & (seq.word_start | ~prev_cand)  # a candidate after a non-candidate always starts a word
     word_of = np.cumsum(starts) - 1  # word index of each position (valid where cand)
     pos = np.flatnonzero(cand)
-    word_pos = word_of[pos]
-    n_words = int(starts.sum())
-    size = np.bincount(word_pos, minlength=n_words)
-    word_row = row_of[np.flatnonzero(starts)]
-    words_per_doc = np.bincount(doc_of_row[word_row], minlength=len(rngs))
-    word_keys = np.concatenate([rng.random(int(n)) for rng, n in zip(rngs, words_per_doc)]) if n_words else np.zeros(0)
-    order = np.lexsort((word_keys, word_row))  # random word order inside each row
+    first = np.flatnonzero(starts)
+    return _Words(
+        pos=pos,
+        word_pos=word_of[pos],
+        size=np.bincount(word_of[pos], minlength=len(first)),
+        row=seq.row_of[first],
+        first=first,
+        after_gap=~prev_cand[first],
+    )
+
+
+def _take_in_random_order(
+    size: np.ndarray, row: np.ndarray, k: np.ndarray, n_rows: int, draws: Draws, *, clip: bool
+) -> np.ndarray:
+    """Tokens taken of each group (groups of ``size`` tokens, in ``row``): groups in random order
+    while they fit in the row's ``k``; with ``clip``, the group that would overflow gets what is left."""
+    keys = draws.random(np.bincount(row, minlength=n_rows))
+    order = np.lexsort((keys, row))  # random group order inside each row
     sizes = size[order]
     csum = np.cumsum(sizes)
-    row_first = np.searchsorted(word_row[order], np.arange(n_rows), side="left")
+    row_first = np.searchsorted(row[order], np.arange(n_rows), side="left")
     before = np.concatenate(([0], csum))[row_first]  # tokens of earlier rows
-    within = csum - before[word_row[order]]
-    take = np.zeros(n_words, dtype=bool)
-    take[order[within <= k[word_row[order]]]] = True
-    return np.sort(pos[take[word_pos]])
+    within = csum - before[row[order]]
+    limit = k[row[order]]
+    taken = np.zeros(len(size), dtype=np.int64)
+    taken[order] = np.where(within <= limit, sizes, 0)
+    if clip:
+        over = (within > limit) & (within - sizes < limit)
+        taken[order[over]] = (limit - (within - sizes))[over]
+    return taken
 
 
-POSITION_SCHEMES = {"token": choose_tokens, "whole-word": choose_whole_words}
+def choose_whole_words(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws: Draws) -> np.ndarray:
+    """Whole words (``seq.word_start`` and the pieces after it) at random while they fit in ``k``."""
+    w = _words(seq, cand)
+    taken = _take_in_random_order(w.size, w.row, k, seq.n_rows, draws, clip=False)
+    return np.sort(w.pos[(taken > 0)[w.word_pos]])
+
+
+def cut_spans(seq: Sequences, cand: np.ndarray, cfg: BuildConfig, draws: Draws) -> tuple[_Words, np.ndarray]:
+    """The words and, per word, the span it belongs to: each stretch of consecutive candidate words
+    (a segment between specials) is cut into spans of ``min(Geometric(span_p), span_max_words)`` words.
+
+    Geometric lengths are memoryless, so the cut needs no loop: a word opens a new span when it
+    opens its stretch, or with probability ``span_p``, or when ``span_max_words`` words have passed
+    since the last such start (the clip; the next span's length is again geometric).
+    """
+    w = _words(seq, cand)
+    natural = w.after_gap | (draws.random(np.bincount(w.row, minlength=seq.n_rows)) < cfg.span_p)
+    index = np.arange(len(w.size))
+    since = index - np.maximum.accumulate(np.where(natural, index, 0)) if len(index) else index
+    opens = natural | (since % cfg.span_max_words == 0)
+    return w, np.cumsum(opens) - 1
+
+
+def choose_spans(seq: Sequences, cand: np.ndarray, k: np.ndarray, cfg: BuildConfig, draws: Draws) -> np.ndarray:
+    """SpanBERT's span masking: spans of whole words, in random order while they fit in ``k``.
+
+    ``cut_spans`` tiles every row's words with spans (so they start at word starts, cover whole
+    words and never overlap); spans are then taken in random order like whole words. The span that
+    would overflow the budget is clipped to its leading whole words that fit (SpanBERT clips it at
+    the token budget, even inside a word), and selection stops there: a row gets at most ``k``
+    tokens, less than ``k`` by less than one word. Two spans taken side by side read as one longer
+    masked stretch, as in SpanBERT. Span lengths are clipped, not renormalised, at
+    ``span_max_words``: mean ``(1 - (1 - p) ** max) / p`` words (4.46 at 0.2 and 10; SpanBERT's code
+    renormalises over 1..10, mean 3.8).
+    """
+    w, span_of = cut_spans(seq, cand, cfg, draws)
+    n_spans = int(span_of[-1]) + 1 if len(span_of) else 0
+    span_size = np.bincount(span_of, weights=w.size, minlength=n_spans).astype(np.int64)
+    span_opens = np.flatnonzero(np.diff(np.concatenate(([-1], span_of))) > 0)  # first word of each span
+    taken = _take_in_random_order(span_size, w.row[span_opens], k, seq.n_rows, draws, clip=True)
+    cum = np.cumsum(w.size)
+    upto = cum - (cum - w.size)[span_opens][span_of]  # tokens of the span up to and including each word
+    return np.sort(w.pos[(upto <= taken[span_of])[w.word_pos]])
+
+
+POSITION_SCHEMES = {"token": choose_tokens, "whole-word": choose_whole_words, "span": choose_spans}
 """How positions to predict are chosen (``BuildConfig.mask_scheme``): one function per scheme, the
 same signature each. A new scheme is a function here and its name in this table."""
+
+
+# --- masks drawn for stored rows (the loader's dynamic masks) ------------------------------------
+
+
+def row_sequences(
+    ids: np.ndarray, lengths: np.ndarray, word_start: np.ndarray | None, tables: VocabTables
+) -> Sequences:
+    """Stored unmasked rows (flat ids, lengths, optional stored word starts) as ``Sequences``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    row_of, row_start = _segment_rows(lengths)
+    n = len(lengths)
+    return Sequences(
+        ids=ids,
+        lengths=lengths,
+        a_len=np.zeros(n, np.int64),
+        nsp=np.zeros(n, np.int64),
+        row_of=row_of,
+        row_start=row_start,
+        rows_per_doc=np.ones(n, np.int64),
+        doc_of_row=np.arange(n),
+        word_start=np.asarray(word_start, dtype=bool)
+        if word_start is not None
+        else table_word_starts(ids, row_of, tables),
+    )
+
+
+def mask_rows(
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    word_start: np.ndarray | None,
+    cfg: BuildConfig,
+    tables: VocabTables,
+    keys: np.ndarray,
+) -> tuple[Sequences, MaskSet]:
+    """Masks for unmasked rows (flat ``ids``, per-row ``lengths``), each row drawn from its own
+    stream ``keys[r]`` (``row_keys``): the dynamic masks, the same for the same key on any machine.
+    The same budget, scheme and replacement as the build's static masks."""
+    seq = row_sequences(ids, lengths, word_start, tables)
+    cand = ~tables.is_special[seq.ids]
+    _, k = mask_budget(seq, cand, cfg)
+    return seq, draw_masks(seq, cand, k, cfg, tables, RowDraws(keys))
+
+
+ROWS_PER_MASK_CALL = 1024  # rows masked per call when measuring a shard: bounds the arrays of one call
+
+
+def shard_mask_counters(
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    word_starts: np.ndarray | None,
+    path: str,
+    cfg: BuildConfig,
+    tables: VocabTables,
+    epoch: int = 0,
+) -> Counter:
+    """The masks the loader draws for a dynamic shard's rows (flat ``ids``, ``lengths``, stored
+    ``word_starts``) at ``epoch``, counted by kind, with their candidates: what the manifest
+    records and ``validate`` recomputes."""
+    from corpusgen import stats
+
+    counts: Counter = Counter()
+    offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+    key = shard_key(path)
+    for lo in range(0, len(lengths), ROWS_PER_MASK_CALL):
+        hi = min(lo + ROWS_PER_MASK_CALL, len(lengths))
+        a, b = offsets[lo], offsets[hi]
+        keys = row_keys(cfg.random_seed, epoch, key, np.arange(lo, hi))
+        ws = word_starts[a:b] if word_starts is not None else None
+        seq, m = mask_rows(ids[a:b], lengths[lo:hi], ws, cfg, tables, keys)
+        counts.update(stats.mask_kinds(m.shown, m.labels, tables.mask_id))
+        counts["mask_candidates"] += int((~tables.is_special[seq.ids]).sum())
+    return counts

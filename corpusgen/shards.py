@@ -23,6 +23,10 @@ doc_starts             list<uint8|uint16>              packed layouts only: wher
 ``[doc_starts[j], doc_starts[j + 1])``, the last runs to the row's end; ``[CLS]`` belongs to the
 first segment and the ``[SEP]`` that closes a document's piece to that piece. A reader knows the
 column is there from ``manifest["config"]["next_sentence"]`` (``BuildConfig.packed``).
+Optional columns, by the build's config: ``dynamic_masking`` keeps ``input_ids`` unmasked with empty
+mask lists (the loader draws the masks) and, for word schemes, adds ``word_starts`` list<bool>;
+``mask_copies`` N > 1 keeps ``input_ids`` unmasked, makes the mask columns list<list<…>> (N sets per
+row) and adds ``masked_inputs`` (what the model is shown at each position of each set).
 
 This module imports neither Beam nor torch: the pipeline writes with it, the
 trainer and ``validate`` read with it.
@@ -48,6 +52,8 @@ MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 NSP_IGNORE = -100  # next_sentence_label when the build makes no pairs (next_sentence="none")
 COLUMNS = ("input_ids", "a_len", "masked_positions", "masked_labels", "next_sentence_label")
+WORD_SCHEMES = ("whole-word", "span")
+"""Mask schemes that need word starts: dynamic builds of these store a ``word_starts`` column."""
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -58,19 +64,41 @@ def position_dtype(max_seq_length: int) -> np.dtype:
     return np.dtype(np.uint8) if max_seq_length <= 256 else np.dtype(np.uint16)
 
 
-def shard_schema(vocab_size: int, max_seq_length: int, *, doc_starts: bool = False) -> pa.Schema:
+def shard_schema(
+    vocab_size: int, max_seq_length: int, *, mask_copies: int = 1, word_starts: bool = False, doc_starts: bool = False
+) -> pa.Schema:
+    """The columns of a shard; ``mask_copies`` > 1 nests the mask columns (one list per set) and adds
+    ``masked_inputs``; ``word_starts`` adds that column (dynamic builds of word schemes); ``doc_starts``
+    that one (packed layouts)."""
     tok = pa.from_numpy_dtype(token_dtype(vocab_size))
     pos = pa.from_numpy_dtype(position_dtype(max_seq_length))
-    extra = [pa.field("doc_starts", pa.list_(pos), nullable=False)] if doc_starts else []
-    return pa.schema(
-        [
-            pa.field("input_ids", pa.list_(tok), nullable=False),
-            pa.field("a_len", pa.uint16(), nullable=False),
-            pa.field("masked_positions", pa.list_(pos), nullable=False),
-            pa.field("masked_labels", pa.list_(tok), nullable=False),
-            pa.field("next_sentence_label", pa.int8(), nullable=False),
-            *extra,
-        ]
+    nest = (lambda t: pa.list_(pa.list_(t))) if mask_copies > 1 else pa.list_
+    fields = [
+        pa.field("input_ids", pa.list_(tok), nullable=False),
+        pa.field("a_len", pa.uint16(), nullable=False),
+        pa.field("masked_positions", nest(pos), nullable=False),
+        pa.field("masked_labels", nest(tok), nullable=False),
+        pa.field("next_sentence_label", pa.int8(), nullable=False),
+    ]
+    if doc_starts:
+        fields.append(pa.field("doc_starts", pa.list_(pos), nullable=False))
+    if mask_copies > 1:
+        fields.append(pa.field("masked_inputs", nest(tok), nullable=False))
+    if word_starts:
+        fields.append(pa.field("word_starts", pa.list_(pa.bool_()), nullable=False))
+    return pa.schema(fields)
+
+
+def layout_schema(cfg: Any, vocab_size: int) -> pa.Schema:
+    """The schema of a build's shards from its config (a ``BuildConfig`` or the manifest's dict)."""
+    from corpusgen.config import PACKED_MODES
+
+    get = (lambda k, d: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d: getattr(cfg, k, d))
+    copies = int(get("mask_copies", 1))
+    word_starts = bool(get("dynamic_masking", False)) and get("mask_scheme", "token") in WORD_SCHEMES
+    packed = get("next_sentence", "nsp") in PACKED_MODES
+    return shard_schema(
+        vocab_size, get("max_seq_length", 128), mask_copies=copies, word_starts=word_starts, doc_starts=packed
     )
 
 
@@ -99,6 +127,10 @@ class Instances:
     ``order_key`` is a seeded 64-bit hash of each instance's origin; shards are
     sorted by it, which shuffles them deterministically. It is not written.
     ``doc_starts`` (flat) with ``num_doc_starts`` (per row) only in packed layouts, else None.
+    The optional fields are present only in the layouts that write them: ``word_starts`` (bool per
+    token, dynamic builds of word schemes), and for mask copies ``masked_inputs`` (what the model is
+    shown at each masked position, parallel to ``masked_positions``) and ``set_sizes`` ((rows, N):
+    positions of each set; ``num_masked`` is their sum, each row's sets one after the other).
     """
 
     input_ids: np.ndarray
@@ -111,6 +143,9 @@ class Instances:
     order_key: np.ndarray
     doc_starts: np.ndarray | None = None
     num_doc_starts: np.ndarray | None = None
+    word_starts: np.ndarray | None = None
+    masked_inputs: np.ndarray | None = None
+    set_sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -140,25 +175,39 @@ class Instances:
             order_key=self.order_key[rows],
             doc_starts=None if self.doc_starts is None else _gather(self.doc_starts, self.num_doc_starts, rows),
             num_doc_starts=None if self.num_doc_starts is None else self.num_doc_starts[rows],
+            word_starts=None if self.word_starts is None else _gather(self.word_starts, self.lengths, rows),
+            masked_inputs=None if self.masked_inputs is None else _gather(self.masked_inputs, self.num_masked, rows),
+            set_sizes=None if self.set_sizes is None else self.set_sizes[rows],
         )
 
     def to_record_batch(self, schema: pa.Schema) -> pa.RecordBatch:
         def as_list(values: np.ndarray, lengths: np.ndarray, field: str) -> pa.Array:
             typ = schema.field(field).type
             offsets = pa.array(_offsets(lengths).astype(np.int32))
+            if pa.types.is_list(typ.value_type):  # mask copies: a list of sets per row
+                sets = self.set_sizes
+                inner = pa.ListArray.from_arrays(
+                    pa.array(_offsets(sets.reshape(-1)).astype(np.int32)),
+                    pa.array(values, type=typ.value_type.value_type),
+                )
+                outer = pa.array((np.arange(len(sets) + 1) * sets.shape[1]).astype(np.int32))
+                return pa.ListArray.from_arrays(outer, inner)
             return pa.ListArray.from_arrays(offsets, pa.array(values, type=typ.value_type))
 
-        return pa.RecordBatch.from_arrays(
-            [
-                as_list(self.input_ids, self.lengths, "input_ids"),
-                pa.array(self.a_len, type=pa.uint16()),
-                as_list(self.masked_positions, self.num_masked, "masked_positions"),
-                as_list(self.masked_labels, self.num_masked, "masked_labels"),
-                pa.array(self.next_sentence_label, type=pa.int8()),
-                *([] if self.doc_starts is None else [as_list(self.doc_starts, self.num_doc_starts, "doc_starts")]),
-            ],
-            schema=schema,
-        )
+        columns = [
+            as_list(self.input_ids, self.lengths, "input_ids"),
+            pa.array(self.a_len, type=pa.uint16()),
+            as_list(self.masked_positions, self.num_masked, "masked_positions"),
+            as_list(self.masked_labels, self.num_masked, "masked_labels"),
+            pa.array(self.next_sentence_label, type=pa.int8()),
+        ]
+        if "doc_starts" in schema.names:
+            columns.append(as_list(self.doc_starts, self.num_doc_starts, "doc_starts"))
+        if "masked_inputs" in schema.names:
+            columns.append(as_list(self.masked_inputs, self.num_masked, "masked_inputs"))
+        if "word_starts" in schema.names:
+            columns.append(as_list(self.word_starts, self.lengths, "word_starts"))
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 _FIELDS = tuple(f for f in Instances.__dataclass_fields__)
@@ -213,7 +262,7 @@ class Shard:
         """The file's bytes and its manifest entry."""
         data = serialize_shard(
             self.rows,
-            shard_schema(vocab_size, cfg.max_seq_length, doc_starts=self.rows.doc_starts is not None),
+            layout_schema(cfg, vocab_size),
             zstd_level=cfg.zstd_level,
             rows_per_batch=cfg.rows_per_batch,
         )
@@ -263,12 +312,9 @@ def instance_counters(instances: Instances, split: str, mask_id: int) -> dict[st
     }
     row_start = _offsets(inst.lengths)[:-1]
     flat = np.repeat(row_start, inst.num_masked) + inst.masked_positions.astype(np.int64)
-    shown = inst.input_ids[flat]
-    is_mask = shown == mask_id
-    is_kept = shown == inst.masked_labels
-    counts[stats.KIND_MASK] = int(is_mask.sum())
-    counts[stats.KIND_KEPT] = int(is_kept.sum())
-    counts[stats.KIND_RANDOM] = int((~is_mask & ~is_kept).sum())
+    # what the model is shown at each chosen position: stored apart for mask copies, else in the row
+    shown = inst.input_ids[flat] if inst.masked_inputs is None else inst.masked_inputs
+    counts.update(stats.mask_kinds(shown, inst.masked_labels, mask_id))
     for length, n in enumerate(np.bincount(inst.lengths)):
         if n:
             counts[stats.length_counter(length)] = int(n)
@@ -302,6 +348,11 @@ def build_manifest(
     }
     if getattr(cfg, "packed", False):
         manifest["stats"]["packing"] = stats.packing_summary(counters, cfg.length_bin_width, cfg.max_seq_length)
+    copies = int(getattr(cfg, "mask_copies", 1))
+    manifest["stats"]["masking"]["layout"] = (
+        "dynamic" if getattr(cfg, "dynamic_masking", False) else ("copies" if copies > 1 else "static")
+    )  # dynamic: the counts are of the masks the loader draws at epoch 0; copies: of all the sets
+    manifest["stats"]["masking"]["mask_sets"] = copies
     if build_seconds is not None:
         manifest["build_seconds"] = round(build_seconds, 1)
     return manifest
@@ -491,9 +542,17 @@ def write_build(
     atomic_write_bytes(out / vocab_name, vocab_bytes)
     entries = []
     total: Counter = Counter(counters or {})
+    tables = None
+    if getattr(cfg, "dynamic_masking", False):
+        from corpusgen.masking import build_vocab_tables, shard_mask_counters
+
+        tables = build_vocab_tables(vocab_name, vocab_bytes, cfg.do_lower_case)
     for split, inst in splits.items():
         total.update(instance_counters(inst, split, tokenizer["mask_id"]))
         for shard in cut_into_shards(inst, split, cfg):
+            if tables is not None:  # the masks the loader draws at epoch 0, measured
+                r = shard.rows
+                total.update(shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, tables))
             data, entry = shard.encode(cfg, tokenizer["vocab_size"])
             atomic_write_bytes(out / shard.path, data)
             entries.append(entry)

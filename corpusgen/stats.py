@@ -77,6 +77,13 @@ LENGTH_PREFIX = "length_"
 KIND_MASK, KIND_RANDOM, KIND_KEPT = "masked_mask", "masked_random", "masked_kept"
 
 
+def mask_kinds(shown, labels, mask_id: int) -> dict[str, int]:
+    """The kind counters of chosen positions from what the model is shown there and their labels."""
+    is_mask = shown == mask_id
+    is_kept = shown == labels
+    return {KIND_MASK: int(is_mask.sum()), KIND_KEPT: int(is_kept.sum()), KIND_RANDOM: int((~is_mask & ~is_kept).sum())}
+
+
 def length_counter(length: int) -> str:
     return f"{LENGTH_PREFIX}{length}"
 

@@ -21,16 +21,26 @@ from corpusgen.shards import (
     MANIFEST_NAME,
     NSP_IGNORE,
     ManifestError,
+    layout_schema,
     load_manifest,
     open_shard,
     resolve_entry,
     sha256_file,
     shard_pool,
-    shard_schema,
 )
-from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, LENGTH_PREFIX, length_counter, padding_share_bound
+from corpusgen.stats import (
+    KIND_KEPT,
+    KIND_MASK,
+    KIND_RANDOM,
+    LENGTH_PREFIX,
+    binomial_halfwidth,
+    length_counter,
+    padding_share_bound,
+)
 
 MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
+RATE_Z = 5.0  # standard errors a measured mask share may stray from the configured one
+CANDIDATES, BUDGET_GAP = "_candidates", "_budget_gap"  # rate figures of check_table, not manifest counters
 
 
 def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,10 +51,30 @@ def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return values[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
-def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | None) -> tuple[list[str], Counter]:
-    """Defects of one shard's rows and the statistics they imply."""
+def _flat_sets(col: pa.ChunkedArray, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, offsets per set, sets per row) of a mask column: one set per row, or a list of sets."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_list(arr.type.value_type):
+        values, off = _flat(arr)
+        return values, off, np.ones(n_rows, np.int64)
+    outer = arr.offsets.to_numpy().astype(np.int64)
+    values, off = _flat(arr.values.slice(outer[0], outer[-1] - outer[0]))
+    return values, off, np.diff(outer)
+
+
+def check_table(
+    table: pa.Table, manifest: dict, bin_range: tuple[int, int] | None, *, tables=None, path: str | None = None
+) -> tuple[list[str], Counter]:
+    """Defects of one shard's rows and the statistics they imply.
+
+    ``tables`` (``masking.VocabTables`` of the build's vocabulary) enables what needs the
+    vocabulary: each row's mask budget recomputed from its candidates, the rate figures, and for
+    dynamic builds the masks of epoch 0 drawn again (``path``: the shard's manifest path).
+    """
     tok = manifest["tokenizer"]
     cfg = manifest["config"]
+    copies = int(cfg.get("mask_copies", 1))
+    dynamic = bool(cfg.get("dynamic_masking", False))
     defects: list[str] = []
     counts: Counter = Counter()
     n = table.num_rows
@@ -54,11 +84,13 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     ids = ids.astype(np.int64)
     lengths = np.diff(off)
     a_len = table.column("a_len").to_numpy().astype(np.int64)
-    pos, poff = _flat(table.column("masked_positions"))
-    labels, loff = _flat(table.column("masked_labels"))
+    pos, poff, sets_per_row = _flat_sets(table.column("masked_positions"), n)
+    labels, loff, _ = _flat_sets(table.column("masked_labels"), n)
     labels = labels.astype(np.int64)
     nsp = table.column("next_sentence_label").to_numpy()
-    n_masked = np.diff(poff)
+    set_size = np.diff(poff)  # positions of each mask set (one set per row unless mask copies)
+    set_row = np.repeat(np.arange(n), sets_per_row)
+    n_masked = np.bincount(set_row, weights=set_size, minlength=n).astype(np.int64)
     row_start = off[:-1]
 
     def defect(mask: np.ndarray, what: str) -> None:
@@ -73,7 +105,19 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     packed = cfg["next_sentence"] in PACKED_MODES
     defect(lengths < (5 if pairs else 3), "too short to hold [CLS] A [SEP] B [SEP]" if pairs else "too short")
     ok_len = lengths >= (5 if pairs else 3)
-    defect(np.diff(loff) != n_masked, "masked_labels and masked_positions differ in length")
+    if len(loff) != len(poff) or np.any(np.diff(loff) != set_size):
+        defects.append("masked_labels and masked_positions differ in length")
+    defect(sets_per_row != (copies if copies > 1 else 1), f"not {copies} mask set(s) per row")
+    if dynamic:
+        defect(n_masked > 0, "masked positions stored in a dynamic-masking build (the loader draws them)")
+    if "word_starts" in table.column_names:
+        ws, wsoff = _flat(table.column("word_starts"))
+        defect(np.diff(wsoff) != lengths, "word_starts and input_ids differ in length")
+    shown_col = None
+    if copies > 1 and not defects:
+        shown_col, soff, _ = _flat_sets(table.column("masked_inputs"), n)
+        if len(soff) != len(poff) or np.any(np.diff(soff) != set_size):
+            defects.append("masked_inputs and masked_positions differ in length")
     if defects:
         return defects, counts
     a_bad = (a_len < 3) | (a_len > lengths - (2 if pairs else 0)) if pairs else a_len != lengths
@@ -103,10 +147,14 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
         "[SEP] not exactly at each document piece's end" if packed else "[SEP] not exactly after A and at the end",
     )
 
-    prow = np.repeat(np.arange(n), n_masked)
+    pset = np.repeat(np.arange(len(set_size)), set_size)  # the mask set of every position
+    prow = set_row[pset]
     pos = pos.astype(np.int64)
-    defect(n_masked > cfg["max_predictions_per_seq"], "more masked positions than max_predictions_per_seq")
-    same_row_next = prow[1:] == prow[:-1]
+    defect(
+        np.bincount(set_row[set_size > cfg["max_predictions_per_seq"]], minlength=n) > 0,
+        "more masked positions than max_predictions_per_seq",
+    )
+    same_row_next = pset[1:] == pset[:-1]
     defect(
         np.bincount(prow[1:][same_row_next & (pos[1:] <= pos[:-1])], minlength=n) > 0,
         "masked positions not strictly ascending",
@@ -125,14 +173,47 @@ def check_table(table: pa.Table, manifest: dict, bin_range: tuple[int, int] | No
     else:
         defect(nsp != NSP_IGNORE, f"next_sentence_label not {NSP_IGNORE} in a build without pairs")
 
-    shown = ids[flat_pos]
-    kind_mask = shown == mask_id
-    kind_kept = shown == labels
+    if copies > 1 or dynamic:
+        defect(np.bincount(row_of[ids == mask_id], minlength=n) > 0, "[MASK] in the stored (unmasked) input_ids")
+    shown = ids[flat_pos] if shown_col is None else shown_col.astype(np.int64)
+    if shown_col is not None:
+        shown_special = np.isin(shown, [cls_id, sep_id, tok["pad_id"], tok["unk_id"]])
+        defect(
+            np.bincount(prow[shown_special], minlength=n) > 0, "masked_inputs shows a special token other than [MASK]"
+        )
+    if tables is not None and not defects:
+        from corpusgen.config import BuildConfig
+        from corpusgen.masking import mask_budget, row_sequences, shard_mask_counters
+
+        build_cfg = BuildConfig.from_dict(cfg)
+        if dynamic:
+            ws = ws.astype(bool) if "word_starts" in table.column_names else None
+            drawn = shard_mask_counters(ids, lengths, ws, path or "", build_cfg, tables)
+            for kind in (KIND_MASK, KIND_KEPT, KIND_RANDOM):
+                counts[kind] += drawn[kind]
+            counts[CANDIDATES] += drawn["mask_candidates"]
+        else:
+            original = ids.copy()
+            original[flat_pos] = labels  # the rows before masking (every set holds the same originals)
+            seq = row_sequences(original, lengths, None, tables)
+            cand = ~tables.is_special[original]
+            n_cand, k = mask_budget(seq, cand, build_cfg)
+            over = set_size > k[set_row]
+            defect(np.bincount(set_row[over], minlength=n) > 0, "more masked positions than the row's budget")
+            if build_cfg.mask_scheme == "token":
+                defect(
+                    np.bincount(set_row[set_size != k[set_row]], minlength=n) > 0,
+                    "masked count differs from the row's budget",
+                )
+            counts[CANDIDATES] += int(n_cand.sum()) * len(set_size) // max(n, 1)
+            counts[BUDGET_GAP] += float(np.abs(k - n_cand * build_cfg.masked_lm_prob).sum()) * len(set_size) / max(n, 1)
     counts["instances"] += n
     counts["instance_tokens"] += int(lengths.sum())
-    counts[KIND_MASK] += int(kind_mask.sum())
-    counts[KIND_KEPT] += int(kind_kept.sum())
-    counts[KIND_RANDOM] += int((~kind_mask & ~kind_kept).sum())
+    if not dynamic:
+        kind_mask, kind_kept = shown == mask_id, shown == labels
+        counts[KIND_MASK] += int(kind_mask.sum())
+        counts[KIND_KEPT] += int(kind_kept.sum())
+        counts[KIND_RANDOM] += int((~kind_mask & ~kind_kept).sum())
     counts["nsp_next"] += int((nsp == 0).sum())
     counts["nsp_random"] += int((nsp == 1).sum())
     for length, c in enumerate(np.bincount(lengths)):
@@ -170,6 +251,53 @@ def check_doc_starts(table: pa.Table, cfg: dict, lengths: np.ndarray, defect, co
     return not ((starts[first] != 0).any() or (size < need).any())
 
 
+def _vocab_tables(vocab: Path, manifest: dict, defects: list[str]):
+    """The masking tables of the build's vocabulary (None when it cannot be read)."""
+    from corpusgen.masking import build_vocab_tables
+    from corpusgen.tokenizer import VocabError
+
+    try:
+        return build_vocab_tables(vocab.name, vocab.read_bytes(), manifest["config"].get("do_lower_case"))
+    except (OSError, VocabError) as exc:
+        # static rows stand without it (their budgets and rates then go unchecked); dynamic rows do not
+        if manifest["config"].get("dynamic_masking"):
+            defects.append(f"{vocab}: vocabulary unreadable ({exc}); the dynamic masks cannot be drawn")
+        return None
+
+
+def rate_defects(cfg: dict, masked: int, total: Counter, rate: dict) -> list[str]:
+    """The measured mask rate and replacement split against the config, within binomial bounds.
+
+    The split: the shares of [MASK] and of random tokens among the masked positions, each within
+    ``RATE_Z`` standard errors of ``mask_replace_prob`` / ``random_replace_prob``. The rate: masked
+    positions over candidates within ``RATE_Z`` standard errors of ``masked_lm_prob``, widened by
+    how far the rows' budgets themselves lie from it (rounding, at least 1, the cap): exact for the
+    token scheme; for word schemes, whose rows stop short of the budget by less than a word, only
+    the upper bound is checked (each row's count never exceeds its budget, checked row by row).
+    """
+    out = []
+    for kind, name in ((KIND_MASK, "mask_replace_prob"), (KIND_RANDOM, "random_replace_prob")):
+        p = float(cfg.get(name, {"mask_replace_prob": 0.8, "random_replace_prob": 0.1}[name]))
+        share = total[kind] / masked
+        if abs(share - p) > binomial_halfwidth(masked, p, RATE_Z):
+            out.append(
+                f"{MANIFEST_NAME}: {kind} share {share:.4f} of {masked} masked positions is outside "
+                f"{RATE_Z:g} standard errors of {name} {p}"
+            )
+    cands = rate.get(CANDIDATES, 0)
+    if cands:
+        p = float(cfg["masked_lm_prob"])
+        share = masked / cands
+        bound = binomial_halfwidth(cands, p, RATE_Z) + rate.get(BUDGET_GAP, 0.0) / cands
+        low = share < p - bound and cfg.get("mask_scheme", "token") == "token"
+        if low or share > p + bound:
+            out.append(
+                f"{MANIFEST_NAME}: masked share {share:.4f} of {cands} candidates is outside "
+                f"{RATE_Z:g} standard errors of masked_lm_prob {p}"
+            )
+    return out
+
+
 def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """A report: ``ok``, ``defects`` (strings naming file and problem), ``checked`` figures."""
     build_dir = Path(build_dir)
@@ -188,8 +316,9 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     cfg = manifest["config"]
     packed = cfg.get("next_sentence") in PACKED_MODES
-    expected_schema = shard_schema(manifest["tokenizer"]["vocab_size"], cfg["max_seq_length"], doc_starts=packed)
+    expected_schema = layout_schema(cfg, manifest["tokenizer"]["vocab_size"])
     short_rows: Counter = Counter()  # full-sentences: rows shorter than full, by (split, pool)
+    tables = _vocab_tables(vocab, manifest, defects) if not defects else None
     total: Counter = Counter()
     listed = set()
     rows_checked = 0
@@ -217,7 +346,7 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
         if table.num_rows != entry["rows"]:
             defects.append(f"{where}: {table.num_rows} rows, manifest says {entry['rows']}")
         bin_range = tuple(entry["bin"]) if entry.get("bin") else None
-        shard_defects, counts = check_table(table, manifest, bin_range)
+        shard_defects, counts = check_table(table, manifest, bin_range, tables=tables, path=entry["path"])
         defects += [f"{where}: {d}" for d in shard_defects]
         if counts["instance_tokens"] != entry["tokens"] and not shard_defects:
             defects.append(f"{where}: {counts['instance_tokens']} tokens, manifest says {entry['tokens']}")
@@ -243,7 +372,10 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 f"only the last row of each of the {cfg['dupe_factor']} copies may be"
             )
 
+    rate = {k: total.pop(k) for k in (CANDIDATES, BUDGET_GAP) if k in total}
     claimed = manifest.get("counters", {})
+    if "mask_candidates" in claimed and tables is not None:  # builds made by the pipeline count them
+        total["mask_candidates"] = int(rate.get(CANDIDATES, 0))
     for key in sorted(
         set(total)
         | {k for k in claimed if k.startswith(LENGTH_PREFIX)}
@@ -260,6 +392,8 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
         defects.append(f"{MANIFEST_NAME}: the build holds no instances (drops: {drops}); nothing can be trained on it")
 
     masked = total[KIND_MASK] + total[KIND_RANDOM] + total[KIND_KEPT]
+    if tables is not None and masked and not defects:
+        defects += rate_defects(cfg, masked, total, rate)
     nsp = total["nsp_next"] + total["nsp_random"]
     return {
         "ok": not defects,
@@ -277,6 +411,7 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 cfg["length_bin_width"],
                 cfg["max_seq_length"],
             ),
+            "masked_share": round(masked / rate[CANDIDATES], 6) if rate.get(CANDIDATES) else None,
             "bytes_per_token": round(sum(e["bytes"] for e in manifest["shards"]) / total["instance_tokens"], 4)
             if total["instance_tokens"]
             else None,

@@ -36,7 +36,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.documents import drop, prepare_documents
 from corpusgen.instances import create_instances, unique_documents
 from corpusgen.intermediate import WORK_DIR
-from corpusgen.masking import VocabTables
+from corpusgen.masking import VocabTables, shard_mask_counters
 from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
 from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
 from corpusgen.timing import METRIC_PREFIX, StageTimer
@@ -445,6 +445,12 @@ class _PoolShards(CountingDoFn):
         with self.timer.stage("sort"):
             self.counts.update(instance_counters(inst, split, self.tables.mask_id))
             shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
+            if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
+                for shard in shards:
+                    r = shard.rows
+                    self.counts.update(
+                        shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables)
+                    )
         log.info(
             "pool %s/%d of %d: %d documents → %d instances, %d shards",
             split,

@@ -35,10 +35,18 @@ How rows reach a batch, and why:
   row *indices*. That makes the state of a consumer a function of how many batches it has
   produced: resuming replays the index bookkeeping without reading data, then loads only the
   few units still in the buffer. The state of a loader is one integer (batches consumed).
+* Masks: a static build's rows carry theirs. A ``mask_copies`` N build stores N mask sets per row
+  and a row read in epoch e is shown set ``e % N``. A ``dynamic_masking`` build stores unmasked rows
+  and each batch is masked here by ``corpusgen.masking.mask_rows`` (the build's functions, scheme and
+  rates), every row from its own stream keyed by (the build's ``random_seed``, the epoch the row was
+  read in, its shard, its row in the shard): the masks follow from the data alone (the same for any
+  trainer seed, worker count or resume), differ between epochs, and those of epoch 0 are the ones
+  the build measured for its manifest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterator
@@ -52,6 +60,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from corpusgen.config import BuildConfig
+from corpusgen.masking import VocabTables, build_vocab_tables, mask_rows, row_keys, shard_key
 from corpusgen.shards import (
     MANIFEST_NAME,
     NSP_IGNORE,
@@ -152,6 +161,7 @@ class Units:
     lo: np.ndarray  # first row within the record batch
     rows: np.ndarray  # rows in the unit
     bin: np.ndarray  # index into ShardDataset.bins
+    offset: np.ndarray  # rows of the shard before the unit's record batch
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -161,10 +171,10 @@ class Units:
         if len(self) >= parts_at_least:
             return self
         k = -(-parts_at_least // max(len(self), 1))
-        out: list[tuple[int, int, int, int, int]] = []
-        for s, b, lo, n, bn in zip(self.shard, self.batch, self.lo, self.rows, self.bin, strict=True):
+        out: list[tuple[int, int, int, int, int, int]] = []
+        for s, b, lo, n, bn, o in zip(self.shard, self.batch, self.lo, self.rows, self.bin, self.offset, strict=True):
             step = -(-int(n) // k)
-            out += [(s, b, lo + a, min(step, n - a), bn) for a in range(0, int(n), step)]
+            out += [(s, b, lo + a, min(step, n - a), bn, o) for a in range(0, int(n), step)]
         return Units(*(np.array(col, dtype=np.int64) for col in zip(*out, strict=True)))
 
 
@@ -189,7 +199,12 @@ def _record_batch_rows(path: str, rows: int, rows_per_batch: int) -> list[int]:
 
 @dataclass
 class Rows:
-    """Rows as dense arrays: ids/mpos/mlab right-padded to fixed widths."""
+    """Rows as dense arrays: ids/mpos/mlab right-padded to fixed widths.
+
+    The optional fields are what masking needs where the rows do not carry their masks: for mask
+    copies the N sets (``cpos``/``clab``/``cinp``: positions, labels, what is shown), for dynamic
+    masking the row's place (``shard_row``, ``shard_key``) and, for word schemes, ``wstart``.
+    """
 
     ids: np.ndarray  # (n, W)  uint16|uint32
     length: np.ndarray  # (n,)    int32
@@ -198,19 +213,27 @@ class Rows:
     mlab: np.ndarray  # (n, Pw) uint16|uint32
     nmask: np.ndarray  # (n,)    int32
     nsp: np.ndarray  # (n,)    int8
-    seg: np.ndarray  # (n, W) uint8|uint16: document piece of each position (full-sentences); (n, 0) otherwise
+    seg: np.ndarray | None = None  # (n, W) uint8|uint16 full-sentences: document piece of each position
+    cpos: np.ndarray | None = None  # (n, N, Pw) mask copies: every set's positions
+    clab: np.ndarray | None = None  # (n, N, Pw)             labels
+    cinp: np.ndarray | None = None  # (n, N, Pw)             what the model is shown
+    cn: np.ndarray | None = None  # (n, N) int32             predictions per set
+    wstart: np.ndarray | None = None  # (n, W) bool dynamic, word schemes: stored word starts
+    shard_row: np.ndarray | None = None  # (n,) int64 dynamic: row within its shard
+    shard_key: np.ndarray | None = None  # (n,) uint64 dynamic: masking.shard_key of its shard
 
-    FIELDS = ("ids", "length", "a_len", "mpos", "mlab", "nmask", "nsp", "seg")
+    def present(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
 
     @classmethod
     def empty_like(cls, other: Rows, n: int) -> Rows:
-        return cls(*(np.empty((n, *getattr(other, f).shape[1:]), getattr(other, f).dtype) for f in cls.FIELDS))
+        return cls(**{f: np.empty((n, *getattr(other, f).shape[1:]), getattr(other, f).dtype) for f in other.present()})
 
 
 def _dense_list(arr: pa.ListArray, width: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """A list column as an (n, width) zero-padded matrix and the row lengths, without a Python loop."""
     offsets = arr.offsets.to_numpy().astype(np.int64)  # absolute into arr.values, also for a sliced array
-    values = arr.values.to_numpy()[offsets[0] : offsets[-1]]
+    values = arr.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]  # bool: a copy
     lengths = np.diff(offsets)
     n = len(lengths)
     if n and lengths.max() > width:
@@ -235,12 +258,34 @@ def segments_from_doc_starts(starts: pa.ListArray, width: int) -> np.ndarray:
     return np.cumsum(marks[:, :width], axis=1, dtype=marks.dtype)
 
 
-def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int, segments: bool = False) -> Rows:
-    """Dense rows of a record batch; ``segments``: also each position's document piece (full-sentences)."""
+def _dense_sets(arr: pa.ListArray, copies: int, width: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list<list> mask column of ``copies`` sets per row as (n, copies, width) and (n, copies)."""
+    outer = arr.offsets.to_numpy().astype(np.int64)
+    if np.any(np.diff(outer) != copies):
+        raise ManifestError(f"a row holds other than {copies} mask sets; rebuild the data")
+    dense, lengths = _dense_list(arr.values.slice(outer[0], outer[-1] - outer[0]), width, what)
+    return dense.reshape(len(arr), copies, width), lengths.reshape(len(arr), copies)
+
+
+def rows_from_record_batch(
+    rb: pa.RecordBatch, width: int, predictions: int, copies: int = 1, segments: bool = False
+) -> Rows:
+    """Dense rows of a record batch; ``copies`` > 1: all mask sets (set 0 in place);
+    ``segments``: also each position's document piece (full-sentences)."""
     ids, length = _dense_list(rb.column("input_ids"), width, "tokens")
-    mpos, nmask = _dense_list(rb.column("masked_positions"), predictions, "predictions")
-    mlab, _ = _dense_list(rb.column("masked_labels"), predictions, "labels")
-    seg = segments_from_doc_starts(rb.column("doc_starts"), width) if segments else np.zeros((len(length), 0), np.uint8)
+    sets: dict[str, np.ndarray] = {}
+    if copies > 1:  # set 0 until the batch's epochs pick theirs (ShardDataset._masked)
+        sets["cpos"], sets["cn"] = _dense_sets(rb.column("masked_positions"), copies, predictions, "predictions")
+        sets["clab"], _ = _dense_sets(rb.column("masked_labels"), copies, predictions, "labels")
+        sets["cinp"], _ = _dense_sets(rb.column("masked_inputs"), copies, predictions, "inputs")
+        mpos, mlab, nmask = sets["cpos"][:, 0], sets["clab"][:, 0], sets["cn"][:, 0]
+    else:
+        mpos, nmask = _dense_list(rb.column("masked_positions"), predictions, "predictions")
+        mlab, _ = _dense_list(rb.column("masked_labels"), predictions, "labels")
+    if "word_starts" in rb.schema.names:
+        sets["wstart"] = _dense_list(rb.column("word_starts"), width, "word starts")[0]
+    if segments:
+        sets["seg"] = segments_from_doc_starts(rb.column("doc_starts"), width)
     return Rows(
         ids=ids,
         length=length,
@@ -249,8 +294,42 @@ def rows_from_record_batch(rb: pa.RecordBatch, width: int, predictions: int, seg
         mlab=mlab,
         nmask=nmask,
         nsp=rb.column("next_sentence_label").to_numpy(),
-        seg=seg,
+        **sets,
     )
+
+
+def loader_vocab_tables(data_dir: Path, manifest: dict[str, Any]) -> VocabTables:
+    """The masking tables of a build's vocabulary file (the loader's one use of the tokenizer)."""
+    vocab = resolve_entry(data_dir, manifest["vocab"], what="vocab")
+    return build_vocab_tables(vocab.name, vocab.read_bytes(), manifest["config"].get("do_lower_case"))
+
+
+def apply_masks(rows: Rows, epoch: np.ndarray, cfg: BuildConfig, tables: VocabTables | None) -> Rows:
+    """The masks of rows read in ``epoch`` (per row): set ``epoch % N`` of mask copies, or drawn now
+    (dynamic masking, ``corpusgen.masking.mask_rows``); static rows as they are."""
+    n, pw = rows.mpos.shape
+    if rows.cpos is not None:
+        j = epoch % rows.cpos.shape[1]
+        r = np.arange(n)
+        mpos, mlab, cinp, nmask = rows.cpos[r, j], rows.clab[r, j], rows.cinp[r, j], rows.cn[r, j]
+        valid = np.arange(pw) < nmask[:, None]
+        ids = rows.ids.copy()
+        ids[np.repeat(r, nmask), mpos[valid]] = cinp[valid]
+        return dataclasses.replace(rows, ids=ids, mpos=mpos, mlab=mlab, nmask=nmask)
+    if rows.shard_key is None:
+        return rows
+    tokens = np.arange(rows.ids.shape[1]) < rows.length[:, None]
+    keys = row_keys(cfg.random_seed, epoch, rows.shard_key, rows.shard_row)
+    ws = rows.wstart[tokens] if rows.wstart is not None else None
+    seq, m = mask_rows(rows.ids[tokens], rows.length, ws, cfg, tables, keys)
+    ids = np.zeros_like(rows.ids)
+    ids[tokens] = m.apply(seq.ids)
+    row = seq.row_of[m.chosen]
+    col = np.arange(len(m.chosen)) - np.repeat(np.cumsum(m.n_masked) - m.n_masked, m.n_masked)
+    mpos, mlab = np.zeros_like(rows.mpos), np.zeros_like(rows.mlab)
+    mpos[row, col] = m.chosen - seq.row_start[row]
+    mlab[row, col] = m.labels
+    return dataclasses.replace(rows, ids=ids, mpos=mpos, mlab=mlab, nmask=m.n_masked.astype(np.int32))
 
 
 def collate(rows: Rows) -> dict[str, torch.Tensor]:
@@ -270,7 +349,7 @@ def collate(rows: Rows) -> dict[str, torch.Tensor]:
         "masked_labels": torch.from_numpy(labels),
         "masked_valid": torch.from_numpy(masked_valid),
         "next_sentence_label": torch.from_numpy(rows.nsp.astype(np.int64)),
-        **(packed_keys(rows.seg[:, :T], attention_mask) if rows.seg.shape[1] else {}),
+        **(packed_keys(rows.seg[:, :T], attention_mask) if rows.seg is not None else {}),
     }
 
 
@@ -332,18 +411,23 @@ class ShardDataset(IterableDataset):
         self.predictions = config.max_predictions_per_seq
         self.has_nsp = config.has_pairs
         self.segments = config.next_sentence == "full-sentences"  # rows that hold several documents
+        self.build_cfg = config
+        self.mask_copies = config.mask_copies
+        self.tables = loader_vocab_tables(self.data_dir, self.manifest) if config.dynamic_masking else None
 
         entries = [e for e in self.manifest["shards"] if e.get("split", "train") == split]
         self.paths = [str(resolve_entry(self.data_dir, e["path"], what="shard path")) for e in entries]
         self.sha256 = [e["sha256"] for e in entries]
         self.bins = sorted({tuple(e.get("bin", (1, self.max_seq_length))) for e in entries})
         bin_index = {b: i for i, b in enumerate(self.bins)}
+        self.shard_keys = np.array([shard_key(e["path"]) for e in entries], dtype=np.uint64)
         rows_per_batch = config.rows_per_batch
-        cols: list[tuple[int, int, int, int, int]] = []
+        cols: list[tuple[int, int, int, int, int, int]] = []
         for s, e in enumerate(entries):
             bn = bin_index[tuple(e.get("bin", (1, self.max_seq_length)))]
             counts = _record_batch_rows(self.paths[s], int(e["rows"]), rows_per_batch) if e["rows"] else []
-            cols += [(s, b, 0, n, bn) for b, n in enumerate(counts) if n]
+            before = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+            cols += [(s, b, 0, n, bn, int(before[b])) for b, n in enumerate(counts) if n]
         self.units = (
             Units(*(np.array(c, dtype=np.int64).reshape(-1) for c in zip(*cols, strict=True))) if cols else None
         )
@@ -409,10 +493,11 @@ class ShardDataset(IterableDataset):
         return self.rank * W + role, self.world_size * W, role, W
 
     def _schedule(self, units: Units, consumer: int, consumers: int) -> Iterator[tuple[str, Any]]:
-        """Events ("load", unit) and ("batch", global row ids), indices only, fully deterministic."""
+        """Events ("load", unit) and ("batch", epoch * rows + global row ids), indices only, fully deterministic."""
         starts = np.zeros(len(units) + 1, dtype=np.int64)
         np.cumsum(units.rows, out=starts[1:])
         rng = np.random.default_rng([self.seed, consumers, consumer, 0xB0FF])
+        total = int(starts[-1])  # a buffered row is held as epoch * total + row: masks depend on its epoch
         pools = [np.empty(0, dtype=np.int64) for _ in self.bins]
         sizes = np.zeros(len(self.bins), dtype=np.int64)
         buffer = max(1, min(self.shuffle_buffer, self.num_rows // consumers))
@@ -426,7 +511,7 @@ class ShardDataset(IterableDataset):
             )
             for u in order[consumer::consumers]:
                 b = units.bin[u]
-                pool = np.concatenate([pools[b], np.arange(starts[u], starts[u + 1])])
+                pool = np.concatenate([pools[b], np.arange(starts[u], starts[u + 1]) + epoch * total])
                 pools[b] = rng.permutation(pool) if self.shuffle else pool
                 sizes[b] = len(pool)
                 yield "load", int(u)
@@ -471,7 +556,11 @@ class ShardDataset(IterableDataset):
                     readers.pop(next(iter(readers)))
                 readers[s] = open_shard(self.paths[s])
             rb = readers[s].get_batch(int(units.batch[u])).slice(int(units.lo[u]), int(units.rows[u]))
-            return rows_from_record_batch(rb, self.width, round_up(self.predictions), self.segments)
+            rows = rows_from_record_batch(rb, self.width, round_up(self.predictions), self.mask_copies, self.segments)
+            if self.tables is not None:  # dynamic masking: where each row sits names its mask stream
+                rows.shard_row = int(units.offset[u] + units.lo[u]) + np.arange(int(units.rows[u]), dtype=np.int64)
+                rows.shard_key = np.full(int(units.rows[u]), self.shard_keys[s], dtype=np.uint64)
+            return rows
 
         for kind, arg in self._schedule(units, consumer, consumers):
             if kind == "load":
@@ -479,9 +568,11 @@ class ShardDataset(IterableDataset):
                 if skip == 0 and arg not in cache:
                     cache[arg] = load(arg)
                 continue
+            epoch, arg = np.divmod(arg, starts[-1])
             unit_of = np.searchsorted(starts, arg, side="right") - 1
             if skip == 0:
-                batch = collate(self._gather(cache, unit_of, arg - starts[unit_of]))
+                rows = self._gather(cache, unit_of, arg - starts[unit_of])
+                batch = collate(apply_masks(rows, epoch, self.build_cfg, self.tables))
                 if self.with_row_ids:  # the row's index in this split, shards taken in manifest order
                     batch["row_ids"] = torch.from_numpy(arg.astype(np.int64))
                 yield batch
@@ -499,12 +590,12 @@ class ShardDataset(IterableDataset):
         uniq = np.unique(unit_of)
         if len(uniq) == 1:
             src = cache[int(uniq[0])]
-            return Rows(*(getattr(src, f)[local] for f in Rows.FIELDS))
+            return Rows(**{f: getattr(src, f)[local] for f in src.present()})
         out = Rows.empty_like(cache[int(uniq[0])], len(local))
         for u in uniq:
             sel = unit_of == u
             src = cache[int(u)]
-            for f in Rows.FIELDS:
+            for f in src.present():
                 getattr(out, f)[sel] = getattr(src, f)[local[sel]]
         return out
 

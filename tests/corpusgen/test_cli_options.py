@@ -85,8 +85,8 @@ def test_mask_scheme_option_names_the_scheme(tmp_path, text):
     assert code == 0, out
     cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
     assert (cfg["mask_scheme"], cfg["do_whole_word_mask"]) == ("whole-word", True)
-    code, out = run("build", text, "-o", str(tmp_path / "p"), "--mask-scheme", "span")
-    assert code == 2 and "'span' is not one of" in out
+    code, out = run("build", text, "-o", str(tmp_path / "p"), "--mask-scheme", "spans")
+    assert code == 2 and "'spans' is not one of" in out
 
 
 def test_unsupported_language_is_refused_listing_the_supported(tmp_path, text):
@@ -141,7 +141,10 @@ def test_build_with_no_instances_fails_with_the_reason(tmp_path):
 
 
 def test_long_sequences_and_capped_masking_are_warned(tmp_path, text):
-    code, out = run("build", text, "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--max-seq-length", "1000")
+    code, out = run(
+        "build", text, "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--max-seq-length", "1000",
+        "--max-predictions-per-seq", "20",
+    )  # fmt: skip
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0] == (
@@ -174,3 +177,25 @@ def test_remote_vocab_is_read_through_beam_filesystems(tmp_path, monkeypatch):
         _read_vocab(str(DATA / "bert-base-uncased-vocab.txt"), dry_run=True)
     with pytest.raises(VocabError, match=f"{os.sep}missing.txt: cannot read vocabulary"):
         _read_vocab(str(tmp_path / "missing.txt"), dry_run=False)
+
+
+def test_masking_options_reach_the_config(tmp_path, text):
+    code, out = run(
+        "build", text, "-o", str(tmp_path / "o"), "--dupe-factor=1", "--mask-scheme", "span", "--masked-lm-prob", "0.3",
+        "--mask-replace-prob", "0.5", "--random-replace-prob", "0.25", "--dynamic-masking", "--span-p", "0.3",
+        "--span-max-words", "5",
+    )  # fmt: skip
+    assert code == 0, out
+    cfg = json.loads((tmp_path / "o" / "manifest.json").read_text())["config"]
+    assert {k: cfg[k] for k in ("mask_scheme", "masked_lm_prob", "mask_replace_prob", "random_replace_prob")} == {
+        "mask_scheme": "span",
+        "masked_lm_prob": 0.3,
+        "mask_replace_prob": 0.5,
+        "random_replace_prob": 0.25,
+    }
+    assert (cfg["dynamic_masking"], cfg["span_p"], cfg["span_max_words"], cfg["mask_copies"]) == (True, 0.3, 5, 1)
+    assert cfg["max_predictions_per_seq"] == 39  # follows the rate: ceil(128 * 0.3)
+    code, out = run("build", text, "-o", str(tmp_path / "p"), "--mask-copies", "2")
+    assert code == 0 and json.loads((tmp_path / "p" / "manifest.json").read_text())["config"]["mask_copies"] == 2
+    bad = run("build", text, "-o", str(tmp_path / "q"), "--mask-replace-prob", "0.9", "--random-replace-prob", "0.2")
+    one_line_error(*bad, "mask_replace_prob + random_replace_prob must be at most 1")

@@ -72,7 +72,7 @@ def test_mask_scheme_and_its_short_form_agree():
     assert BuildConfig().replace(do_whole_word_mask=True).mask_scheme == "whole-word"
     assert BuildConfig.from_dict(wwm.to_dict()) == wwm
     with pytest.raises(ValueError, match="mask_scheme must be one of"):
-        BuildConfig(mask_scheme="span")
+        BuildConfig(mask_scheme="spans")
 
 
 def test_lang_is_checked_against_the_splitters_languages():
@@ -90,7 +90,10 @@ def test_warnings_for_long_sequences_and_capped_masking():
     assert BuildConfig().warnings() == [] and not BuildConfig().masking_capped
     # google-research/bert's settings for 512: 76 predictions (0.15 × 509 = 76.35 rounds to 76).
     assert BuildConfig(max_seq_length=512, max_predictions_per_seq=76).warnings() == []
-    cfg = BuildConfig(max_seq_length=512)
+    # max_predictions_per_seq follows the rate unless given: ceil(512 × 0.15) = 77, no cap
+    assert BuildConfig(max_seq_length=512).max_predictions_per_seq == 77
+    assert BuildConfig(max_seq_length=512).warnings() == []
+    cfg = BuildConfig(max_seq_length=512, max_predictions_per_seq=20)
     assert cfg.masking_cap_tokens == 137  # round(137 × 0.15) = 21 > 20; round(136 × 0.15) = 20
     assert cfg.warnings() == [
         "max_predictions_per_seq 20 caps masking below masked_lm_prob 0.15 in instances of 137 tokens or more: "
@@ -102,3 +105,37 @@ def test_warnings_for_long_sequences_and_capped_masking():
         "max_seq_length 1024 exceeds the 512 positions of standard BERT models: "
         "only a model with at least 1024 position embeddings can train on this build"
     ]
+
+
+def test_max_predictions_follow_the_rate_unless_given():
+    assert BuildConfig().max_predictions_per_seq == 20  # BERT's 20 at 128 / 0.15: ceil(19.2)
+    assert BuildConfig(masked_lm_prob=0.3).max_predictions_per_seq == 39  # ceil(38.4)
+    assert BuildConfig(max_seq_length=100, masked_lm_prob=0.2).max_predictions_per_seq == 20  # not 21 (0.2 * 100)
+    assert BuildConfig(masked_lm_prob=0.99).max_predictions_per_seq == 126  # at most max_seq_length - 2
+    assert BuildConfig(masked_lm_prob=0.3, max_predictions_per_seq=20).max_predictions_per_seq == 20
+    # a number that followed the rate keeps following it; one given stays
+    assert BuildConfig().replace(masked_lm_prob=0.3).max_predictions_per_seq == 39
+    assert BuildConfig(max_predictions_per_seq=30).replace(masked_lm_prob=0.3).max_predictions_per_seq == 30
+    assert BuildConfig(masked_lm_prob=0.3).warnings() == []
+    # the manifest records the number: reading it back gives the same config
+    cfg = BuildConfig(masked_lm_prob=0.4, max_seq_length=256)
+    assert BuildConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["max_predictions_per_seq"] == 103
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"mask_replace_prob": 1.2}, "mask_replace_prob must be in"),
+        ({"random_replace_prob": -0.1}, "random_replace_prob must be in"),
+        ({"mask_replace_prob": 0.7, "random_replace_prob": 0.4}, "at most 1"),
+        ({"mask_copies": 0}, "mask_copies must be at least 1"),
+        ({"mask_copies": 2, "dynamic_masking": True}, "exclude each other"),
+        ({"span_p": 0.0}, "span_p must be in"),
+        ({"span_max_words": 0}, "span_max_words must be at least 1"),
+    ],
+)
+def test_masking_options_are_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        BuildConfig(**options)
+    assert BuildConfig(mask_replace_prob=0.5, random_replace_prob=0.5).mask_replace_prob == 0.5
+    assert BuildConfig(mask_scheme="span").mask_scheme == "span"

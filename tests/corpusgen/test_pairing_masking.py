@@ -187,14 +187,15 @@ def rows_of(inst):
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    wwm=st.booleans(),
+    scheme=st.sampled_from(["token", "whole-word", "span"]),
     mode=st.sampled_from(["nsp", "none"]),
     prob=st.sampled_from([0.15, 0.4]),
 )
-def test_mask_invariants(tables, wordpiece, seed, wwm, mode, prob):
+def test_mask_invariants(tables, wordpiece, seed, scheme, mode, prob):
     cfg = BuildConfig(
-        do_whole_word_mask=wwm, next_sentence=mode, masked_lm_prob=prob, max_seq_length=64, max_predictions_per_seq=12
+        mask_scheme=scheme, next_sentence=mode, masked_lm_prob=prob, max_seq_length=64, max_predictions_per_seq=12
     )
+    wwm = scheme != "token"
     vocab_ids = np.flatnonzero(~tables.is_special)[:3000] if wwm else None
     results, _ = masked_instances(tables, cfg, seed, n_docs=8, vocab_ids=vocab_ids)
     for pairs, inst in results:
@@ -216,8 +217,8 @@ def test_mask_invariants(tables, wordpiece, seed, wwm, mode, prob):
                 chosen = np.zeros(len(orig), bool)
                 chosen[pos] = True
                 assert all(chosen[w].all() or not chosen[w].any() for w in words), "words masked whole"
-                # Words are taken in random order while they fit: the budget left over is smaller than
-                # the word that did not fit (or nothing is left over).
+                # Words (or spans, clipped to the words that fit) are taken in random order while they
+                # fit: the budget left over is smaller than the word that did not fit (or nothing is left).
                 left = k - len(pos)
                 assert left >= 0
                 assert left == 0 or any(len(w) > left for w in words if not chosen[w].any())
