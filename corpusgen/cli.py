@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from corpusgen.config import NEXT_SENTENCE_MODES, BuildConfig
+from corpusgen.config import NEXT_SENTENCE_MODES, BuildConfig, read_config_file
 from corpusgen.masking import POSITION_SCHEMES
 from corpusgen.readers import INPUT_FORMATS
 
@@ -278,7 +278,8 @@ def build(
     beam_args = ctx.meta.get(BEAM_ARGS, [])
     _setup_logging(ctx.meta.get(DEBUG, False))  # before Beam's PipelineOptions sets up a default one
     try:
-        cfg = BuildConfig.from_file(config_file) if config_file else BuildConfig()
+        file_options = read_config_file(config_file, "build") if config_file else {}
+        cfg = BuildConfig.from_dict(file_options, source=str(config_file)) if config_file else BuildConfig()
         quality, languages, near = options.pop("quality"), options.pop("languages"), options.pop("near_dedup")
         given = {_BUILD_OPTIONS[k]: v for k, v in options.items() if v is not None}
         if quality is not None or languages:
@@ -294,7 +295,7 @@ def build(
             given["near_dedup"] = dataclasses.replace(cfg.near_dedup or NearDupConfig(), threshold=near)
         if not paths:
             paths = [bundled(BUNDLED_CORPUS)]
-        cfg = cfg.replace(**given)
+        cfg = _merge_build_options(file_options, given, str(config_file or "options"))
         vocab_file = _read_vocab(vocab or bundled(BUNDLED_VOCAB), dry_run)
         if cfg.do_lower_case is not None:  # a tokenizer.json's normalizer must agree, checked before any work
             SubwordTokenizer(vocab_file, cfg.do_lower_case, source=vocab)
@@ -359,6 +360,29 @@ def build(
     click.echo(_summary(manifest, time.time() - started, cfg))
     if not manifest["shards"]:
         raise UserError(_no_instances(manifest))
+
+
+def _merge_build_options(file_options: dict, given: dict, source: str) -> BuildConfig:
+    """The build config of a config file's options and the command line's (which win).
+
+    Made in one step from both, so that what either gives explicitly is kept as given: a value
+    that follows another one by default (``max_predictions_per_seq`` the rate, ``length_bin_width``
+    the length) follows it only where neither names it. ``--whole-word-mask`` is the short form of
+    ``--mask-scheme whole-word``: given together, they must agree.
+    """
+    merged = {**file_options, **given}
+    wwm, scheme = given.get("do_whole_word_mask"), given.get("mask_scheme")
+    if wwm is not None and scheme is not None and wwm != (scheme == "whole-word"):
+        flag = "--whole-word-mask" if wwm else "--no-whole-word-mask"
+        raise ValueError(f"{flag} contradicts --mask-scheme {scheme}; give one of them")
+    if scheme is not None:  # the command line's scheme decides the short form
+        merged["do_whole_word_mask"] = scheme == "whole-word"
+    elif wwm is not None:  # the short form names the scheme
+        file_scheme = file_options.get(
+            "mask_scheme", "whole-word" if file_options.get("do_whole_word_mask") else "token"
+        )
+        merged["mask_scheme"] = "whole-word" if wwm else ("token" if file_scheme == "whole-word" else file_scheme)
+    return BuildConfig.from_dict(merged, source=source)
 
 
 def _read_vocab(path: str, dry_run: bool):

@@ -132,7 +132,7 @@ def pack_pool(
     for doc in pool:
         rng = document_rng(cfg.random_seed, doc.key, dupe)
         first = None
-        if dupe and doc.n_tokens > L - 2:  # shorter than copy 0's first row: every boundary moves
+        if dupe and L > 3 and doc.n_tokens > L - 2:  # a shorter first row than copy 0 moves every boundary
             first = first_row_tokens(L - 3, rng)
         rows = RowBuilder(L, sep_id)
         rows.feed(doc, first)

@@ -97,16 +97,16 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
     remove_stale_temps(out)  # left by an export that was killed
     write_json(out / "config.json", hf_config(mcfg))
     atomic_write_bytes(out / "model.safetensors", save(hf_state_dict(ckpt["model"], mcfg), metadata={"format": "pt"}))
-    copy_tokenizer(ckpt, out)
+    copy_tokenizer(ckpt, out, mcfg.max_position_embeddings)
     return out
 
 
-def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
+def copy_tokenizer(ckpt: dict[str, Any], out: Path, max_length: int) -> None:
     """Put the build's vocabulary beside the weights so AutoTokenizer works too, when it is still there.
 
     The tokenizer_config.json names the special tokens the build used (the manifest's tokenizer
     entry): BERT's for a vocab.txt, the tokenizer's own (``<s> </s> <mask> <pad> <unk>``…) for a
-    tokenizer.json, which is copied as it is.
+    tokenizer.json, which is copied as it is. ``model_max_length`` is the model's positions.
     """
     data_dir = ckpt.get("data_dir")
     tok = ckpt.get("tokenizer") or {}
@@ -120,7 +120,7 @@ def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": bool(tok.get("do_lower_case", True)),
-            "model_max_length": 512,
+            "model_max_length": max_length,
         }
         write_json(out / "tokenizer_config.json", config)
     elif (out / "tokenizer.json").exists():
@@ -128,7 +128,7 @@ def copy_tokenizer(ckpt: dict[str, Any], out: Path) -> None:
         bert = tok.get("type", "wordpiece") == "wordpiece"
         config: dict[str, Any] = {
             "tokenizer_class": "BertTokenizer" if bert else "PreTrainedTokenizerFast",
-            "model_max_length": 512,
+            "model_max_length": max_length,
         }
         config |= {f"{role}_token": tok[f"{role}_token"] for role in ROLES if f"{role}_token" in tok}
         if not bert:

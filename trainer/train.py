@@ -389,7 +389,7 @@ def accumulate(acc: torch.Tensor, out: dict[str, torch.Tensor], batch: dict[str,
                 mlm_ok.sum().float(),
                 mlm_valid.sum().float(),
                 nsp_ok.sum().float(),
-                nsp_valid.sum().float(),
+                nsp_valid.sum().float() if "nsp_logits" in out else zero,  # no NSP head run: no NSP figures
                 torch.full((), float(len(labels)), device=acc.device),  # a fill, not a host-to-device copy
                 batch["attention_mask"].sum().float(),
             ]
@@ -417,8 +417,11 @@ def all_reduce(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: BertForPreTraining, data: ShardDataset, device: torch.device, autocast, max_batches: int) -> dict:
-    """Losses and accuracies over (up to max_batches per process of) the held-out split."""
+def evaluate(
+    model: BertForPreTraining, data: ShardDataset, device: torch.device, autocast, max_batches: int, nsp: bool = True
+) -> dict:
+    """Losses and accuracies over (up to max_batches per process of) the held-out split; ``nsp`` False (a model
+    trained without NSP labels, whose NSP head is untrained) skips the NSP head whatever the held-out rows hold."""
     was_training = model.training
     model.eval()
     data.batches_consumed = 0  # every evaluation reads the held-out split from its start
@@ -429,7 +432,7 @@ def evaluate(model: BertForPreTraining, data: ShardDataset, device: torch.device
         full = not has_padding(batch)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast():
-            out = model(**model_inputs(batch, full, data.has_nsp))
+            out = model(**model_inputs(batch, full, nsp and data.has_nsp))
         accumulate(acc, out, batch)
     model.train(was_training)
     return summarize(all_reduce(acc))
@@ -678,7 +681,10 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             )
 
         if eval_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-            last_eval = {"step": step, **evaluate(raw, eval_data, device, autocast, eval_cap(cfg, step, last_eval))}
+            last_eval = {
+                "step": step,
+                **evaluate(raw, eval_data, device, autocast, eval_cap(cfg, step, last_eval), has_nsp),
+            }
             if master:
                 append_jsonl(eval_path, last_eval)
                 log_tensorboard(tb, "eval", last_eval)

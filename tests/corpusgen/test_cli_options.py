@@ -199,3 +199,28 @@ def test_masking_options_reach_the_config(tmp_path, text):
     assert code == 0 and json.loads((tmp_path / "p" / "manifest.json").read_text())["config"]["mask_copies"] == 2
     bad = run("build", text, "-o", str(tmp_path / "q"), "--mask-replace-prob", "0.9", "--random-replace-prob", "0.2")
     one_line_error(*bad, "mask_replace_prob + random_replace_prob must be at most 1")
+
+
+def test_a_config_files_explicit_values_survive_the_command_line():
+    """What a config file names stays as named, even where it equals the value that would follow."""
+    from corpusgen.cli import _merge_build_options
+
+    cfg = _merge_build_options({"max_predictions_per_seq": 20}, {"masked_lm_prob": 0.3}, "build.toml")
+    assert (cfg.masked_lm_prob, cfg.max_predictions_per_seq) == (0.3, 20)
+    assert _merge_build_options({}, {"masked_lm_prob": 0.3}, "options").max_predictions_per_seq == 39  # follows
+    cfg = _merge_build_options({"length_bin_width": 16}, {"next_sentence": "full-sentences"}, "build.toml")
+    assert cfg.length_bin_width == 16
+    assert _merge_build_options({}, {"next_sentence": "full-sentences"}, "options").length_bin_width == 8
+    file_wwm = {"mask_scheme": "whole-word"}
+    assert _merge_build_options(file_wwm, {"do_whole_word_mask": False}, "f").mask_scheme == "token"
+    assert _merge_build_options(file_wwm, {"mask_scheme": "span"}, "f").mask_scheme == "span"
+    assert _merge_build_options({"mask_scheme": "span"}, {"do_whole_word_mask": False}, "f").mask_scheme == "span"
+
+
+@pytest.mark.parametrize(
+    "flags", [["--mask-scheme", "token", "--whole-word-mask"], ["--no-whole-word-mask", "--mask-scheme", "whole-word"]]
+)
+def test_contradicting_mask_scheme_flags_stop_the_build(tmp_path, text, flags):
+    code, out = run("build", text, "-o", str(tmp_path / "o"), *flags)
+    one_line_error(code, out, "contradicts --mask-scheme")
+    assert not (tmp_path / "o").exists()

@@ -212,3 +212,11 @@ def test_a_doc_sentences_copy_opens_with_a_row_the_loader_pads_nothing_to():
     draws = [first_row_tokens(126, rng) for _ in range(200)]
     assert set(draws) == set(range(6, 127, 8))  # rows of 8, 16, ..., 128 with [CLS] and [SEP]
     assert {first_row_tokens(4, rng) for _ in range(50)} == {1, 2, 3, 4}  # none aligned fits: any
+
+
+def test_doc_sentences_copies_at_the_shortest_length_lay_out_one_token_a_row():
+    """At max_seq_length 3 a row holds one token: a copy has no shorter first row to start with."""
+    cfg = BuildConfig(next_sentence="doc-sentences", max_seq_length=3, max_predictions_per_seq=1, dupe_factor=2)
+    for dupe in (0, 1):
+        [(rows, _)] = pack_pool([doc("a", 2, 1, base=10)], cfg, dupe, SEP)
+        assert rows_of(rows) == [([10], [0]), ([11], [0]), ([12], [0])]

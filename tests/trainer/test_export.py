@@ -64,10 +64,10 @@ def test_a_wordpiece_tokenizer_json_build_exports_bert_tokens(tmp_path):
     data.mkdir()
     BertWordPieceTokenizer(str(DATA / "bert-base-uncased-vocab.txt"), lowercase=True).save(str(data / "tokenizer.json"))
     entry = SubwordTokenizer(VocabFile.read(data / "tokenizer.json")).describe()
-    copy_tokenizer({"data_dir": str(data), "tokenizer": entry}, tmp_path)
+    copy_tokenizer({"data_dir": str(data), "tokenizer": entry}, tmp_path, 1024)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert config == {
-        "tokenizer_class": "BertTokenizer", "model_max_length": 512, "pad_token": "[PAD]", "unk_token": "[UNK]",
+        "tokenizer_class": "BertTokenizer", "model_max_length": 1024, "pad_token": "[PAD]", "unk_token": "[UNK]",
         "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]",
     }  # fmt: skip
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path)

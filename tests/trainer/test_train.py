@@ -155,3 +155,13 @@ def test_eval_data_evaluates_on_another_builds_heldout_split(build_dir, tmp_path
     bigger = make_build(tmp_path / "bigger", rows=200, heldout_rows=40, vocab_size=600)
     with pytest.raises(ManifestError, match="another vocabulary"):
         train(config(build_dir, tmp_path / "refused", steps=5, eval_data=str(bigger)))
+
+
+def test_an_mlm_only_model_reports_no_nsp_on_a_held_out_set_with_pairs(tmp_path):
+    from .conftest import make_build
+
+    packed = make_build(tmp_path / "none", rows=300, heldout_rows=0, next_sentence="none")
+    pairs = make_build(tmp_path / "pairs", rows=100, heldout_rows=64)
+    result = train(config(packed, tmp_path / "run", steps=5, log_every=5, eval_data=str(pairs), eval_batches=0))
+    assert result["eval"]["nsp_loss"] is None and result["eval"]["nsp_acc"] is None
+    assert result["eval"]["loss"] == result["eval"]["mlm_loss"]
