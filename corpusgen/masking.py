@@ -12,9 +12,8 @@ the rest stay. Two deliberate differences: the count is taken over ordinary toke
 (not the whole sequence with its specials), and a random replacement never equals
 the original token, so every chosen position's kind (mask / random / kept) can be
 read back from the shard and checked. With ``do_whole_word_mask`` a word's pieces
-are chosen together; words are taken in random order while they fit in the budget
-(the reference also skips a word that would overflow and tries smaller ones; here
-selection stops there instead). ``span`` masks SpanBERT's spans (``choose_spans``).
+are chosen together; words are taken in random order, a word that would overflow
+the budget skipped and the next ones still tried, as the reference does. ``span`` masks SpanBERT's spans (``choose_spans``).
 
 The seam: ``assemble`` lays rows out (``Sequences``, with a word start per position), a
 scheme of ``POSITION_SCHEMES`` chooses the positions, ``replace`` applies the split. Their
@@ -421,21 +420,40 @@ def _words(seq: Sequences, cand: np.ndarray) -> _Words:
 def _take_in_random_order(
     size: np.ndarray, row: np.ndarray, k: np.ndarray, n_rows: int, draws: Draws, *, clip: bool
 ) -> np.ndarray:
-    """Tokens taken of each group (groups of ``size`` tokens, in ``row``): groups in random order
-    while they fit in the row's ``k``; with ``clip``, the group that would overflow gets what is left."""
+    """Tokens taken of each group (groups of ``size`` tokens, in ``row``), groups in random order.
+
+    Without ``clip``, google-research/bert's rule: a group that would overflow the row's ``k`` is
+    skipped and the next ones are still tried. Array code in passes: each pass takes, in every row,
+    the groups that fit one after the other from the first still open, then closes every group
+    larger than what is left; a row with open groups takes at least one per pass, so the passes end
+    (their number is about the number of skips). With ``clip``, groups are taken while they fit and
+    the one that would overflow gets what is left.
+    """
     keys = draws.random(np.bincount(row, minlength=n_rows))
     order = np.lexsort((keys, row))  # random group order inside each row
     sizes = size[order]
-    csum = np.cumsum(sizes)
-    row_first = np.searchsorted(row[order], np.arange(n_rows), side="left")
-    before = np.concatenate(([0], csum))[row_first]  # tokens of earlier rows
-    within = csum - before[row[order]]
-    limit = k[row[order]]
+    row_o = row[order]
+    row_first = np.searchsorted(row_o, np.arange(n_rows), side="left")
     taken = np.zeros(len(size), dtype=np.int64)
-    taken[order] = np.where(within <= limit, sizes, 0)
+
+    def within_row(values: np.ndarray) -> np.ndarray:  # running sum of values inside each row
+        csum = np.cumsum(values)
+        return csum - np.concatenate(([0], csum))[row_first][row_o]
+
     if clip:
+        within = within_row(sizes)
+        limit = k[row_o]
+        taken[order] = np.where(within <= limit, sizes, 0)
         over = (within > limit) & (within - sizes < limit)
         taken[order[over]] = (limit - (within - sizes))[over]
+        return taken
+    left = k.astype(np.int64).copy()
+    open_ = sizes <= left[row_o]
+    while open_.any():
+        fits = open_ & (within_row(np.where(open_, sizes, 0)) <= left[row_o])
+        taken[order[fits]] = sizes[fits]
+        left -= np.bincount(row_o[fits], weights=sizes[fits], minlength=n_rows).astype(np.int64)
+        open_ &= ~fits & (sizes <= left[row_o])
     return taken
 
 
