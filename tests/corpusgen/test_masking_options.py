@@ -239,3 +239,41 @@ def test_document_draws_match_the_documents_own_generators():
     x = DocumentDraws(rngs, np.array([2, 1, 2])).random(np.array([1, 2, 3, 0, 4]))
     want = np.concatenate([np.random.default_rng(0).random(3), np.random.default_rng(1).random(3), np.random.default_rng(2).random(4)])  # fmt: skip
     assert np.array_equal(x, want)
+
+
+class _FixedDraws:
+    """Draws whose floats are given: the order groups are tried in is then known."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=float)
+
+    def random(self, per_row):
+        assert int(np.sum(per_row)) == len(self.values)
+        return self.values
+
+
+def _greedy(sizes, budget):
+    """google-research/bert's rule, one word at a time: skip a word that would overflow, go on."""
+    taken, left = [], budget
+    for s in sizes:
+        taken.append(s if s <= left else 0)
+        left -= taken[-1]
+    return taken
+
+
+def test_whole_words_skip_a_word_that_would_overflow_and_try_the_next_ones():
+    from corpusgen.masking import _take_in_random_order
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n_rows = int(rng.integers(1, 6))
+        per_row = rng.integers(0, 12, size=n_rows)
+        row = np.repeat(np.arange(n_rows), per_row)
+        size = rng.integers(1, 5, size=len(row))
+        k = rng.integers(0, 15, size=n_rows)
+        keys = rng.random(len(row))
+        taken = _take_in_random_order(size, row, k, n_rows, _FixedDraws(keys), clip=False)
+        for r in range(n_rows):
+            mine = np.flatnonzero(row == r)
+            order = mine[np.argsort(keys[mine], kind="stable")]
+            assert taken[order].tolist() == _greedy(size[order].tolist(), int(k[r]))
