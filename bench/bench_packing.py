@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 import zstandard
 
@@ -25,8 +26,9 @@ from corpusgen.documents import prepare_documents
 from corpusgen.packing import pack_pool
 from corpusgen.pairing import TokenizedDocument
 from corpusgen.stats import padding_share_bound
-from corpusgen.tokenizer import VocabFile, WordPiece
-from tests.conftest import DATA
+from corpusgen.tokenizer import SubwordTokenizer, VocabFile
+
+DATA = Path(__file__).resolve().parents[1] / "corpusgen" / "data"
 
 
 def whole_sentence_lengths(docs: list[TokenizedDocument], L: int) -> Counter:
@@ -65,7 +67,7 @@ def main() -> None:
     L = args.max_seq_length
     lines = zstandard.ZstdDecompressor().decompress((DATA / "enwiki_sample.jsonl.zst").read_bytes()).splitlines()
     texts = [(i, f"{i:08d}", json.loads(line)["text"]) for i, line in enumerate(lines[: args.docs])]
-    wp = WordPiece(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
     cfg = BuildConfig(next_sentence="full-sentences", max_seq_length=L)
     docs = sorted((d for _, _, _, d, _ in prepare_documents(texts, cfg, wp, Counter())), key=lambda d: d.key)
     out = {"max_seq_length": L, "documents": len(docs), "tokens": sum(d.n_tokens for d in docs)}
