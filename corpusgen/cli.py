@@ -128,9 +128,9 @@ def split_beam_args(command: click.Command, ctx: click.Context, args: list[str])
         if isinstance(param, click.Option):
             for opt in (*param.opts, *param.secondary_opts):
                 ours[opt] = not (param.is_flag or param.count)
-    from pipelines.build import beam_option_flags
+    from pipelines.build import beam_option_flags, mentions_dask
 
-    beam = beam_option_flags()
+    beam = beam_option_flags(dask=mentions_dask(args))
     kept, beam_args = [], []
     i = 0
     while i < len(args):

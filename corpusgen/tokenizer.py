@@ -35,6 +35,72 @@ _ROLE_NAMES = {"pad": ("pad", "padding"), "unk": ("unk", "unknown"), "cls": ("cl
                "mask": ("mask",)}  # fmt: skip
 
 
+# Python's str.split() and Arrow split at these, BERT's normalizer (clean_text) deletes them as controls first.
+_SPLITS_ONLY_IN_PYTHON = "[\x0b\x0c\x1c-\x1f\x85]"
+PIECE_MEMO_ENTRIES = 1 << 18  # whitespace-separated pieces whose ids a tokenizer keeps (~50 MB at most)
+PIECES_PER_TEXT = 256  # new pieces tokenized together, joined by spaces
+
+
+def _pieces_tokenize_alone(spec: dict) -> bool:
+    """Whether a tokenizer.json tokenizes each whitespace-separated piece of a text as it would in the text.
+
+    True for BERT's own pipeline: a BertNormalizer that cleans controls (or none that could join
+    pieces) and the BertPreTokenizer, with no added token that holds whitespace.
+    """
+    norm, pre = spec.get("normalizer"), spec.get("pre_tokenizer") or {}
+    if not norm or norm.get("type") != "BertNormalizer" or not norm.get("clean_text", True):
+        return False
+    if pre.get("type") != "BertPreTokenizer":
+        return False
+    return all(len(t.get("content", "").split()) == 1 for t in spec.get("added_tokens") or [])
+
+
+class PieceMemo:
+    """Token ids of text pieces, each piece tokenized once: piece → its row in a flat table of ids.
+
+    Bounded: past ``capacity`` pieces the memo starts over (a miss only costs tokenizing again).
+    """
+
+    def __init__(self, tokenize, capacity: int = PIECE_MEMO_ENTRIES) -> None:
+        self.tokenize, self.capacity = tokenize, capacity  # tokenize(pieces) -> (flat ids, tokens per piece)
+        self.clear()
+
+    def clear(self) -> None:
+        self.row: dict[str, int] = {}
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.start = np.zeros(0, dtype=np.int64)
+        self.length = np.zeros(0, dtype=np.int64)
+
+    def rows(self, pieces: list[str]) -> np.ndarray:
+        """Rows of distinct ``pieces`` in the table, tokenizing those not in it yet.
+
+        Valid until the next call (which may start the memo over).
+        """
+        rows = np.fromiter(map(self.row.get, pieces, itertools.repeat(-1)), dtype=np.int64, count=len(pieces))
+        missing = rows < 0
+        if missing.any():
+            new = list(itertools.compress(pieces, missing.tolist()))
+            if len(self.row) + len(new) > self.capacity:
+                self.clear()
+                new, missing = list(pieces), np.ones(len(pieces), dtype=bool)
+            flat, lengths = self.tokenize(new)
+            first = len(self.length)
+            self.row.update(zip(new, range(first, first + len(new))))
+            self.start = np.concatenate((self.start, len(self.ids) + np.cumsum(lengths) - lengths))
+            self.length = np.concatenate((self.length, lengths))
+            self.ids = np.concatenate((self.ids, flat))
+            rows[missing] = np.arange(first, first + len(new))
+        return rows
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flat int64 ids of the pieces at ``rows``, in order; tokens per piece)."""
+        lengths = self.length[rows]
+        firsts = np.cumsum(lengths) - lengths
+        # each output token's index in self.ids: its piece's start + its place in the piece
+        index = np.repeat(self.start[rows] - firsts, lengths) + np.arange(int(lengths.sum()))
+        return self.ids[index], lengths
+
+
 class VocabError(ValueError):
     """A vocabulary that cannot be used, with the file and the fix."""
 
@@ -264,6 +330,13 @@ class SubwordTokenizer:
         self.replacement_rank = np.full(self.vocab_size, -1, dtype=np.int64)
         self.replacement_rank[self.replacement_ids] = np.arange(len(self.replacement_ids))
         self._encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
+        # Pieces between whitespace tokenize on their own exactly as inside their text for BERT's
+        # normalizer and pre-tokenizer (both work per character or per whitespace-free word), so
+        # their ids are memoised: natural text repeats its words, and a dict lookup is ~50x
+        # cheaper than tokenizing the word again.
+        self._piece_ids: PieceMemo | None = None
+        if kind == "wordpiece" and (vocab.kind == "txt" or _pieces_tokenize_alone(spec)):
+            self._piece_ids = PieceMemo(self._tokenize_pieces)
 
     @property
     def word_starts_from_tokenizer(self) -> bool:
@@ -274,11 +347,53 @@ class SubwordTokenizer:
         """Token ids of many texts at once: (flat int64 ids, per-text lengths)."""
         if not texts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if self._piece_ids is not None:
+            return self._encode_by_piece(texts)
         encodings = self._encode(list(texts), add_special_tokens=False)
         id_lists = [e.ids for e in encodings]
         lengths = np.fromiter((len(x) for x in id_lists), dtype=np.int64, count=len(id_lists))
         flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
         return flat, lengths
+
+    def _tokenize_pieces(self, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Flat ids and tokens per piece of whitespace-free ``pieces``, tokenized joined by spaces.
+
+        Joined, because the tokenizer's cost per text outweighs a short piece's; each token is
+        then its piece's by the character offset where it starts.
+        """
+        texts = [" ".join(pieces[i : i + PIECES_PER_TEXT]) for i in range(0, len(pieces), PIECES_PER_TEXT)]
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64)
+        piece_of = []
+        for text_start, e in zip(range(0, len(pieces), PIECES_PER_TEXT), encodings):
+            chunk = pieces[text_start : text_start + PIECES_PER_TEXT]
+            widths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)) + 1  # a piece and its space
+            starts = np.concatenate(([0], np.cumsum(widths)[:-1]))  # each piece's first character
+            first_char = np.fromiter((o[0] for o in e.offsets), dtype=np.int64, count=len(e.ids))
+            piece_of.append(text_start + np.searchsorted(starts, first_char, side="right") - 1)
+        piece_of = np.concatenate(piece_of) if piece_of else np.zeros(0, dtype=np.int64)
+        return ids, np.bincount(piece_of, minlength=len(pieces)).astype(np.int64)
+
+    def _encode_by_piece(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``encode`` through the memo of whitespace-separated pieces: the same ids, the tokenizer run once a piece.
+
+        Arrow splits the texts and finds their distinct pieces (in C++; its whitespace is Python's),
+        so Python touches each distinct piece of a call once, not every word.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(texts, type=pa.large_string())
+        if pc.any(pc.match_substring_regex(arr, _SPLITS_ONLY_IN_PYTHON)).as_py():
+            arr = pc.replace_substring_regex(arr, _SPLITS_ONLY_IN_PYTHON, "")
+        lists = pc.utf8_split_whitespace(arr)
+        pieces = lists.flatten().dictionary_encode()
+        memo = self._piece_ids
+        rows = memo.rows(pieces.dictionary.to_pylist())[pieces.indices.to_numpy()]
+        ids, piece_lengths = memo.gather(rows)
+        ends = np.asarray(lists.offsets)[1:]  # pieces before each text's end
+        token_ends = np.concatenate(([0], np.cumsum(piece_lengths)))[ends]
+        return ids, np.diff(token_ends, prepend=0)
 
     def encode_words(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``encode`` plus, for BPE/Unigram, whether each token starts a word (flat bool; None for WordPiece).

@@ -422,3 +422,78 @@ def test_long_bpe_sentences_are_cut_at_the_tokenizers_word_starts():
     [(_, ids, bounds, starts)] = tokenize_documents(["k"], [[text]], tok, 14, counts)
     assert len(ids) == 36 and bounds.tolist() == [0, 12, 24, 36]  # cut where a word starts, not at 14
     assert starts[bounds[:-1]].all() and counts["long_sentences_cut"] == 1
+
+
+# --- the memo of whitespace-separated pieces: the tokenizer's own ids, each piece tokenized once ---
+
+
+def _direct(wp: SubwordTokenizer, texts: list[str]) -> list[list[int]]:
+    return [e.ids for e in wp.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+
+def _memoised(wp: SubwordTokenizer, texts: list[str]) -> list[list[int]]:
+    ids, lengths = wp.encode(texts)
+    return [a.tolist() for a in np.split(ids, np.cumsum(lengths)[:-1])] if len(texts) else []
+
+
+def _tricky_texts(n: int, seed: int) -> list[str]:
+    """Random texts over the characters where splitting or normalising could differ."""
+    rng = np.random.default_rng(seed)
+    alphabet = list(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u200a\u2028\u2029\u202f\u205f\u3000")
+    alphabet += list("\x00\x01\x7f\u200b\u200d\ufeff\ufffd\u0301\u0308\u20dd")  # controls, format, combining
+    alphabet += list("aZéÉΣσςİıßﬁ中文字日本語한국!?.,;:-'\"()[]#$%&*+/<=>@\\^_`{|}~0123456789")
+    alphabet += ["[CLS]", "[MASK]", "##", "x" * 101, "the", "The"]
+    return ["".join(rng.choice(alphabet, size=rng.integers(0, 40))) for _ in range(n)]
+
+
+def test_the_piece_memo_gives_the_tokenizers_ids_for_every_character(tmp_path):
+    # each code point alone, between letters and doubled: where whitespace, controls and case meet words
+    chars = [chr(c) for c in range(0x3100)] + [chr(c) for c in range(0x3100, 0x110000, 13) if not 0xD800 <= c < 0xE000]
+    texts = [f"ab{c}cd x{c}{c} {c}y Σ" for c in chars]
+    for vocab in (VocabFile.read(DATA / "bert-base-uncased-vocab.txt"), tokenizer_json(tmp_path, lowercase=False)):
+        wp = SubwordTokenizer(vocab)
+        assert wp._piece_ids is not None
+        assert _memoised(wp, texts) == _direct(wp, texts)
+
+
+def test_the_piece_memo_gives_the_tokenizers_ids_on_mixed_and_real_text(tmp_path):
+    texts = _tricky_texts(3000, seed=7)
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().stream_reader((DATA / "enwiki_sample.jsonl.zst").open("rb")).read()
+    texts += [json.loads(line)["text"] for line in raw.decode("utf-8").splitlines()[:300]]
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    assert _memoised(wp, texts) == _direct(wp, texts)
+    assert _memoised(wp, texts[::-1]) == _direct(wp, texts[::-1])  # from a warm memo
+    assert wp.encode([""])[1].tolist() == [0] and wp.encode([" \n "])[1].tolist() == [0]
+
+
+def test_the_piece_memo_is_bounded_and_starts_over():
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    wp._piece_ids.capacity = 40
+    texts = _tricky_texts(200, seed=3)
+    for lo in range(0, 200, 10):
+        batch = texts[lo : lo + 10]
+        assert _memoised(wp, batch) == _direct(wp, batch)
+        assert len(wp._piece_ids.row) <= max(40, len(set(" ".join(batch).split())))
+
+
+def test_the_piece_memo_is_used_only_where_pieces_tokenize_alone(tmp_path):
+    from tokenizers import AddedToken, normalizers
+
+    assert SubwordTokenizer(VocabFile.read(BPE_TOKENIZER))._piece_ids is None
+    assert SubwordTokenizer(VocabFile.read(UNIGRAM_TOKENIZER))._piece_ids is None
+    wp = SubwordTokenizer(tokenizer_json(tmp_path))
+    assert wp._piece_ids is not None
+    tok = wp.tokenizer
+    tok.add_tokens([AddedToken("new york", single_word=False)])  # an added token across a space
+    path = tmp_path / "spaced.json"
+    tok.save(str(path))
+    spaced = SubwordTokenizer(VocabFile.read(path))
+    assert spaced._piece_ids is None
+    assert spaced.encode(["new york"])[0].tolist() == _direct(spaced, ["new york"])[0]
+    tok = SubwordTokenizer(tokenizer_json(tmp_path)).tokenizer
+    tok.normalizer = normalizers.BertNormalizer(clean_text=False, lowercase=True)
+    path = tmp_path / "unclean.json"
+    tok.save(str(path))
+    assert SubwordTokenizer(VocabFile.read(path))._piece_ids is None
