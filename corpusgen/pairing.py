@@ -80,6 +80,9 @@ class Pair(NamedTuple):
     starts_b: np.ndarray | None = None  # word starts of tokens_b
 
 
+DRAWS_PER_PAIR = 6  # uniforms a pair may use: A's end, the label, B's document and sentence, the next target (2)
+
+
 def min_sentences(cfg: BuildConfig) -> int:
     """Sentences a document needs: a pair is cut from two (nsp, sop); a single segment from one."""
     return 2 if cfg.has_pairs else 1
@@ -120,29 +123,39 @@ def create_pairs(
     rng: np.random.Generator,
     counts: Counter,
 ) -> list[Pair]:
-    """The pairs of one document for one dupe, drawing B from ``pool`` when random."""
+    """The pairs of one document for one dupe, drawing B from ``pool`` when random.
+
+    The uniform numbers a document's walk needs (at most ``DRAWS_PER_PAIR`` a pair) are drawn
+    from ``rng`` in one call first, then read one by one; integers are ``int(u * n)``. Drawing
+    them one call each cost several times the rest of the walk. Truncation's binomial draws
+    come from ``rng`` after the block.
+    """
     doc = pool[doc_index]
     bounds = doc.bound_list
     n = len(bounds) - 1
     mode = cfg.next_sentence
     max_num_tokens = cfg.max_num_tokens
+    short_seq_prob = cfg.short_seq_prob
     min_segments = min_sentences(cfg)
     if n < min_segments:
         raise ValueError(
             f"document {doc.key} has {n} sentence(s); pairs need {min_segments} (filter such documents first)"
         )
+    # A pair takes at least one new sentence, so a document gives at most n pairs.
+    uniform = iter(rng.random(DRAWS_PER_PAIR * (n + 1)).tolist()).__next__
 
     def draw_target() -> tuple[int, bool]:
         # Mostly fill max_seq_length; sometimes (short_seq_prob) aim shorter so the model
         # also sees short sequences, as in fine-tuning. Drawn per pair, not per document
         # (as the reference does), so that short_seq_prob is the share of short instances.
-        if rng.random() < cfg.short_seq_prob:
-            return int(rng.integers(2, max_num_tokens + 1)), True
+        if uniform() < short_seq_prob:
+            return 2 + int(uniform() * (max_num_tokens - 1)), True
         return max_num_tokens, False
 
     target, short = draw_target()
     covered = np.zeros(bounds[-1], dtype=bool)
     pairs: list[Pair] = []
+    reused_sentences = placed_own = borrowed = no_other = 0
     start = 0
     i = 0
     while i < n:
@@ -153,7 +166,7 @@ def create_pairs(
         if reused:
             # Only the document's last sentence is left: pair it with the one before.
             start -= 1
-            counts["sentences_reused"] += 1
+            reused_sentences += 1
         nseg = i - start
         if mode == "none":
             a_lo, a_hi = bounds[start], bounds[i]
@@ -161,28 +174,28 @@ def create_pairs(
             front = int(rng.binomial(cut_a, 0.5)) if cut_a else 0
             a_lo, a_hi = a_lo + front, a_hi - (cut_a - front)
             covered[a_lo:a_hi] = True
-            counts["tokens_placed_own"] += a_hi - a_lo
+            placed_own += a_hi - a_lo
             starts = doc.word_starts[a_lo:a_hi] if doc.word_starts is not None else None
             pairs.append(Pair(doc.ids[a_lo:a_hi], None, NSP_IGNORE, short, starts_a=starts))
             start = i
             target, short = draw_target()
             continue
 
-        a_end = 1 if nseg == 1 else int(rng.integers(1, nseg))  # A = first a_end sentences
+        a_end = 1 if nseg == 1 else 1 + int(uniform() * (nseg - 1))  # A = first a_end sentences
         a_lo, a_hi = bounds[start], bounds[start + a_end]
-        is_random = bool(rng.random() < 0.5)
+        is_random = uniform() < 0.5
         b_doc: TokenizedDocument = doc
         b_own = True
         if is_random and mode == "nsp":
             if len(pool) < 2:
-                counts["nsp_no_other_document"] += 1
+                no_other += 1
                 is_random = False
             else:
                 b_own = False
-                r = int(rng.integers(len(pool) - 1))
+                r = int(uniform() * (len(pool) - 1))
                 b_doc = pool[r + (r >= doc_index)]
                 ob = b_doc.bound_list
-                rs = int(rng.integers(len(ob) - 1))
+                rs = int(uniform() * (len(ob) - 1))
                 target_b = max(1, target - (a_hi - a_lo))
                 rend = bisect.bisect_left(ob, ob[rs] + target_b)
                 rend = min(max(rend, rs + 1), len(ob) - 1)
@@ -204,12 +217,12 @@ def create_pairs(
             front = int(rng.binomial(cut_b, 0.5))
             b_lo, b_hi = b_lo + front, b_hi - (cut_b - front)
         covered[a_lo:a_hi] = True
-        counts["tokens_placed_own"] += a_hi - a_lo
+        placed_own += a_hi - a_lo
         if b_own:
             covered[b_lo:b_hi] = True
-            counts["tokens_placed_own"] += b_hi - b_lo
+            placed_own += b_hi - b_lo
         else:
-            counts["tokens_borrowed"] += b_hi - b_lo
+            borrowed += b_hi - b_lo
         tokens_a, tokens_b = doc.ids[a_lo:a_hi], b_doc.ids[b_lo:b_hi]
         starts_a = doc.word_starts[a_lo:a_hi] if doc.word_starts is not None else None
         starts_b = b_doc.word_starts[b_lo:b_hi] if b_doc.word_starts is not None else None
@@ -222,6 +235,10 @@ def create_pairs(
         start = i
         target, short = draw_target()
 
+    for name, value in (("sentences_reused", reused_sentences), ("tokens_placed_own", placed_own),
+                        ("tokens_borrowed", borrowed), ("nsp_no_other_document", no_other)):  # fmt: skip
+        if value:
+            counts[name] += value
     kept = int(np.count_nonzero(covered))
     counts["tokens_covered"] += kept
     counts["tokens_truncated_away"] += bounds[-1] - kept

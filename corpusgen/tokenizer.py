@@ -37,7 +37,7 @@ _ROLE_NAMES = {"pad": ("pad", "padding"), "unk": ("unk", "unknown"), "cls": ("cl
 
 # Python's str.split() and Arrow split at these, BERT's normalizer (clean_text) deletes them as controls first.
 _SPLITS_ONLY_IN_PYTHON = "[\x0b\x0c\x1c-\x1f\x85]"
-PIECE_MEMO_ENTRIES = 1 << 18  # whitespace-separated pieces whose ids a tokenizer keeps (~50 MB at most)
+PIECE_MEMO_ENTRIES = 1 << 19  # pieces whose ids a tokenizer keeps: ~150 MB at most (280 B a piece, measured)
 PIECES_PER_TEXT = 256  # new pieces tokenized together, joined by spaces
 
 

@@ -28,6 +28,7 @@ from corpusgen.masking import VocabTables
 from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
 from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 from pipelines.transforms import (
+    LAUNCHER_PID,
     MAIN,
     REMOVED,
     SIGNATURES,
@@ -409,6 +410,19 @@ def prepare_work_dir(output_dir: str, stamp: dict) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
 def run_build(
     files: list[str],
     output_dir: str,
@@ -427,6 +441,9 @@ def run_build(
         log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
     beam_args = list(beam_args or [])
     with contextlib.ExitStack() as stack:
+        if runner in LOCAL_RUNNERS or runner == "DaskRunner":
+            # worker processes started here end with this one (pipelines.transforms.exit_with_launcher)
+            stack.enter_context(_environ(LAUNCHER_PID, str(os.getpid())))
         if runner == "DaskRunner" and not any(a.startswith("--dask_client_address") for a in beam_args):
             # No scheduler named: a local Dask cluster of `workers` processes, one thread each.
             from distributed import LocalCluster

@@ -84,6 +84,38 @@ def write_marker(path: str, record: dict) -> None:
     write_file(path, json.dumps(record).encode("utf-8"))
 
 
+LAUNCHER_PID = "CORPUSGEN_LAUNCHER_PID"  # set by a local run for its worker processes
+_watching = False
+
+
+def exit_with_launcher() -> None:
+    """In a local run's worker process, end it once the process that launched the build is gone.
+
+    Beam's local worker processes outlive a killed launcher by minutes (until their gRPC
+    channels time out), working on and holding its terminal's pipes; a thread here ends them
+    within a second. Does nothing in the launcher itself or where no local run set the variable.
+    """
+    global _watching
+    pid = int(os.environ.get(LAUNCHER_PID, "0") or 0)
+    if _watching or pid in (0, os.getpid()):
+        return
+    _watching = True
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # the pid now belongs to another user's process: ours is gone
+                os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="exit-with-launcher", daemon=True).start()
+
+
 class CountingDoFn(beam.DoFn):
     """A DoFn whose ``self.counts`` go out after each element as Metrics and as a ``stats`` output.
 
@@ -94,6 +126,7 @@ class CountingDoFn(beam.DoFn):
     """
 
     def setup(self) -> None:
+        exit_with_launcher()
         self.counts: Counter = Counter()
         self.timer = StageTimer()
 

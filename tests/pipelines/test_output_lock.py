@@ -12,6 +12,7 @@ import pytest
 import pipelines.output
 from corpusgen.intermediate import WORK_DIR
 from pipelines.output import LOCK_NAME, BuildLock, OutputError, TakenOutput, take_output
+from tests.conftest import ROOT
 from tests.corpusgen.test_cli import one_line_error, run
 
 CG = [sys.executable, "-m", "corpusgen.cli"]
@@ -58,7 +59,8 @@ def _wait_for_lock(out, proc):
 def test_concurrent_build_refused_then_a_killed_build_does_not_block_the_rerun(tmp_path):
     out = tmp_path / "o"
     first = subprocess.Popen([*CG, "build", str(_fifo_input(tmp_path)), "-o", str(out), "--dupe-factor", "1"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
     try:
         _wait_for_lock(out, first)
         (tmp_path / "in.txt").write_text("One sentence is here. Another one is there.\n")
@@ -70,8 +72,8 @@ def test_concurrent_build_refused_then_a_killed_build_does_not_block_the_rerun(t
         assert lines[0].endswith("is released when that process ends, even if it is killed)")
         assert not (out / "manifest.json").exists()
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.communicate()
+        os.killpg(first.pid, signal.SIGKILL)  # the build and the worker processes it started, as a terminal's ^C
+        first.communicate(timeout=60)
     assert first.returncode == -signal.SIGKILL
     assert (out / LOCK_NAME).exists(), "the killed build left its lock file behind"
     rerun = subprocess.run([*CG, "build", str(tmp_path / "in.txt"), "-o", str(out), "--dupe-factor", "1"],
@@ -145,3 +147,32 @@ def test_remote_output_with_foreign_files_is_never_deleted(tmp_path, monkeypatch
         take_output(str(tmp_path), overwrite=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert take_output(str(tmp_path / "fresh"), overwrite=False) == TakenOutput(None, False)  # nothing there yet
+
+
+def test_a_local_worker_process_ends_when_its_launcher_is_gone(tmp_path):
+    launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    code = "from pipelines.transforms import exit_with_launcher as e; import time; e(); print('up', flush=True); time.sleep(120)"
+    env = {**os.environ, "CORPUSGEN_LAUNCHER_PID": str(launcher.pid)}
+    worker = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert worker.stdout.readline().strip() == "up"
+        time.sleep(1.5)
+        assert worker.poll() is None  # its launcher is alive: it works on
+        launcher.kill()
+        launcher.wait()
+        assert worker.wait(timeout=20) == 1
+    finally:
+        for p in (launcher, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    # in the launcher itself, or without the variable, it does nothing
+    for env in (
+        {**os.environ, "CORPUSGEN_LAUNCHER_PID": "self"},
+        {k: v for k, v in os.environ.items() if k != "CORPUSGEN_LAUNCHER_PID"},
+    ):
+        code = "import os, pipelines.transforms as t; p = os.environ.get('CORPUSGEN_LAUNCHER_PID'); os.environ.update({'CORPUSGEN_LAUNCHER_PID': str(os.getpid())} if p else {}); t.exit_with_launcher(); print(t._watching)"
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+        assert out.stdout.strip() == "False", out.stderr
