@@ -45,7 +45,14 @@ _TABLE = {c: None for c in _DELETE}
 _TABLE.update({c: " " for c in _SPACES})
 _TABLE.update({0x2028: "\n", 0x2029: "\n\n", 0x0D: "\n"})
 
-_NEEDS_TRANSLATE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]")
+_NEEDS_TRANSLATE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]+")
+_REPLACEMENT = {chr(c): r or "" for c, r in _TABLE.items()}
+
+
+def _translate_run(match: re.Match) -> str:
+    return "".join(map(_REPLACEMENT.__getitem__, match.group()))
+
+
 _SPACE_RUN = re.compile(r" {2,}")
 _EDGE_SPACE = re.compile(r" +\n *|\n +")
 _BLANK_RUN = re.compile(r"\n{3,}")
@@ -57,8 +64,9 @@ def clean_text(text: str, unicode_form: str = "NFC") -> str:
         text = text.replace("\r\n", "\n")
     if unicode_form != "none" and not text.isascii():
         text = unicodedata.normalize(unicode_form, text)
-    if _NEEDS_TRANSLATE.search(text):  # rare in practice, and translate costs ~40 ns a character
-        text = text.translate(_TABLE)
+    # Only the runs of such characters are rewritten: they are rare, and str.translate costs ~40 ns
+    # for every character of the text (6x the time on Wikipedia, where 4% of articles hold one).
+    text = _NEEDS_TRANSLATE.sub(_translate_run, text)
     # Each rewrite only where its pattern occurs: a substring test is far cheaper than a regex pass.
     if "  " in text:
         text = _SPACE_RUN.sub(" ", text)

@@ -8,9 +8,11 @@ A build moves keys, counts and file names through the runner's shuffles, never t
   record batches, so the pool that owns a range of hashes reads just its slice of each file.
 
 Both are Arrow IPC files (LZ4: written once, read once, fast beats small). Every document
-carries its *locator*, ``file index << 32 | document index``: its place in the input, which is
-the same whatever the chunking, so "the first of several duplicates" means the same document
-for any worker count. This module only encodes and decodes; the pipeline does the I/O.
+carries its *locator*, ``file index << 40 | position``: its place in the input, which is the
+same whatever the chunking, so "the first of several duplicates" means the same document for
+any worker count. The position is the document's index in its file, or, for a file read as
+byte ranges, its range's first byte plus its index in the range (a range of n bytes holds fewer
+than n lines, so positions still grow through the file). This module only encodes and decodes; the pipeline does the I/O.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ DOCS_PER_TOKEN_BATCH = 512
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
-def locator(file_index: int, doc_index: int) -> int:
-    return (file_index << 32) | doc_index
+def locator(file_index: int, position: int) -> int:
+    return (file_index << 40) | position
 
 
 def _to_bytes(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> bytes:

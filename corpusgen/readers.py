@@ -510,9 +510,14 @@ def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) ->
     yield from flush()
 
 
-def read_jsonl_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> Iterator[str]:
-    """Documents of a JSON-lines file: the ``cfg.text_field`` string of each object."""
-    text_stream = _open_text(stream, cfg, counts, detect=False)
+def read_jsonl_documents(
+    stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, whole_file: bool = True
+) -> Iterator[str]:
+    """Documents of a JSON-lines file: the ``cfg.text_field`` string of each object.
+
+    ``whole_file=False``: ``stream`` is a later byte range of a UTF-8 file (no head to read).
+    """
+    text_stream = _open_text(stream, cfg, counts, detect=False) if whole_file else stream
     if text_stream is None:
         return
     field = cfg.text_field
@@ -721,14 +726,80 @@ def detect_format(path: str, cfg: BuildConfig) -> str:
     return DEFAULT_FORMAT
 
 
-def read_documents(path: str, cfg: BuildConfig, counts: Counter, opener: Opener = open_local) -> Iterator[str]:
+class LineRange:
+    """The lines of a seekable file whose first byte lies in ``[lo, hi)``, as a stream.
+
+    A range after the first skips the line it starts inside of (that line is its predecessor's),
+    and every range reads on past ``hi`` to the end of the line that starts before ``hi``. Ranges
+    that tile a file therefore give each of its lines exactly once, whatever the cut points.
+    """
+
+    def __init__(self, raw: IO[bytes], lo: int, hi: int) -> None:
+        self.raw, self.hi, self.buf, self.done = raw, hi, b"", False
+        raw.seek(lo - 1 if lo > 0 else 0)
+        self.pos = raw.tell()  # file offset of self.buf's first byte (of the next read's, when empty)
+        if lo > 0:  # skip to just after the first newline at or after lo - 1
+            while not self.done:
+                block = raw.read(_CHUNK)
+                nl = block.find(b"\n")
+                if not block:
+                    self.done = True
+                elif nl >= 0:
+                    self.buf, self.pos = block[nl + 1 :], self.pos + nl + 1
+                    break
+                else:
+                    self.pos += len(block)
+        if self.pos >= hi:  # the first line to start here starts in a later range
+            self.done = True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.done:
+            return b""
+        data, self.buf = self.buf or self.raw.read(_CHUNK), b""
+        if not data:
+            self.done = True
+            return b""
+        start, self.pos = self.pos, self.pos + len(data)
+        if self.pos >= self.hi:  # the line holding byte hi - 1 ends at the first newline from there on
+            nl = data.find(b"\n", max(0, self.hi - 1 - start))
+            if nl >= 0:
+                self.done = True
+                return data[: nl + 1]
+        return data
+
+
+def splittable(path: str, cfg: BuildConfig, head: bytes) -> bool:
+    """Whether a file can be read as byte ranges of whole lines in parallel: uncompressed JSON lines
+    whose ``head`` (first bytes) shows UTF-8 text (a BOM, UTF-16/32 or binary data need the whole file).
+    """
+    from corpusgen import encoding
+
+    if detect_format(path, cfg) != "jsonl" or compression_of(path) or cfg.encoding not in ("auto", "utf-8"):
+        return False
+    unicode = encoding.sniff_unicode(head)
+    return (unicode is None or unicode[0] == "utf-8-sig") and not encoding.looks_binary(head[:_DETECT_BYTES])
+
+
+def read_documents(
+    path: str,
+    cfg: BuildConfig,
+    counts: Counter,
+    opener: Opener = open_local,
+    byte_range: tuple[int, int] | None = None,
+) -> Iterator[str]:
     """Documents of one input file of any format; every file, record and fault counted in ``counts``.
 
     Never raises for what a file holds: a file that cannot be opened, a corrupt or truncated
     compressed stream and a reader's unexpected failure end the file with a counted reason
     (what was read before stays, the record being read is dropped) and a warning naming it.
+
+    ``byte_range``: only the records whose line starts in ``[lo, hi)`` of a file that
+    ``splittable`` accepts; the file is counted once, by the range that starts it.
     """
     fmt = FORMATS[detect_format(path, cfg)]
+    if byte_range is not None:
+        yield from _read_range(path, cfg, counts, opener, *byte_range)
+        return
     counts[FILES_READ] += 1
     try:
         if fmt.table is not None:
@@ -749,4 +820,23 @@ def read_documents(path: str, cfg: BuildConfig, counts: Counter, opener: Opener 
         counts[UNREADABLE_FILE] += 1
     except Exception as exc:  # a reader's bug: one file must not stop a build, but the log shows it
         log.warning("%s: %s: %s; skipped the rest of the file", path, type(exc).__name__, exc, exc_info=True)
+        counts[UNREADABLE_FILE] += 1
+
+
+def _read_range(path: str, cfg: BuildConfig, counts: Counter, opener: Opener, lo: int, hi: int) -> Iterator[str]:
+    if lo == 0:
+        counts[FILES_READ] += 1
+    try:
+        with closing(opener(path)) as raw:
+            # The first range reads the file's head as a whole file does (BOM, emptiness); the others
+            # start inside UTF-8 text, which ``splittable`` checked.
+            for doc in read_jsonl_documents(LineRange(raw, lo, hi), cfg, counts, whole_file=lo == 0):
+                counts[DOCUMENTS_READ] += 1
+                yield doc
+    except OSError as exc:
+        log.warning("%s (bytes %d-%d): %s; skipped the rest of that range", path, lo, hi, exc)
+        counts[UNREADABLE_FILE] += 1
+    except Exception as exc:  # a reader's bug: one file must not stop a build, but the log shows it
+        log.warning("%s (bytes %d-%d): %s: %s; skipped the rest of that range", path, lo, hi, type(exc).__name__,
+                    exc, exc_info=True)  # fmt: skip
         counts[UNREADABLE_FILE] += 1

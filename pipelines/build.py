@@ -100,7 +100,9 @@ def build_pipeline(
     work_dir = FileSystems.join(output_dir, WORK_DIR)
 
     read = (
-        p | "Files" >> beam.Create(list(enumerate(sorted(files)))) | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars)
+        p
+        | "Files" >> beam.Create(list(enumerate(sorted(files))))
+        | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars, range_bytes=range_bytes_for(chunk_chars))
     )
     tokenized = read[MAIN] | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
     if cfg.near_dedup is not None:
@@ -373,6 +375,12 @@ def dry_run(
         "graph_bytes": proto.ByteSize(),
         "options": options,
     }
+
+
+def range_bytes_for(chunk_chars: int) -> int:
+    """Bytes of a large JSON-lines file one worker reads: four chunks, at least 8 MiB (from the
+    chunk size alone, so a resumed build cuts its files where the killed one did)."""
+    return max(8 << 20, 4 * chunk_chars)
 
 
 def chunk_size(files: list[str], runner: str | None) -> int:

@@ -207,34 +207,36 @@ class _ReadChunks(CountingDoFn):
     def __init__(self, cfg: BuildConfig, work_dir: str, chunk_chars: int) -> None:
         self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
 
-    def process(self, item: tuple[int, str]) -> Iterator[dict]:
-        file_index, path = item
-        marker_path = FileSystems.join(self.work_dir, "docs", f"{file_index:06d}.json")
+    def process(self, item: tuple[int, str, int, int, int | None]) -> Iterator[dict]:
+        file_index, path, part, lo, hi = item
+        name = f"{file_index:06d}" if hi is None else f"{file_index:06d}-r{part:04d}"
+        marker_path = FileSystems.join(self.work_dir, "docs", f"{name}.json")
         marker = read_marker(marker_path)
-        if marker is not None and marker.get("input") == path:
+        if marker is not None and marker.get("input") == path and marker.get("bytes") == [lo, hi]:
             self.counts.update(marker["counts"])
             yield from marker["chunks"]
             return
         counts: Counter = Counter()
-        descs = list(self._read(file_index, path, counts))
-        write_marker(marker_path, {"input": path, "chunks": descs, "counts": counts})
+        descs = list(self._read(file_index, path, name, None if hi is None else (lo, hi), counts))
+        write_marker(marker_path, {"input": path, "bytes": [lo, hi], "chunks": descs, "counts": counts})
         self.counts.update(counts)
         yield from descs
 
-    def _read(self, file_index: int, path: str, counts: Counter) -> Iterator[dict]:
+    def _read(self, file_index: int, path: str, name: str, byte_range, counts: Counter) -> Iterator[dict]:
         locators: list[int] = []
         texts: list[str] = []
         chars = 0
         chunk = 0
         doc_index = 0
+        first = 0 if byte_range is None else byte_range[0]  # positions: see intermediate.locator
 
         def flush():
             nonlocal chunk, chars
-            name = f"{file_index:06d}-{chunk:05d}"
-            out = FileSystems.join(self.work_dir, "docs", f"{name}.arrow")
+            chunk_name = f"{name}-{chunk:05d}"
+            out = FileSystems.join(self.work_dir, "docs", f"{chunk_name}.arrow")
             with self.timer.stage("write_work"):
                 write_file(out, intermediate.encode_chunk(locators, texts))
-            desc = {"chunk": name, "path": out, "documents": len(texts)}
+            desc = {"chunk": chunk_name, "path": out, "documents": len(texts)}
             locators.clear()
             texts.clear()
             chunk += 1
@@ -242,13 +244,13 @@ class _ReadChunks(CountingDoFn):
             return desc
 
         # Never raises for what a file holds: faults end the file, counted by reason.
-        docs = readers.read_documents(path, self.cfg, counts, opener=open_raw)
+        docs = readers.read_documents(path, self.cfg, counts, opener=open_raw, byte_range=byte_range)
         while True:
             with self.timer.stage("read"):
                 doc = next(docs, None)
             if doc is None:
                 break
-            locators.append(intermediate.locator(file_index, doc_index))
+            locators.append(intermediate.locator(file_index, first + doc_index))
             texts.append(doc)
             doc_index += 1
             chars += len(doc)
@@ -258,16 +260,46 @@ class _ReadChunks(CountingDoFn):
             yield flush()
 
 
-class ReadDocuments(beam.PTransform):
-    """(file index, path) → document chunk files (every skipped file, line or record counted by reason)."""
+def byte_ranges(item: tuple[int, str], cfg: BuildConfig, range_bytes: int) -> Iterator[tuple]:
+    """``(file index, path, part, lo, hi)`` parts of one input: byte ranges of a large file that
+    ``readers.splittable`` accepts (read in parallel), else the whole file (``hi`` None).
 
-    def __init__(self, cfg: BuildConfig, work_dir: str, chunk_chars: int = 8 << 20) -> None:
+    Only the size is looked up and, for a file larger than ``range_bytes``, its first 64 KiB read.
+    """
+    file_index, path = item
+    try:
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        if size > range_bytes:
+            with FileSystems.open(path, compression_type="uncompressed") as f:
+                head = f.read(1 << 16)
+            if readers.splittable(path, cfg, head):
+                n = -(-size // range_bytes)
+                cuts = [size * i // n for i in range(n + 1)]
+                for part in range(n):
+                    yield file_index, path, part, cuts[part], cuts[part + 1]
+                return
+    except (OSError, IndexError):  # cannot be listed or opened here: the reader counts why
+        pass
+    yield file_index, path, 0, 0, None
+
+
+class ReadDocuments(beam.PTransform):
+    """(file index, path) → document chunk files (every skipped file, line or record counted by reason).
+
+    A large JSON-lines file is read as byte ranges of ``range_bytes`` by several workers at once.
+    """
+
+    def __init__(self, cfg: BuildConfig, work_dir: str, chunk_chars: int = 8 << 20, range_bytes: int = 64 << 20):
         super().__init__()
-        self.cfg, self.work_dir, self.chunk_chars = cfg, work_dir, chunk_chars
+        self.cfg, self.work_dir, self.chunk_chars, self.range_bytes = cfg, work_dir, chunk_chars, range_bytes
 
     def expand(self, files):
-        files = files | "Distribute" >> beam.Reshuffle()
-        return par_do(files, "Parse", _ReadChunks(self.cfg, self.work_dir, self.chunk_chars), (STATS,))
+        parts = (
+            files
+            | "ByteRanges" >> beam.FlatMap(byte_ranges, self.cfg, self.range_bytes)
+            | "Distribute" >> beam.Reshuffle()
+        )
+        return par_do(parts, "Parse", _ReadChunks(self.cfg, self.work_dir, self.chunk_chars), (STATS,))
 
 
 # --- clean, split, tokenize ----------------------------------------------------------------

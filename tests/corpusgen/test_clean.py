@@ -80,3 +80,18 @@ def test_a_failure_on_one_document_is_its_drop(monkeypatch):
 
     monkeypatch.setattr(corpusgen.clean, "clean_text", broken)
     assert clean_document("Any text.", BuildConfig(), Counter()) == (None, stats.DOCUMENT_ERROR)
+
+
+def test_rewriting_only_the_runs_of_special_characters_equals_translating_the_whole_text():
+    import random
+
+    from corpusgen import clean
+
+    special = [chr(c) for c in clean._TABLE]
+    rng = random.Random(5)
+    for _ in range(2000):
+        text = "".join(
+            rng.choice(special) if rng.random() < 0.3 else rng.choice("ab c\n\u00e9\u4e2d")
+            for _ in range(rng.randrange(30))
+        )
+        assert clean._NEEDS_TRANSLATE.sub(clean._translate_run, text) == text.translate(clean._TABLE)
