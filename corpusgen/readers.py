@@ -797,10 +797,8 @@ def read_documents(
     ``splittable`` accepts; the file is counted once, by the range that starts it.
     """
     fmt = FORMATS[detect_format(path, cfg)]
-    if byte_range is not None:
-        yield from _read_range(path, cfg, counts, opener, *byte_range)
-        return
-    counts[FILES_READ] += 1
+    if byte_range is None or byte_range[0] == 0:
+        counts[FILES_READ] += 1
     try:
         if fmt.table is not None:
             docs = fmt.read(path, cfg, counts)
@@ -809,7 +807,11 @@ def read_documents(
                 yield doc
             return
         with closing(opener(path)) as raw:
-            for doc in fmt.read(open_decompressed(raw, path), cfg, counts):
+            if byte_range is None:
+                docs = fmt.read(open_decompressed(raw, path), cfg, counts)
+            else:  # the first range reads the head as a whole file does (BOM, emptiness); the rest is UTF-8
+                docs = read_jsonl_documents(LineRange(raw, *byte_range), cfg, counts, whole_file=byte_range[0] == 0)
+            for doc in docs:
                 counts[DOCUMENTS_READ] += 1
                 yield doc
     except StreamCut as exc:
@@ -820,23 +822,4 @@ def read_documents(
         counts[UNREADABLE_FILE] += 1
     except Exception as exc:  # a reader's bug: one file must not stop a build, but the log shows it
         log.warning("%s: %s: %s; skipped the rest of the file", path, type(exc).__name__, exc, exc_info=True)
-        counts[UNREADABLE_FILE] += 1
-
-
-def _read_range(path: str, cfg: BuildConfig, counts: Counter, opener: Opener, lo: int, hi: int) -> Iterator[str]:
-    if lo == 0:
-        counts[FILES_READ] += 1
-    try:
-        with closing(opener(path)) as raw:
-            # The first range reads the file's head as a whole file does (BOM, emptiness); the others
-            # start inside UTF-8 text, which ``splittable`` checked.
-            for doc in read_jsonl_documents(LineRange(raw, lo, hi), cfg, counts, whole_file=lo == 0):
-                counts[DOCUMENTS_READ] += 1
-                yield doc
-    except OSError as exc:
-        log.warning("%s (bytes %d-%d): %s; skipped the rest of that range", path, lo, hi, exc)
-        counts[UNREADABLE_FILE] += 1
-    except Exception as exc:  # a reader's bug: one file must not stop a build, but the log shows it
-        log.warning("%s (bytes %d-%d): %s: %s; skipped the rest of that range", path, lo, hi, type(exc).__name__,
-                    exc, exc_info=True)  # fmt: skip
         counts[UNREADABLE_FILE] += 1

@@ -106,9 +106,7 @@ def exit_with_launcher() -> None:
             time.sleep(1.0)
             try:
                 os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:  # the pid now belongs to another user's process: ours is gone
+            except (ProcessLookupError, PermissionError):  # gone (or the pid is now another user's)
                 os._exit(1)
 
     import threading
