@@ -226,9 +226,12 @@ def serialize_shard(instances: Instances, schema: pa.Schema, *, zstd_level: int,
     options = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=zstd_level))
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, schema, options=options) as writer:
-        for start in range(0, len(instances), rows_per_batch):
-            rows = np.arange(start, min(start + rows_per_batch, len(instances)))
-            writer.write_batch(instances.take(rows).to_record_batch(schema))
+        if len(instances) <= rows_per_batch:  # one batch (the default): no copy of the rows
+            writer.write_batch(instances.to_record_batch(schema))
+        else:
+            for start in range(0, len(instances), rows_per_batch):
+                rows = np.arange(start, min(start + rows_per_batch, len(instances)))
+                writer.write_batch(instances.take(rows).to_record_batch(schema))
     return sink.getvalue().to_pybytes()
 
 
@@ -284,16 +287,21 @@ def cut_into_shards(instances: Instances, split: str, cfg: Any, *, pool: int = 0
     Rows are ordered by their seeded ``order_key``, which shuffles them the same way on every run,
     and each bin is cut into equal contiguous parts.
     """
-    inst = instances.take(np.argsort(instances.order_key, kind="stable"))
-    bins = (inst.lengths.astype(np.int64) - 1) // cfg.length_bin_width
+    if not len(instances):
+        return []
+    bins = (instances.lengths.astype(np.int64) - 1) // cfg.length_bin_width
+    # by bin, then by order_key (ties: row order); each shard's rows are then one gather of the input
+    order = np.lexsort((instances.order_key, bins))
+    sorted_bins = bins[order]
+    firsts = np.flatnonzero(np.diff(sorted_bins)) + 1
     shards = []
-    for b in np.unique(bins).tolist():
-        part = inst.take(np.flatnonzero(bins == b))
-        lo, hi = cfg.bin_range(b)
-        count = -(-len(part) // cfg.rows_per_shard)
-        edges = [len(part) * i // count for i in range(count + 1)]
+    for first, end in zip([0, *firsts.tolist()], [*firsts.tolist(), len(order)]):
+        lo, hi = cfg.bin_range(int(sorted_bins[first]))
+        n = end - first
+        count = -(-n // cfg.rows_per_shard)
+        edges = [first + n * i // count for i in range(count + 1)]
         for i in range(count):
-            rows = part.take(np.arange(edges[i], edges[i + 1]))
+            rows = instances.take(order[edges[i] : edges[i + 1]])
             shards.append(Shard(shard_path(split, lo, hi, pool, pools, i, count), split, (lo, hi), rows))
     return shards
 

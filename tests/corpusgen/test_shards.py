@@ -10,10 +10,12 @@ from corpusgen.config import BuildConfig
 from corpusgen.shards import (
     Instances,
     ManifestError,
+    cut_into_shards,
     load_manifest,
     open_shard,
     read_shard,
     serialize_shard,
+    shard_path,
     shard_schema,
     write_build,
 )
@@ -146,3 +148,30 @@ def test_shards_load_with_hugging_face_datasets(small_build):
     assert ds.num_rows == 3 and set(ds.column_names) == set(
         open_shard(small_build / m["shards"][0]["path"]).schema.names
     )
+
+
+def test_cut_into_shards_orders_rows_by_bin_then_key_in_equal_parts():
+    rng = np.random.default_rng(3)
+    n = 500
+    lengths = rng.integers(3, 129, n)
+    rows = [(rng.integers(5, 30000, k).tolist(), 2, [1], [int(rng.integers(5, 30000))], 0) for k in lengths]
+    inst = instances(rows)
+    inst.order_key = rng.integers(0, 40, n).astype(np.uint64)  # many ties: they keep row order
+    cfg = BuildConfig(rows_per_shard=23)
+    shards = cut_into_shards(inst, "train", cfg)
+    # reference: rows sorted by key (stably), each length bin cut into equal contiguous parts
+    by_key = np.argsort(inst.order_key, kind="stable")
+    bins = (lengths - 1) // cfg.length_bin_width
+    expected = []
+    for b in np.unique(bins):
+        members = by_key[bins[by_key] == b]
+        count = -(-len(members) // cfg.rows_per_shard)
+        edges = [len(members) * i // count for i in range(count + 1)]
+        expected += [(b, i, count, members[edges[i] : edges[i + 1]]) for i in range(count)]
+    assert len(shards) == len(expected)
+    for shard, (b, i, count, members) in zip(shards, expected):
+        lo, hi = cfg.bin_range(int(b))
+        assert shard.path == shard_path("train", lo, hi, 0, 1, i, count)
+        assert shard.rows.input_ids.tolist() == [t for m in members for t in rows[m][0]]
+        assert shard.rows.masked_labels.tolist() == [rows[m][3][0] for m in members]
+    assert cut_into_shards(inst.take(np.zeros(0, dtype=np.int64)), "train", cfg) == []

@@ -3,7 +3,15 @@ import math
 import pytest
 import torch
 
-from trainer.model import SIZES, BertConfig, BertForPreTraining, flops_per_sequence, masked_mean_ce
+from trainer.model import (
+    SIZES,
+    BertConfig,
+    BertForPreTraining,
+    attention,
+    dropout,
+    flops_per_sequence,
+    masked_mean_ce,
+)
 
 
 def batch(B=3, T=24, P=5, V=100, seed=0):
@@ -116,3 +124,61 @@ def test_masked_head_saves_flops():
     assert masked < 0.85 * full
     # the common 6 * params * tokens estimate is within 25% of the exact count
     assert 0.75 < full / (6 * 110e6 * 128) < 1.25
+
+
+def test_cpu_dropout_keeps_its_rate_scales_and_routes_the_gradient():
+    torch.manual_seed(0)
+    x = torch.randn(64, 128, 96, requires_grad=True)
+    y = dropout(x, 0.1, True)
+    keep = y != 0
+    assert abs(keep.float().mean().item() - 0.9) < 0.005  # 786k draws: the rate is 0.9 to within 5 sigma
+    torch.testing.assert_close(y[keep], x[keep] / 0.9)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, keep.float() / 0.9)  # the kept elements' scale, zero elsewhere
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+
+
+def test_cpu_attention_with_dropout_is_the_softmax_formula():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 8) for _ in range(3))
+    mask = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    mask[1, ..., 5:] = False
+    probs = ((q @ k.transpose(-2, -1)) / 8**0.5).masked_fill(~mask, float("-inf")).softmax(-1)
+    torch.manual_seed(1)
+    got = attention(q, k, v, mask, 0.25)
+    torch.manual_seed(1)
+    keep = torch.rand(probs.shape) >= 0.25  # the mask `dropout` draws from the same generator state
+    torch.testing.assert_close(got, (probs * keep / 0.75) @ v)
+    # without dropout it is torch's kernel, and the same attention
+    torch.testing.assert_close(attention(q, k, v, mask, 0.0), probs @ v, rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_word_gradient_equals_the_dense_one(monkeypatch):
+    cfg = BertConfig.from_size("tiny", vocab_size=300, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = BertForPreTraining(cfg).train()
+    batch = dict(
+        input_ids=torch.randint(5, 300, (4, 16)),
+        masked_positions=torch.tensor([[1, 3, 5]] * 4),
+        masked_labels=torch.randint(5, 300, (4, 3)),
+        next_sentence_label=torch.tensor([0, 1, 0, 1]),
+    )
+
+    def word_grad():
+        model.zero_grad(set_to_none=True)
+        model(**batch)["loss"].backward()
+        return model.emb.word.weight.grad
+
+    sparse = word_grad()
+    assert sparse.layout == torch.strided  # the optimizer sees a dense gradient: decoder + lookup
+    dense_embedding, asked_sparse = torch.nn.functional.embedding, []
+
+    def embedding(ids, w, *args, sparse=False, **kw):
+        asked_sparse.append(sparse)
+        return dense_embedding(ids, w, *args, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "embedding", embedding)
+    dense = word_grad()
+    assert True in asked_sparse  # the model's own lookup asks for the sparse gradient on CPU
+    torch.testing.assert_close(sparse, dense)
+    assert dense[batch["input_ids"].unique()].abs().sum() > 0
