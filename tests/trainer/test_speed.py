@@ -163,3 +163,24 @@ class ReferenceLamb(torch.optim.Optimizer):
                 update += group["weight_decay"] * p
                 w, u = p.norm(), update.norm()
                 p -= group["lr"] * (w / u if w > 0 and u > 0 else 1.0) * update
+
+
+def test_gpu_check_script_runs_its_three_measurements(build_dir, tmp_path):
+    """bench/bench_gpu.py (issue 10's GPU checks) on CPU at toy size: the same code path a lent GPU runs."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench_gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_gpu)
+    out = tmp_path / "gpu.json"
+    summary = bench_gpu.main(
+        ["--device", "cpu", "--model", "tiny", "--batch-size", "4", "--steps", "2", "--warmup", "1",
+         "--dtype", "fp32", "--no-compile", "--workers", "0", "--data", str(build_dir), "--json", str(out)]
+    )  # fmt: skip
+    assert set(summary["runs"]) == {"eager", "data"}
+    assert summary["runs"]["eager"]["hf_seq_per_s"] > 0 and summary["runs"]["eager"]["ratio_vs_hf"] > 0
+    assert 0 <= summary["data_wait_fraction"] < 1 and summary["runs"]["data"]["batch_size"] == 4
+    assert summary["mfu"] is None and summary["mfu_target_met"] is None  # MFU is measured on CUDA only
+    assert json.loads(out.read_text())["fastest"] == "eager"
