@@ -12,6 +12,8 @@ import dataclasses
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,6 +298,7 @@ class BuildConfig:
         if unknown:
             raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         data = dict(data)
+        check_option_types(cls, data, source)
         for name, typ in (("quality", QualityConfig), ("near_dedup", NearDupConfig)):
             value = data.get(name)
             if value is True:
@@ -309,6 +312,7 @@ class BuildConfig:
                     raise ValueError(
                         f"{source}: unknown {name} option(s) {', '.join(bad)}; known: {', '.join(sorted(fields))}"
                     )
+                check_option_types(typ, value, f"{source}: {name}")
                 data[name] = typ(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
         return cls(**data)
 
@@ -316,6 +320,54 @@ class BuildConfig:
     def from_file(cls, path: str | Path) -> BuildConfig:
         """Read a ``.toml`` or ``.json`` config (top-level keys, or a ``[build]`` table)."""
         return cls.from_dict(read_config_file(path, "build"), source=str(path))
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a config file's ``value`` fits a field annotated ``hint`` (an int is a fine float, a bool
+    neither an int nor a float; a list is a fine tuple; a nested options class takes a table or true/false)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    hint = typing.get_origin(hint) or hint
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint in (tuple, list):
+        return isinstance(value, (tuple, list))
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (hint, dict, bool))
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _kind(hint: Any) -> str:
+    """A field's type as a config file's reader says it: "an integer", "a number or none", ..."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(arg) for arg in typing.get_args(hint))
+    hint = typing.get_origin(hint) or hint
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table",
+             tuple: "a list", list: "a list", type(None): "none"}  # fmt: skip
+    if dataclasses.is_dataclass(hint):
+        return "a table of options or true/false"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_option_types(cls: type, data: dict[str, Any], source: str) -> None:
+    """Refuse, in one line naming ``source`` and the key, a value of the wrong type for its field of
+    the dataclass ``cls`` (the fields' annotations say the types); the one type check of config files.
+
+    Without it a string "false" would pass for a true bool and 64.7 for a length, failing (or not)
+    deep inside a job.
+    """
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key in hints and not _fits(value, hints[key]):
+            raise ValueError(f"{source}: {key} = {value!r} should be {_kind(hints[key])}")
 
 
 def default_bin_width(max_seq_length: int, packed: bool = False) -> int:

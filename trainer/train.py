@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from corpusgen.config import read_config_file
+from corpusgen.config import check_option_types, read_config_file
 from corpusgen.partition import VALIDATION
 from corpusgen.shards import ManifestError, atomic_write_bytes, atomic_writer, remove_stale_temps
 from trainer.data import ShardDataset, ShardLoader, load_build
@@ -116,6 +116,10 @@ class TrainConfig:
             (self.dtype in ("auto", "bf16", "fp32"), "--dtype must be auto, bf16 or fp32"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0"),
+            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.min_lr >= 0, f"--min-lr must be >= 0, got {self.min_lr}"),
+            (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
+            (self.grad_clip >= 0.0, f"--grad-clip must be >= 0 (0: no clipping), got {self.grad_clip}"),
             (
                 self.attention_dropout is None or 0.0 <= self.attention_dropout < 1.0,
                 "--attention-dropout must be in [0, 1)",
@@ -137,10 +141,7 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown train option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        for key, value in data.items():
-            default = getattr(cls, key, None)  # the field's default; None: optional, any value checked later
-            if default is not None and not _same_kind(value, default):
-                raise ValueError(f"{path}: {key} = {value!r} should be of type {type(default).__name__}")
+        check_option_types(cls, data, str(path))
         return cls(**{**data, **overrides})
 
     @property
@@ -150,15 +151,6 @@ class TrainConfig:
     @property
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else max(1, self.steps // 100)
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    """A config file's value fits a field whose default is ``default`` (an int is a fine float, a bool no int)."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    return isinstance(value, type(default))
 
 
 # --- checkpoints --------------------------------------------------------------------------

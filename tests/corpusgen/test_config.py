@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -139,3 +140,31 @@ def test_masking_options_are_checked(options, message):
         BuildConfig(**options)
     assert BuildConfig(mask_replace_prob=0.5, random_replace_prob=0.5).mask_replace_prob == 0.5
     assert BuildConfig(mask_scheme="span").mask_scheme == "span"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('dedup = "false"', "dedup = 'false' should be true or false"),  # a string is not false: it would dedup
+        ("max_seq_length = 64.7", "max_seq_length = 64.7 should be an integer"),
+        ("dupe_factor = true", "dupe_factor = True should be an integer"),
+        ('masked_lm_prob = "0.2"', "masked_lm_prob = '0.2' should be a number"),
+        ('quality = "yes"', "quality = 'yes' should be a table of options or true/false or none"),
+        ("extra = 5", "extra = 5 should be a table"),
+        ('[near_dedup]\nthreshold = "high"', "near_dedup: threshold = 'high' should be a number"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type_are_refused_naming_file_and_key(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {message}")):
+        BuildConfig.from_file(path)
+
+
+def test_config_file_values_of_the_right_type_pass(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('dedup = false\nshort_seq_prob = 1\nlang = "de"\nquality = true\n[near_dedup]\nthreshold = 0.8\n')
+    cfg = BuildConfig.from_file(path)  # an integer is a fine number; a table or true makes the nested options
+    assert cfg.dedup is False and cfg.short_seq_prob == 1 and cfg.quality is not None
+    assert cfg.near_dedup.threshold == 0.8
+    assert BuildConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # a manifest's config reads back

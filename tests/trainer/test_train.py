@@ -55,6 +55,14 @@ def test_bad_config_is_refused_before_work(tmp_path):
         TrainConfig(data="x", model="huge")
     with pytest.raises(ValueError, match="--data"):
         TrainConfig()
+    for option, message in [
+        (dict(dropout=1.0), r"--dropout must be in \[0, 1\)"),  # 1.0 divided by zero, 1.5 trained on nonsense
+        (dict(dropout=-0.1), r"--dropout must be in \[0, 1\)"),
+        (dict(grad_clip=-1.0), "--grad-clip must be >= 0"),
+        (dict(lr=-1e-4), "--lr must be positive"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(data="x", **option)
 
 
 def test_training_lowers_the_loss_and_logs_every_key(build_dir, tmp_path):
@@ -132,7 +140,7 @@ def test_train_config_file_uses_the_shared_reader(tmp_path):
         ("bad.toml", "steps = ", "bad.toml: not valid TOML"),
         ("bad.json", "[1, 2]", "bad.json: a config file holds a table of options, not list"),
         ("unknown.toml", "stepz = 3", "unknown.toml: unknown train option\\(s\\) stepz"),
-        ("type.toml", 'steps = "ten"\ndata = "d"', "type.toml: steps = 'ten' should be of type int"),
+        ("type.toml", 'steps = "ten"\ndata = "d"', "type.toml: steps = 'ten' should be an integer"),
     ]:
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=message) as exc:
