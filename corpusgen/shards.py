@@ -430,10 +430,57 @@ def load_manifest(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
             raise ManifestError(f"{path}: manifest lacks {key!r}; rebuild the data")
     if not isinstance(manifest["shards"], list) or not all(isinstance(e, dict) for e in manifest["shards"]):
         raise ManifestError(f"{path}: 'shards' must be a list of objects; rebuild the data")
+    problem = _manifest_type_problem(manifest)
+    if problem:
+        raise ManifestError(f"{path}: {problem}; the manifest was edited or damaged: rebuild the data")
+    from corpusgen.config import BuildConfig  # here: config's modules are not needed to write shards
+
+    try:
+        BuildConfig.from_dict(manifest["config"], source=f"{path}: config")
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{exc}; rebuild the data") from None
     resolve_entry(build_dir, manifest["vocab"], what="vocab")
     for i, entry in enumerate(manifest["shards"]):
         resolve_entry(build_dir, entry.get("path"), what=f"shards[{i}].path")
     return manifest
+
+
+_ENTRY_INTS = ("rows", "tokens", "bytes")
+_TOKENIZER_IDS = ("pad_id", "unk_id", "cls_id", "sep_id", "mask_id")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _manifest_type_problem(manifest: dict[str, Any]) -> str | None:
+    """What in a manifest has the wrong JSON type or an impossible value (None: nothing), so that every
+    reader can trust the structure it reads: counts are integers, ids lie inside the vocabulary."""
+    for key in ("config", "stats", "tokenizer"):
+        if not isinstance(manifest[key], dict):
+            return f"{key!r} must be an object, got {type(manifest[key]).__name__}"
+    for key in ("counters", "skipped_inputs"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            return f"{key!r} must be an object, got {type(manifest[key]).__name__}"
+    if not isinstance(manifest.get("vocab_sha256"), str):
+        return "'vocab_sha256' must be a string"
+    tok = manifest["tokenizer"]
+    size = tok.get("vocab_size")
+    if not _is_int(size) or size < 1:
+        return f"tokenizer.vocab_size must be a positive integer, got {size!r}"
+    for key in _TOKENIZER_IDS:
+        if key in tok and not (_is_int(tok[key]) and 0 <= tok[key] < size):
+            return f"tokenizer.{key} must be an id below vocab_size {size}, got {tok[key]!r}"
+    for i, entry in enumerate(manifest["shards"]):
+        for key in _ENTRY_INTS:
+            if key in entry and not (_is_int(entry[key]) and entry[key] >= 0):
+                return f"shards[{i}].{key} must be a non-negative integer, got {entry[key]!r}"
+        if "sha256" in entry and not isinstance(entry["sha256"], str):
+            return f"shards[{i}].sha256 must be a string, got {entry['sha256']!r}"
+        b = entry.get("bin")
+        if b is not None and not (isinstance(b, list) and len(b) == 2 and all(_is_int(x) for x in b)):
+            return f"shards[{i}].bin must be [low, high] lengths, got {b!r}"
+    return None
 
 
 def resolve_entry(build_dir: str | os.PathLike[str], rel: Any, *, what: str = "entry") -> Path:

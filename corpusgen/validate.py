@@ -37,6 +37,7 @@ from corpusgen.stats import (
     length_counter,
     padding_share_bound,
 )
+from corpusgen.tokenizer import VocabError, VocabFile, tokenizer_entry_problems
 
 MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
 RATE_Z = 5.0  # standard errors a measured mask share may stray from the configured one
@@ -254,7 +255,6 @@ def check_doc_starts(table: pa.Table, cfg: dict, lengths: np.ndarray, defect, co
 def _vocab_tables(vocab: Path, manifest: dict, defects: list[str]):
     """The masking tables of the build's vocabulary (None when it cannot be read)."""
     from corpusgen.masking import build_vocab_tables
-    from corpusgen.tokenizer import VocabError
 
     try:
         return build_vocab_tables(vocab.name, vocab.read_bytes(), manifest["config"].get("do_lower_case"))
@@ -314,6 +314,16 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     elif sha256_file(vocab) != manifest["vocab_sha256"]:
         defects.append(f"{vocab}: sha256 differs from the manifest's vocab_sha256")
 
+    if not defects:
+        try:
+            problems = tokenizer_entry_problems(
+                manifest["tokenizer"],
+                VocabFile(vocab.name, vocab.read_bytes()),
+                manifest["config"].get("do_lower_case"),
+            )
+        except VocabError:  # an unreadable vocabulary is _vocab_tables' to judge
+            problems = []
+        defects += [f"{MANIFEST_NAME}: {p}" for p in problems]
     cfg = manifest["config"]
     packed = cfg.get("next_sentence") in PACKED_MODES
     expected_schema = layout_schema(cfg, manifest["tokenizer"]["vocab_size"])

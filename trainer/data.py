@@ -70,6 +70,7 @@ from corpusgen.shards import (
     resolve_entry,
     sha256_file,
 )
+from corpusgen.tokenizer import VocabError, VocabFile, tokenizer_entry_problems
 from trainer.model import IGNORE
 
 STATE_VERSION = 1
@@ -103,6 +104,14 @@ def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None
             f"{vocab}: sha256 {digest[:12]}… does not match the manifest's {str(manifest.get('vocab_sha256'))[:12]}…; "
             "the shards were built with another vocabulary: rebuild the data or restore the original file"
         )
+    try:
+        problems = tokenizer_entry_problems(
+            manifest["tokenizer"], VocabFile(vocab.name, vocab.read_bytes()), manifest["config"].get("do_lower_case")
+        )
+    except VocabError:  # a vocabulary the tokenizer cannot read: the rows still train (as before)
+        problems = []
+    if problems:
+        raise ManifestError(f"{data_dir / MANIFEST_NAME}: {problems[0]}; the manifest was edited: rebuild the data")
     if expect_vocab_sha256 is not None and digest != expect_vocab_sha256:
         raise ManifestError(
             f"{vocab}: vocabulary sha256 {digest[:12]}… differs from the checkpoint's {expect_vocab_sha256[:12]}…; "

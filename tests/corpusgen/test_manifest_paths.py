@@ -121,3 +121,39 @@ def test_the_build_directory_itself_is_not_an_entry(build):
     for rel in (".", "shards/.."):
         with pytest.raises(ManifestError, match="outside the build directory|contains '..'"):
             resolve_entry(build, rel, what="vocab")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["tokenizer"].update(vocab_size="big"), "tokenizer.vocab_size must be a positive integer"),
+        (lambda m: m["tokenizer"].update(pad_id=-1), "tokenizer.pad_id must be an id below vocab_size"),
+        (lambda m: m.update(tokenizer="wordpiece"), "'tokenizer' must be an object, got str"),
+        (lambda m: m.update(stats=None), "'stats' must be an object, got NoneType"),
+        (lambda m: m["shards"][0].update(rows="4"), r"shards\[0\].rows must be a non-negative integer, got '4'"),
+        (lambda m: m["shards"][0].update(bin=[1]), r"shards\[0\].bin must be \[low, high\] lengths"),
+        (lambda m: m["config"].update(max_seq_length="128"), "config: max_seq_length = '128' should be an integer"),
+    ],
+)
+def test_every_reader_refuses_a_manifest_of_the_wrong_types(build, edit, message):
+    m = json.loads((build / "manifest.json").read_text())
+    edit(m)
+    (build / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(build)
+    with pytest.raises(ManifestError, match=message):
+        load_build(build)
+    report = validate_build(build)
+    assert not report["ok"] and len(report["defects"]) == 1 and "rebuild the data" in report["defects"][0]
+
+
+def test_a_tokenizer_entry_that_disagrees_with_the_vocabulary_is_a_defect(build):
+    m = json.loads((build / "manifest.json").read_text())
+    assert validate_build(build)["ok"]
+    m["tokenizer"]["pad_id"] = 5  # a valid id, but not [PAD]'s: a trainer would pad with a word
+    (build / "manifest.json").write_text(json.dumps(m))
+    assert validate_build(build)["defects"] == [
+        "manifest.json: tokenizer.pad_id is 5, the vocabulary vocab.txt gives 0"
+    ]
+    with pytest.raises(ManifestError, match="tokenizer.pad_id is 5, the vocabulary vocab.txt gives 0"):
+        load_build(build)
