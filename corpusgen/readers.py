@@ -673,14 +673,33 @@ def expand_hf_dataset_dir(path: str) -> list[str] | None:
     try:
         if (root / "dataset_dict.json").is_file():
             splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
+            for split in splits:
+                if not (root / split).resolve().is_relative_to(root.resolve()):
+                    raise ValueError(
+                        f"{root / 'dataset_dict.json'}: split {split!r} lies outside the dataset folder; "
+                        "save the dataset again with save_to_disk"
+                    )
             return [f for split in splits for f in expand_hf_dataset_dir(str(root / split)) or []]
         state = root / "state.json"
         if not state.is_file():
             return None
         files = json.loads(state.read_text()).get("_data_files", [])
-        return [str(root / f["filename"]) for f in files]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        out = []
+        for f in files:
+            name = f["filename"]
+            # state.json is data: a file name leading out of the folder (../, /abs, a link) is refused
+            inside = (root / name).resolve().is_relative_to(root.resolve())
+            if not isinstance(name, str) or not inside:
+                raise ValueError(
+                    f"{state}: data file {name!r} lies outside the dataset folder; "
+                    "save the dataset again with save_to_disk"
+                )
+            out.append(str(root / name))
+        return out
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: not a readable save_to_disk folder ({type(exc).__name__}: {exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a readable save_to_disk folder (invalid JSON: {exc})") from None
 
 
 # --- the registry ------------------------------------------------------------------------------

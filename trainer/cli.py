@@ -153,14 +153,15 @@ def plot(run_dir: str, output: str | None) -> None:
     type=click.Path(file_okay=False),
     help="Folder for config.json + model.safetensors.",
 )
-def export(checkpoint: str, output: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in OUTPUT (other files stay).")
+def export(checkpoint: str, output: str, overwrite: bool) -> None:
     """Convert a checkpoint (or a run directory's latest) for transformers' BertForPreTraining."""
     from trainer.export import export as run
     from trainer.train import CheckpointError
 
     try:
-        click.echo(str(run(checkpoint, output)))
-    except (CheckpointError, FileNotFoundError) as exc:
+        click.echo(str(run(checkpoint, output, overwrite=overwrite)))
+    except (CheckpointError, FileNotFoundError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

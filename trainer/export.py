@@ -76,12 +76,18 @@ def hf_state_dict(state: dict[str, torch.Tensor], mcfg: BertConfig) -> dict[str,
     return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in hf.items()}
 
 
-def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
+def export(checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Write the Hugging Face folder for ``checkpoint`` (a ckpt-*.pt or a run directory: its latest).
 
     The checkpoint is loaded without executing anything in it (``load_checkpoint``); every file is
-    written durably under a temporary name and renamed into place.
+    written durably under a temporary name and renamed into place. ``out_dir`` must be new or
+    empty unless ``overwrite`` (then the export's files in it are replaced, nothing else touched).
     """
+    out = Path(out_dir)
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out}: folder is not empty; export into a new folder, or add --overwrite to replace an earlier export"
+        )
     from trainer.train import checkpoints, load_checkpoint
 
     checkpoint = Path(checkpoint)
@@ -92,7 +98,6 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> Path:
         checkpoint = found[-1]
     ckpt = load_checkpoint(checkpoint)
     mcfg = BertConfig(**ckpt["model_config"])
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)  # left by an export that was killed
     write_json(out / "config.json", hf_config(mcfg))

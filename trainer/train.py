@@ -116,6 +116,10 @@ class TrainConfig:
             (self.dtype in ("auto", "bf16", "fp32"), "--dtype must be auto, bf16 or fp32"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0"),
+            (
+                not self.device.startswith("cuda") or torch.cuda.is_available(),
+                f"--device {self.device}: this torch sees no CUDA GPU; use --device cpu (or auto)",
+            ),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.min_lr >= 0, f"--min-lr must be >= 0, got {self.min_lr}"),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),

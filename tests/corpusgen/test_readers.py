@@ -192,6 +192,21 @@ def test_hf_save_to_disk_folder(tmp_path):
     assert readers.expand_hf_dataset_dir(str(tmp_path)) is None
 
 
+def test_a_save_to_disk_folder_naming_files_outside_it_is_refused(tmp_path):
+    import json
+
+    (tmp_path / "outside.arrow").write_bytes(b"secret")
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for name in ("../outside.arrow", str(tmp_path / "outside.arrow")):
+        (ds / "state.json").write_text(json.dumps({"_data_files": [{"filename": name}]}))
+        with pytest.raises(ValueError, match="lies outside the dataset folder"):
+            readers.expand_hf_dataset_dir(str(ds))
+    (ds / "dataset_dict.json").write_text(json.dumps({"splits": ["../.."]}))
+    with pytest.raises(ValueError, match=r"split '\.\./\.\.' lies outside the dataset folder"):
+        readers.expand_hf_dataset_dir(str(ds))
+
+
 def test_compression_suffixes():
     assert readers.strip_compression_suffix("a.jsonl.zst") == "a.jsonl"
     assert readers.strip_compression_suffix("b.txt.BZ2") == "b.txt"

@@ -72,3 +72,16 @@ def test_a_wordpiece_tokenizer_json_build_exports_bert_tokens(tmp_path):
     }  # fmt: skip
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
     assert tok("Hello world", "again")["input_ids"] == [101, 7592, 2088, 102, 2153, 102]
+
+
+def test_export_refuses_a_folder_that_holds_files_unless_overwrite(build_dir, tmp_path):
+    trained_run = tmp_path / "run"
+    train(TrainConfig(data=str(build_dir), out=str(trained_run), steps=1, batch_size=4, log_every=1, progress=False))
+    target = tmp_path / "hf"
+    target.mkdir()
+    (target / "important.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="folder is not empty.*--overwrite"):
+        export(trained_run, target)
+    assert sorted(p.name for p in target.iterdir()) == ["important.txt"]
+    export(trained_run, target, overwrite=True)
+    assert (target / "config.json").is_file() and (target / "important.txt").read_text() == "keep me"

@@ -60,6 +60,11 @@ def test_bad_config_is_refused_before_work(tmp_path):
         (dict(dropout=-0.1), r"--dropout must be in \[0, 1\)"),
         (dict(grad_clip=-1.0), "--grad-clip must be >= 0"),
         (dict(lr=-1e-4), "--lr must be positive"),
+        *(
+            [(dict(device="cuda"), "--device cuda: this torch sees no CUDA GPU")]
+            if not torch.cuda.is_available()
+            else []
+        ),
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(data="x", **option)
