@@ -625,7 +625,17 @@ def split(lang: str, line_breaks: str) -> None:
         check_language(lang)
     except ValueError as exc:
         raise UserError(f"--{exc}") from None
-    data = sys.stdin.buffer.read().decode("utf-8", errors="strict") if not sys.stdin.isatty() else ""
+    raw = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
+    try:
+        data = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # as a build reads a file of unknown encoding: BOM, declaration, detection
+        from corpusgen.encoding import DecodeError, decode_bytes
+
+        try:
+            data, codec = decode_bytes(raw)
+        except DecodeError as why:
+            raise UserError(f"stdin: not text ({why}); pipe in UTF-8 text") from None
+        click.echo(f"stdin: not UTF-8 (byte {exc.start}); read as {codec}", err=True)
     first = True
     out = sys.stdout
     for doc in clean_text(data).split("\n\n"):

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The records of a run's log; a line that is not a JSON object (the torn last line of a run killed
+    while writing) is skipped and said on stderr."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records, bad = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+            records.append(record)
+        else:
+            bad += 1
+    if bad:
+        sys.stderr.write(f"{path}: {bad} unreadable line(s) skipped (a run killed while writing leaves one)\n")
+    return records
 
 
 def plot_run(run_dir: Path, output: Path | None = None) -> Path:
@@ -26,7 +43,7 @@ def plot_run(run_dir: Path, output: Path | None = None) -> Path:
     for ax, keys, ylabel in panels:
         for key, color in zip(keys, ("tab:blue", "tab:orange"), strict=True):
             for records, style, label in ((train, "-", "train"), (heldout, "o--", "held-out")):
-                points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+                points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
                 if points:
                     xs, ys = zip(*points, strict=True)
                     ax.plot(xs, ys, style, color=color, label=f"{key} ({label})", markersize=4)

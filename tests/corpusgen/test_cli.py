@@ -95,6 +95,13 @@ def test_split_command():
     assert "" in out.splitlines()  # a blank line between documents
 
 
+def test_split_reads_text_that_is_not_utf8_and_refuses_binary():
+    result = CliRunner().invoke(cli, ["split"], input="Café au lait. Second sentence here.\n".encode("cp1252"))
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-2:] == ["Café au lait.", "Second sentence here."]
+    one_line_error(*run("split", input=b"\x00\xff\x81\x00\xfe" * 100), "stdin: not text", "pipe in UTF-8 text")
+
+
 def test_vocab_command_trains_a_usable_vocab(tmp_path):
     out = tmp_path / "v.txt"
     code, msg = run("vocab", str(DATA / "sample_text.txt"), "-o", str(out), "--vocab-size", "300")

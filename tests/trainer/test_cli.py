@@ -47,6 +47,10 @@ def test_train_stop_resume_plot_export(build_dir, tmp_path):
     assert json.loads(r.output.strip().splitlines()[-1])["step"] == 12
     r = run.invoke(main, ["plot", str(tmp_path / "run")])
     assert r.exit_code == 0 and (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    with open(tmp_path / "run" / "train.jsonl", "a") as log:  # a run killed while writing its log
+        log.write('{"step": 13, "mlm_lo')
+    r = run.invoke(main, ["plot", str(tmp_path / "run")])
+    assert r.exit_code == 0 and "1 unreadable line(s) skipped" in r.output, r.output
     r = run.invoke(main, ["export", str(tmp_path / "run"), "-o", str(tmp_path / "hf")])
     assert r.exit_code == 0 and (tmp_path / "hf" / "model.safetensors").exists()
 
