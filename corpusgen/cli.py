@@ -309,7 +309,7 @@ def build(
         click.echo(f"warning: {warning}", err=True)
 
     from pipelines.build import check_beam_args, check_runner, run_build
-    from pipelines.inputs import InputError, check_inputs, resolve_inputs
+    from pipelines.inputs import InputError, check_inputs, leave_out_output, resolve_inputs
     from pipelines.output import OutputError, is_remote, take_output
 
     try:
@@ -324,6 +324,7 @@ def build(
     skipped: dict[str, list[str]] = {}
     try:
         files = resolve_inputs([p for p in paths if p not in unlisted], cfg, skipped)
+        files = leave_out_output(files, output, skipped)
         check_inputs(files, cfg)
     except InputError as exc:
         raise _fail(exc) from None

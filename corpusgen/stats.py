@@ -25,6 +25,9 @@ UNREADABLE_FILE = "unreadable_file"  # cannot be opened, or a corrupt compressed
 UNDECODABLE_FILE = "undecodable_file"  # bytes that fit no text encoding
 TRUNCATED_FILE = "truncated_file"  # a compressed stream cut short: the partial last record is dropped
 HIDDEN_FILE = "hidden_file"  # a name starting with "." inside an input folder: skipped, listed
+LINKED_FOLDER_SEEN = "linked_folder_seen"  # a link to a folder already walked (a loop): skipped, listed
+INSIDE_OUTPUT = "inside_output"  # a file under the build's own output folder: never an input
+SKIPPED_FILES = (HIDDEN_FILE, LINKED_FOLDER_SEEN, INSIDE_OUTPUT)  # left out before reading
 
 # drop reasons of one record (never fatal, never the whole file)
 INVALID_UTF8 = "invalid_utf8"
@@ -52,7 +55,7 @@ HTML_DOCUMENTS = "html_documents"
 MOJIBAKE_FIXED_DOCUMENTS = "mojibake_fixed_documents"
 BOILERPLATE_LINES_REMOVED = "boilerplate_lines_removed"
 
-FILE_DROPS = (BINARY_FILE, EMPTY_FILE, UNREADABLE_FILE, UNDECODABLE_FILE, TRUNCATED_FILE, HIDDEN_FILE)
+FILE_DROPS = (BINARY_FILE, EMPTY_FILE, UNREADABLE_FILE, UNDECODABLE_FILE, TRUNCATED_FILE, *SKIPPED_FILES)
 RECORD_DROPS = (
     INVALID_UTF8,
     INVALID_UNICODE,
@@ -154,8 +157,8 @@ def summarize(c: Mapping[str, int]) -> dict:
     return {
         "files": {
             "read": g(FILES_READ),
-            "dropped": sum(g(r) for r in FILE_DROPS if r != HIDDEN_FILE),  # read, but lost in whole or part
-            "skipped": g(HIDDEN_FILE),  # never read
+            "dropped": sum(g(r) for r in FILE_DROPS if r not in SKIPPED_FILES),  # read, but lost in whole or part
+            "skipped": sum(g(r) for r in SKIPPED_FILES),  # never read
         },
         "records": {"read": g(RECORDS_READ), "dropped": sum(g(r) for r in RECORD_DROPS)},
         "documents": {

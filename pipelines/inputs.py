@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusgen import readers
 from corpusgen.config import BuildConfig
-from corpusgen.stats import HIDDEN_FILE
+from corpusgen.stats import HIDDEN_FILE, INSIDE_OUTPUT, LINKED_FOLDER_SEEN
 
 
 class InputError(ValueError):
@@ -38,13 +38,28 @@ def _is_glob(path: str) -> bool:
 
 
 def _walk_folder(folder: str, skipped: dict[str, list[str]]) -> list[str]:
-    """Files under ``folder``; hidden files and folders are left out and listed in ``skipped``."""
+    """Files under ``folder``; hidden files and folders are left out and listed in ``skipped``.
+
+    Linked folders are followed (a corpus is often a folder of links to where its parts live); a link
+    back to a folder already walked (a loop, or the same folder twice) is listed as ``linked_folder_seen``.
+    """
     found = []
-    for root, dirs, names in os.walk(folder):
+    seen = {os.path.realpath(folder)}
+    for root, dirs, names in os.walk(folder, followlinks=True):
         for d in sorted(dirs):
             if d.startswith("."):
                 skipped.setdefault(HIDDEN_FILE, []).append(os.path.join(root, d) + os.sep)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        keep = []
+        for d in dirs:
+            if d.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(root, d))
+            if real in seen:
+                skipped.setdefault(LINKED_FOLDER_SEEN, []).append(os.path.join(root, d) + os.sep)
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirs[:] = keep
         for name in names:
             path = os.path.join(root, name)
             if name.startswith("."):
@@ -90,11 +105,34 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
     return list(dict.fromkeys(files))
 
 
+TABLE_FILES_PROBED = 8  # files of a table format whose schema check_inputs tries before it gives up
+
+
+def leave_out_output(files: list[str], output: str, skipped: dict[str, list[str]]) -> list[str]:
+    """``files`` without those under the build's own ``output`` folder (an input folder holding it
+    would otherwise read an earlier build's shards as text), listed in ``skipped`` as ``inside_output``."""
+    if "://" in output:
+        return files
+    out = os.path.realpath(output) + os.sep
+    inside = [f for f in files if "://" not in f and os.path.realpath(f).startswith(out)]
+    if not inside:
+        return files
+    skipped.setdefault(INSIDE_OUTPUT, []).extend(inside)
+    kept = [f for f in files if f not in set(inside)]
+    if not kept:
+        raise InputError(f"{output}: every input lies inside the output folder; build into another folder")
+    return kept
+
+
 def check_inputs(files: list[str], cfg: BuildConfig) -> None:
     """Stop early on a configuration that cannot fit the data (a missing text field)."""
     by_format: dict[str, str] = {}
+    table_files: dict[str, list[str]] = {}
     for f in files:
-        by_format.setdefault(readers.detect_format(f, cfg), f)
+        name = readers.detect_format(f, cfg)
+        by_format.setdefault(name, f)
+        if readers.FORMATS[name].table is not None:
+            table_files.setdefault(name, []).append(f)
     field = cfg.text_field
     if "jsonl" in by_format:
         path = by_format["jsonl"]
@@ -118,15 +156,21 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
         if records and field not in keys:
             seen = ", ".join(k for k, _ in keys.most_common(8))
             raise InputError(f"{path}: no record has the text field {field!r} (fields: {seen}); pass --text-field NAME")
-    for name, path in by_format.items():
+    for name, candidates in table_files.items():
         fmt = readers.FORMATS[name]
-        if fmt.table is None:
-            continue
-        try:
-            schema = readers.table_schema(path, fmt.table)
-        except Exception as exc:  # pyarrow raises several types for a non-table file
+        # The first readable one of a few: a damaged file is the build's to count (unreadable_file);
+        # none readable among them is a wrong --input-format rather than damage.
+        schema, first_error = None, None
+        for path in candidates[:TABLE_FILES_PROBED]:
+            try:
+                schema = readers.table_schema(path, fmt.table)
+                break
+            except Exception as exc:  # pyarrow raises several types for a non-table file
+                first_error = first_error or (path, exc)
+        if schema is None:
+            bad, exc = first_error
             raise InputError(
-                f"{path}: not a readable {fmt.table} file ({str(exc)[:150]}); check --input-format"
+                f"{bad}: not a readable {fmt.table} file ({str(exc)[:150]}); check --input-format"
             ) from None
         if field not in schema.names:
             raise InputError(

@@ -4,6 +4,9 @@ import gzip
 import json
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from click.testing import CliRunner
@@ -12,7 +15,7 @@ from corpusgen import intermediate, stats
 from corpusgen.clean import content_key
 from corpusgen.cli import cli
 from corpusgen.config import BuildConfig
-from pipelines.inputs import resolve_inputs
+from pipelines.inputs import InputError, check_inputs, leave_out_output, resolve_inputs
 from pipelines.transforms import MAIN, STATS, MergeCounts, TokenizeChunks, read_file
 
 
@@ -29,6 +32,42 @@ def test_hidden_files_are_skipped_counted_and_listed(tmp_path):
         str(tmp_path / ".hidden.txt"),
         str(tmp_path / "sub" / ".DS_Store"),
     ]
+
+
+def test_linked_folders_are_followed_and_a_loop_is_listed_not_walked(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "x.txt").write_text("Text.\n")
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text("Text.\n")
+    (corpus / "link").symlink_to(real, target_is_directory=True)
+    (corpus / "sub" / "loop").symlink_to(corpus, target_is_directory=True)
+    skipped: dict = {}
+    files = resolve_inputs([str(corpus)], BuildConfig(), skipped)
+    assert files == [str(corpus / "a.txt"), str(corpus / "link" / "x.txt")]
+    assert skipped == {stats.LINKED_FOLDER_SEEN: [str(corpus / "sub" / "loop") + "/"]}
+
+
+def test_files_inside_the_output_folder_are_never_inputs(tmp_path):
+    (tmp_path / "out" / "shards").mkdir(parents=True)
+    (tmp_path / "out" / "shards" / "s.arrow").write_bytes(b"x")
+    (tmp_path / "a.txt").write_text("Text.\n")
+    skipped: dict = {}
+    files = resolve_inputs([str(tmp_path)], BuildConfig(), skipped)
+    assert leave_out_output(files, str(tmp_path / "out"), skipped) == [str(tmp_path / "a.txt")]
+    assert skipped == {stats.INSIDE_OUTPUT: [str(tmp_path / "out" / "shards" / "s.arrow")]}
+    with pytest.raises(InputError, match="every input lies inside the output folder"):
+        leave_out_output([str(tmp_path / "out" / "shards" / "s.arrow")], str(tmp_path / "out"), {})
+
+
+def test_one_damaged_parquet_file_does_not_stop_the_check_but_all_damaged_do(tmp_path):
+    pq.write_table(pa.table({"text": ["A sentence. Another one."]}), tmp_path / "good.parquet")
+    data = (tmp_path / "good.parquet").read_bytes()
+    (tmp_path / "a_cut.parquet").write_bytes(data[: len(data) // 2])  # sorted first: probed first
+    check_inputs([str(tmp_path / "a_cut.parquet"), str(tmp_path / "good.parquet")], BuildConfig())
+    with pytest.raises(InputError, match="a_cut.parquet: not a readable parquet file"):
+        check_inputs([str(tmp_path / "a_cut.parquet")], BuildConfig())
 
 
 GOOD = [
