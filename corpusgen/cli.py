@@ -308,6 +308,7 @@ def build(
     for warning in cfg.warnings():
         click.echo(f"warning: {warning}", err=True)
 
+    from corpusgen.stats import UNSUPPORTED_FORMAT
     from pipelines.build import check_beam_args, check_runner, run_build
     from pipelines.inputs import InputError, check_inputs, leave_out_output, resolve_inputs
     from pipelines.output import OutputError, is_remote, take_output
@@ -328,6 +329,13 @@ def build(
         check_inputs(files, cfg)
     except InputError as exc:
         raise _fail(exc) from None
+    tables = skipped.get(UNSUPPORTED_FORMAT, [])
+    if tables:
+        click.echo(
+            f"warning: {len(tables)} CSV/TSV file(s) left out ({tables[0]}, ...): convert them to JSON lines or "
+            "Parquet, or pass --input-format text to read them as plain text",
+            err=True,
+        )
     if dry_run:
         _dry_run(files + unlisted, unlisted, output, cfg, vocab_file, runner, workers, beam_args)
         return

@@ -27,7 +27,8 @@ TRUNCATED_FILE = "truncated_file"  # a compressed stream cut short: the partial 
 HIDDEN_FILE = "hidden_file"  # a name starting with "." inside an input folder: skipped, listed
 LINKED_FOLDER_SEEN = "linked_folder_seen"  # a link to a folder already walked (a loop): skipped, listed
 INSIDE_OUTPUT = "inside_output"  # a file under the build's own output folder: never an input
-SKIPPED_FILES = (HIDDEN_FILE, LINKED_FOLDER_SEEN, INSIDE_OUTPUT)  # left out before reading
+UNSUPPORTED_FORMAT = "unsupported_format"  # a spreadsheet-like file (CSV, TSV): its cells would read as prose
+SKIPPED_FILES = (HIDDEN_FILE, LINKED_FOLDER_SEEN, INSIDE_OUTPUT, UNSUPPORTED_FORMAT)  # left out before reading
 
 # drop reasons of one record (never fatal, never the whole file)
 INVALID_UTF8 = "invalid_utf8"

@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusgen import readers
 from corpusgen.config import BuildConfig
-from corpusgen.stats import HIDDEN_FILE, INSIDE_OUTPUT, LINKED_FOLDER_SEEN
+from corpusgen.stats import HIDDEN_FILE, INSIDE_OUTPUT, LINKED_FOLDER_SEEN, UNSUPPORTED_FORMAT
 
 
 class InputError(ValueError):
@@ -102,9 +102,22 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
             )
         files += sorted(matched)
     # One file named twice (by two patterns) is read once.
-    return list(dict.fromkeys(files))
+    files = list(dict.fromkeys(files))
+    if cfg.input_format == "auto":
+        # A CSV/TSV read as plain text would give its header, quotes and ids as sentences.
+        tables = [f for f in files if readers.strip_compression_suffix(f).lower().endswith(UNSUPPORTED_SUFFIXES)]
+        if tables:
+            skipped.setdefault(UNSUPPORTED_FORMAT, []).extend(tables)
+            files = [f for f in files if f not in set(tables)]
+            if not files:
+                raise InputError(
+                    f"{tables[0]}: CSV/TSV is not an input format; convert it to JSON lines or Parquet "
+                    "(a text column), or pass --input-format text to read it as plain text"
+                )
+    return files
 
 
+UNSUPPORTED_SUFFIXES = (".csv", ".tsv")  # left out (and listed) under input_format auto
 TABLE_FILES_PROBED = 8  # files of a table format whose schema check_inputs tries before it gives up
 
 

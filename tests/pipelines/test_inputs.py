@@ -151,3 +151,17 @@ def test_a_failing_document_is_counted_not_fatal(monkeypatch, tmp_path, vocab_fi
         assert_that(keys, equal_to([content_key(texts[0])]), label="docs")
         counts = out[STATS] | beam.CombineGlobally(MergeCounts())
         assert_that(counts | beam.Map(lambda c: c.get(stats.DOCUMENT_ERROR)), equal_to([1]), label="stats")
+
+
+def test_csv_and_tsv_are_left_out_and_listed_unless_read_as_text(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "One. Two."}\n')
+    (tmp_path / "table.csv").write_text('id,text\n1,"Hello. There."\n')
+    (tmp_path / "table.tsv.gz").write_bytes(gzip.compress(b"id\ttext\n1\tHello.\n"))
+    skipped: dict = {}
+    assert resolve_inputs([str(tmp_path)], BuildConfig(), skipped) == [str(tmp_path / "a.jsonl")]
+    assert sorted(skipped[stats.UNSUPPORTED_FORMAT]) == [str(tmp_path / "table.csv"), str(tmp_path / "table.tsv.gz")]
+    with pytest.raises(InputError, match="table.csv: CSV/TSV is not an input format"):
+        resolve_inputs([str(tmp_path / "table.csv")], BuildConfig(), {})
+    assert resolve_inputs([str(tmp_path / "table.csv")], BuildConfig(input_format="text"), {}) == [
+        str(tmp_path / "table.csv")
+    ]
