@@ -677,14 +677,24 @@ def split(lang: str, line_breaks: str) -> None:
     show_default=True,
     help="wordpiece (BERT), bpe (byte-level, RoBERTa/ModernBERT) or unigram (SentencePiece-style).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT file.")
 def vocab(
-    inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field, model
+    inputs, output, vocab_size, min_frequency, limit_alphabet, lower_case, input_format, text_field, model, overwrite
 ) -> None:
     """Train a WordPiece, BPE or Unigram tokenizer (Hugging Face tokenizers) on INPUT files."""
     from corpusgen.readers import open_local
     from corpusgen.vocab import train_vocab
     from pipelines.inputs import InputError, check_inputs, open_raw, resolve_inputs
 
+    target = Path(output)
+    if target.exists() and (target.is_dir() or not overwrite):
+        what = "is a folder" if target.is_dir() else "exists (a build's vocabulary, perhaps)"
+        raise UserError(f"{output}: {what}; name a new file, or add --overwrite to replace it")
+    blocked = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise UserError(f"{output}: {blocked} is a file, not a folder; name another output path")
+    if min_frequency < 0 or limit_alphabet < 1:
+        raise UserError("--min-frequency must be >= 0 and --limit-alphabet >= 1")
     try:
         cfg = BuildConfig(input_format=input_format, text_field=text_field)
         files = resolve_inputs(list(inputs), cfg)
@@ -694,7 +704,10 @@ def vocab(
                              limit_alphabet=limit_alphabet, lower_case=lower_case, model=model)  # fmt: skip
     except (ValueError, InputError) as exc:
         raise _fail(exc) from None
-    click.echo(f"{output}: {result['vocab_size']} tokens from {result['documents']} documents")
+    drops = ", ".join(f"{reason} {n}" for reason, n in result["drops"].items())
+    click.echo(
+        f"{output}: {result['vocab_size']} tokens from {result['documents']} documents (dropped: {drops or 'none'})"
+    )
 
 
 @cli.group()

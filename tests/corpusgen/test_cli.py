@@ -113,6 +113,14 @@ def test_vocab_command_trains_a_usable_vocab(tmp_path):
     )
     assert code == 0, msg
     assert run("validate", str(tmp_path / "b"))[0] == 0
+    # an existing file (here the build's own vocabulary) is not replaced without --overwrite
+    built_vocab = tmp_path / "b" / "vocab.txt"
+    before = built_vocab.read_bytes()
+    one_line_error(*run("vocab", str(DATA / "sample_text.txt"), "-o", str(built_vocab)), "exists", "--overwrite")
+    assert built_vocab.read_bytes() == before
+    code, msg = run("vocab", str(DATA / "sample_text.txt"), "-o", str(out), "--vocab-size", "300", "--overwrite")
+    assert code == 0 and "(dropped: none)" in msg, msg
+    one_line_error(*run("vocab", str(DATA / "sample_text.txt"), "-o", str(out / "x.txt")), "is a file, not a folder")
 
 
 @pytest.mark.parametrize("model", ["bpe", "unigram", "wordpiece"])
