@@ -540,8 +540,10 @@ def validate(build_dir: str, as_json: bool) -> None:
 )
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
-    from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, resolve_entry
-    from corpusgen.tokenizer import SubwordTokenizer, VocabFile
+    import pyarrow as pa
+
+    from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, resolve_entry, sha256_file
+    from corpusgen.tokenizer import SubwordTokenizer, VocabError, VocabFile
 
     try:
         manifest = load_manifest(build_dir)
@@ -556,9 +558,30 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         raise UserError(f"--shard {shard_index}: the build has shards 0..{len(manifest['shards']) - 1}")
     entry = manifest["shards"][shard_index]
     vocab = resolve_entry(build_dir, manifest["vocab"], what="vocab")
-    wp = SubwordTokenizer(VocabFile.read(vocab), manifest["config"]["do_lower_case"])
-    reader = open_shard(resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path"))
-    rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
+    shard = resolve_entry(build_dir, entry["path"], what=f"shards[{shard_index}].path")
+    try:
+        vocab_file = VocabFile.read(vocab)
+        wp = SubwordTokenizer(vocab_file, manifest["config"]["do_lower_case"])
+    except VocabError as exc:
+        raise UserError(f"{exc}; run `corpusgen validate {build_dir}`") from None
+    if vocab_file.sha256 != manifest["vocab_sha256"]:
+        raise UserError(
+            f"{vocab}: sha256 differs from the manifest's vocab_sha256, so the tokens shown would be wrong; "
+            f"run `corpusgen validate {build_dir}`, restore the vocabulary or rebuild"
+        )
+    if not shard.is_file():
+        raise UserError(f"{shard}: shard listed in the manifest is missing; run `corpusgen validate {build_dir}`")
+    if sha256_file(shard) != entry.get("sha256"):
+        raise UserError(
+            f"{shard}: sha256 differs from the manifest (corrupt or replaced); run `corpusgen validate {build_dir}`"
+        )
+    try:
+        reader = open_shard(shard)
+        rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(
+            f"{shard}: unreadable shard ({str(exc)[:120]}); run `corpusgen validate {build_dir}` and rebuild"
+        ) from None
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
     packing = manifest["stats"].get("packing")
     if packing:

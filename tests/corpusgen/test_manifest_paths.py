@@ -157,3 +157,22 @@ def test_a_tokenizer_entry_that_disagrees_with_the_vocabulary_is_a_defect(build)
     ]
     with pytest.raises(ManifestError, match="tokenizer.pad_id is 5, the vocabulary vocab.txt gives 0"):
         load_build(build)
+
+
+def test_inspect_refuses_a_damaged_shard_or_vocabulary_in_one_line(build):
+    run = CliRunner()
+    assert run.invoke(cli, ["inspect", str(build)]).exit_code == 0
+    m = json.loads((build / "manifest.json").read_text())
+    shard = build / m["shards"][0]["path"]
+    good = shard.read_bytes()
+    shard.write_bytes(good[: len(good) // 2])
+    r = run.invoke(cli, ["inspect", str(build)])
+    assert r.exit_code == 1 and "sha256 differs from the manifest" in r.output and "corpusgen validate" in r.output
+    shard.write_bytes(good)
+    vocab = build / "vocab.txt"
+    lines = vocab.read_text().split("\n")
+    lines[2000], lines[2001] = lines[2001], lines[2000]  # the same tokens, two ids swapped
+    vocab.write_text("\n".join(lines))
+    r = run.invoke(cli, ["inspect", str(build)])
+    assert r.exit_code == 1 and "vocab.txt: sha256 differs from the manifest's vocab_sha256" in r.output
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1
