@@ -292,6 +292,9 @@ def build(
         if near is not None:
             from corpusgen.neardup import NearDupConfig
 
+            if not 0.0 < near <= 1.0:
+                raise ValueError(f"--near-dedup must be a Jaccard threshold in (0, 1], e.g. 0.8; got {near}")
+
             given["near_dedup"] = dataclasses.replace(cfg.near_dedup or NearDupConfig(), threshold=near)
         if not paths:
             paths = [bundled(BUNDLED_CORPUS)]

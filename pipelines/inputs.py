@@ -42,10 +42,20 @@ def _walk_folder(folder: str, skipped: dict[str, list[str]]) -> list[str]:
 
     Linked folders are followed (a corpus is often a folder of links to where its parts live); a link
     back to a folder already walked (a loop, or the same folder twice) is listed as ``linked_folder_seen``.
+    A ``datasets`` save_to_disk folder inside gives its Arrow data files.
     """
     found = []
     seen = {os.path.realpath(folder)}
     for root, dirs, names in os.walk(folder, followlinks=True):
+        if root != folder:  # a `datasets` save_to_disk folder inside: its data files, not its JSON metadata
+            try:
+                hf = readers.expand_hf_dataset_dir(root)
+            except ValueError as exc:
+                raise InputError(f"{exc}; re-save it with save_to_disk or point to its .arrow files") from None
+            if hf is not None:
+                found += hf
+                dirs[:] = []
+                continue
         for d in sorted(dirs):
             if d.startswith("."):
                 skipped.setdefault(HIDDEN_FILE, []).append(os.path.join(root, d) + os.sep)

@@ -165,3 +165,12 @@ def test_csv_and_tsv_are_left_out_and_listed_unless_read_as_text(tmp_path):
     assert resolve_inputs([str(tmp_path / "table.csv")], BuildConfig(input_format="text"), {}) == [
         str(tmp_path / "table.csv")
     ]
+
+
+def test_a_save_to_disk_folder_inside_an_input_folder_gives_its_arrow_files(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["One. Two."]}).save_to_disk(str(tmp_path / "corpus" / "ds"))
+    (tmp_path / "corpus" / "a.jsonl").write_text('{"text": "One. Two."}\n')
+    files = resolve_inputs([str(tmp_path / "corpus")], BuildConfig(), {})
+    assert files[0] == str(tmp_path / "corpus" / "a.jsonl")
+    assert len(files) == 2 and files[1].endswith(".arrow")  # not state.json / dataset_info.json
