@@ -337,7 +337,9 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
         listed.add(path.resolve())
         where = entry["path"]
         if not path.is_file():
-            defects.append(f"{where}: listed in the manifest but missing")
+            defects.append(
+                f"{where}: {'a folder, not a shard file' if path.is_dir() else 'listed in the manifest but missing'}"
+            )
             continue
         size = path.stat().st_size
         if size != entry["bytes"]:
