@@ -347,7 +347,11 @@ def build(
     except OutputError as exc:
         raise _fail(exc) from None
     if taken.resumed:
-        click.echo(f"{output}: an unfinished build is there; resuming it (what it finished is kept)", err=True)
+        click.echo(
+            f"{output}: an unfinished build is there; what it finished is kept if it is the same build "
+            "(config, inputs, vocabulary), else it starts over",
+            err=True,
+        )
 
     click.echo(f"building {len(files)} file(s) → {output} (runner: {runner or 'local'}, workers: {workers})", err=True)
     started = time.time()
@@ -713,9 +717,10 @@ def vocab(
     from pipelines.inputs import InputError, check_inputs, open_raw, resolve_inputs
 
     target = Path(output)
-    if target.exists() and (target.is_dir() or not overwrite):
-        what = "is a folder" if target.is_dir() else "exists (a build's vocabulary, perhaps)"
-        raise UserError(f"{output}: {what}; name a new file, or add --overwrite to replace it")
+    if target.is_dir():
+        raise UserError(f"{output}: is a folder; name the file to write (vocab.txt or tokenizer.json)")
+    if target.exists() and not overwrite:
+        raise UserError(f"{output}: exists (a build's vocabulary, perhaps); name a new file, or add --overwrite")
     blocked = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
     if blocked is not None:
         raise UserError(f"{output}: {blocked} is a file, not a folder; name another output path")

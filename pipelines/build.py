@@ -133,7 +133,7 @@ def build_pipeline(
     )
 
 
-LOCAL_RUNNERS = (None, "", "local", "FnApiRunner", "DirectRunner")
+LOCAL_RUNNERS = (None, "", "local", "FnApiRunner", "DirectRunner", "direct")
 # Runners Beam knows only by their full class path.
 RUNNER_PATHS = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 DATAFLOW_REQUIRED = ("project", "region", "temp_location")
@@ -260,9 +260,15 @@ def check_runner(
     if runner in LOCAL_RUNNERS:
         runner_obj = FnApiRunner()
     else:
+        name = _runner_name(runner)
+        if "." in name and not name.startswith("apache_beam.runners."):
+            # Beam imports and calls whatever a dotted name names; only its own runners are taken
+            return [
+                f"{runner}: not a Beam runner; use DataflowRunner, FlinkRunner, SparkRunner, PortableRunner or DaskRunner"
+            ]
         try:
-            runner_obj = create_runner(_runner_name(runner))
-        except ValueError as exc:
+            runner_obj = create_runner(name)
+        except (ValueError, ImportError, AttributeError, TypeError) as exc:
             return [
                 str(exc).split(". Valid values")[0]
                 + "; use DataflowRunner, FlinkRunner, SparkRunner, PortableRunner or DaskRunner"
@@ -413,6 +419,11 @@ def prepare_work_dir(output_dir: str, stamp: dict) -> bool:
                 tmp.unlink()
         return True
     if FileSystems.exists(work):
+        log.warning(
+            "%s: the unfinished build there was another build (its config, inputs, vocabulary or chunking "
+            "differ); starting over",
+            output_dir,
+        )
         FileSystems.delete([work])
     write_marker(stamp_path, stamp)
     return False

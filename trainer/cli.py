@@ -140,7 +140,15 @@ def plot(run_dir: str, output: str | None) -> None:
     """Draw a run's losses and accuracies (train and held-out) to a PNG."""
     from trainer.plot import plot_run
 
-    path = plot_run(Path(run_dir), Path(output) if output else None)
+    target = Path(output) if output else None
+    if target is not None:
+        target = target if target.suffix else target.with_suffix(".png")  # what matplotlib would write
+        if not target.parent.is_dir():
+            raise click.ClickException(f"{target.parent}: no such folder; create it or pick another --output")
+    try:
+        path = plot_run(Path(run_dir), target)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(str(path))
 
 
@@ -167,11 +175,21 @@ def export(checkpoint: str, output: str, overwrite: bool) -> None:
 
 @click.command("loader")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
-    "--workers", type=int, default=0, show_default=True, help="DataLoader worker processes (0: this process)."
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="DataLoader worker processes (0: this process).",
 )
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="How long to measure.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="How long to measure.",
+)
 @click.option("--split", default="train", show_default=True)
 def bench_loader(data_dir: str, batch_size: int, workers: int, seconds: float, split: str) -> None:
     """Measure the shard loader: sequences/s, tokens/s and padding share (last line JSON)."""
@@ -219,23 +237,39 @@ def measure_loader(
 @click.option(
     "--model", type=click.Choice(["tiny", "mini", "small", "base", "large"]), default="tiny", show_default=True
 )
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--seq-len", type=int, default=128, show_default=True, help="Length of the synthetic rows.")
-@click.option("--predictions", type=int, default=20, show_default=True, help="Masked positions per synthetic row.")
-@click.option("--steps", type=int, default=10, show_default=True, help="Measured steps (after --warmup).")
-@click.option("--warmup", type=int, default=2, show_default=True, help="Steps left out of the figures (they compile).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--seq-len", type=click.IntRange(min=4), default=128, show_default=True, help="Length of the synthetic rows."
+)
+@click.option(
+    "--predictions",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Masked positions per synthetic row (at most seq-len - 2).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Measured steps (after --warmup)."
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Steps left out of the figures (they compile).",
+)
 @click.option("--compile/--no-compile", default=False, show_default=True, help="torch.compile (both models).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
 @click.option("--optimizer", type=click.Choice(["adamw", "lamb"]), default="adamw", show_default=True)
-@click.option("--threads", type=int, help="torch intra-op threads (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch intra-op threads (default: torch's choice).")
 @click.option("--against-hf", is_flag=True, help="Run transformers.BertForPreTraining beside it; print the ratio.")
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False),
     help="Read batches from this build with the trainer's loader (default: synthetic full-length rows).",
 )
-@click.option("--workers", type=int, default=0, show_default=True, help="Loader workers with --data.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Loader workers with --data.")
 def bench_train(threads: int | None, **options) -> None:
     """Measure training steps: seq/s, tokens/s, step split, peak memory, MFU on CUDA (last line JSON)."""
     import torch
@@ -243,6 +277,11 @@ def bench_train(threads: int | None, **options) -> None:
     from corpusgen.shards import ManifestError
     from trainer.bench import measure_train
 
+    if options["predictions"] > options["seq_len"] - 2:
+        raise click.BadParameter(
+            f"{options['predictions']} masked positions do not fit rows of {options['seq_len']} ([CLS] and [SEP] are never masked)",
+            param_hint="--predictions",
+        )
     if threads:
         torch.set_num_threads(threads)
     try:

@@ -84,6 +84,8 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = Fal
     empty unless ``overwrite`` (then the export's files in it are replaced, nothing else touched).
     """
     out = Path(out_dir)
+    if out.is_dir() and ((out / "manifest.json").exists() or any(out.glob("ckpt-*.pt"))):
+        raise FileExistsError(f"{out}: a build or training run is there, not an export; export into another folder")
     if not overwrite and out.is_dir() and any(out.iterdir()):
         raise FileExistsError(
             f"{out}: folder is not empty; export into a new folder, or add --overwrite to replace an earlier export"

@@ -121,6 +121,12 @@ class TrainConfig:
                 f"--device {self.device}: this torch sees no CUDA GPU; use --device cpu (or auto)",
             ),
             (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
+            (
+                min(self.save_every, self.eval_every, self.eval_batches) >= 0,
+                "--save-every, --eval-every and --eval-batches must be >= 0 (0: at the end only / all)",
+            ),
+            (self.workers is None or self.workers >= 0, "--workers must be >= 0 (0: load in this process)"),
             (self.min_lr >= 0, f"--min-lr must be >= 0, got {self.min_lr}"),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
             (self.grad_clip >= 0.0, f"--grad-clip must be >= 0 (0: no clipping), got {self.grad_clip}"),
@@ -300,6 +306,33 @@ def check_schedule(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
             f"{path}: resuming would change the learning-rate schedule: {', '.join(changed)}; "
             "resume with the run's values, or start a new run in another --out"
         )
+
+
+def check_model(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """A resumed run trains the checkpoint's model: refuse options asking for another one (they were
+    ignored before, and run.json then recorded what was not trained)."""
+    layers, hidden, heads = SIZES[cfg.model]
+    run_size = next((n for n, v in SIZES.items() if v == tuple(saved.get(k) for k in _SIZE_KEYS)), "custom")
+    changed = []
+    if (layers, hidden, heads) != tuple(saved.get(k) for k in _SIZE_KEYS):
+        changed.append(f"--model {cfg.model} (the run's is {run_size})")
+    attention = cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout
+    if saved.get("hidden_dropout_prob") != cfg.dropout:
+        changed.append(f"--dropout {cfg.dropout} (the run has {saved.get('hidden_dropout_prob')})")
+    if saved.get("attention_probs_dropout_prob") != attention:
+        changed.append(f"attention dropout {attention} (the run has {saved.get('attention_probs_dropout_prob')})")
+    if cfg.max_position_embeddings is not None and saved.get("max_position_embeddings") != cfg.max_position_embeddings:
+        changed.append(
+            f"--max-position-embeddings {cfg.max_position_embeddings} (the run has {saved.get('max_position_embeddings')})"
+        )
+    if changed:
+        raise CheckpointError(
+            f"{path}: resuming would change the model: {', '.join(changed)}; "
+            "resume with the run's options, or start a new run in another --out"
+        )
+
+
+_SIZE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads")
 
 
 def rng_state() -> dict[str, Any]:
@@ -507,12 +540,23 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             f"{out}: holds checkpoints already; pass --resume to continue that run, or choose another --out"
         )
     ckpt, ckpt_path = resume_point(found, console.line) if cfg.resume and found else (None, None)
+    if ckpt is not None:  # before anything is read: the same refusals for a finished run as for an unfinished one
+        check_model(ckpt["model_config"], cfg, ckpt_path)
+        check_schedule(ckpt["scheduler"], cfg, ckpt_path)
+    manifest = load_build(cfg.data, expect_vocab_sha256=ckpt["vocab_sha256"] if ckpt else None)
     if ckpt is not None and ckpt["step"] >= cfg.steps:
+        saved = ckpt.get("train_config") or {}
+        changed = [
+            f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run has {saved[k]})"
+            for k in ("batch_size", "accumulation", "seed")
+            if k in saved and saved[k] != getattr(cfg, k)
+        ]
+        if changed:  # what the data stream's check would refuse on an unfinished run
+            raise CheckpointError(f"{ckpt_path}: the run was trained with other options: {', '.join(changed)}")
         console.line(f"{ckpt_path.name}: already at step {ckpt['step']} of --steps {cfg.steps}; nothing to do")
         return {"step": ckpt["step"], "train": ckpt.get("last_train"), "eval": ckpt.get("last_eval")}
 
     # --- data ---
-    manifest = load_build(cfg.data, expect_vocab_sha256=ckpt["vocab_sha256"] if ckpt else None)
     workers = cfg.workers if cfg.workers is not None else (2 if device.type == "cuda" else 0)
     train_data = ShardDataset(
         cfg.data, split="train", batch_size=cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world,
@@ -579,7 +623,6 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             loader.load_state_dict(ckpt["data"])
         except ValueError as exc:  # another batch size, seed, world size, workers or data than the run's
             raise CheckpointError(f"{ckpt_path}: {exc}") from None
-        check_schedule(ckpt["scheduler"], cfg, ckpt_path)
         acc.copy_(ckpt["metrics"].to(device))
         step = ckpt["step"]
         rngs = ckpt["rng"]

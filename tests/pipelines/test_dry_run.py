@@ -167,3 +167,16 @@ def test_local_dry_run_lists_local_files_and_touches_no_output(tmp_path):
         f"output: {tmp_path / 'o'}",
     ]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name", ["os.system", "foo.bar.Baz", "builtins.print"])
+def test_a_dotted_runner_name_outside_beam_is_refused_not_imported(offline, tmp_path, name):
+    one_line_error(
+        *run("build", "-o", str(tmp_path / "o"), "--runner", name, "--dry-run"), f"{name}: not a Beam runner"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_beams_direct_alias_is_the_local_runner(tmp_path):
+    code, out = run("build", "-o", str(tmp_path / "o"), "--runner", "direct", "--dry-run")
+    assert code == 0, out

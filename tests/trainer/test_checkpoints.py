@@ -129,6 +129,25 @@ def test_resume_refuses_a_changed_schedule(build_dir, tmp_path):
     assert train(config(build_dir, out, resume=True))["step"] == 6
 
 
+def test_resume_refuses_another_model_also_once_the_run_is_finished(build_dir, tmp_path):
+    out = tmp_path / "run"
+    train(config(build_dir, out, stop_after=2))
+    for changed, message in [
+        (dict(model="mini"), r"--model mini \(the run's is tiny\)"),
+        (dict(dropout=0.3), r"--dropout 0.3 \(the run has 0.1\)"),
+        (dict(max_position_embeddings=1024), r"--max-position-embeddings 1024 \(the run has 512\)"),
+    ]:
+        with pytest.raises(CheckpointError, match=message):
+            train(config(build_dir, out, resume=True, **changed))
+    assert train(config(build_dir, out, resume=True))["step"] == 6
+    # finished: the same refusals, not "nothing to do"
+    with pytest.raises(CheckpointError, match=r"--model mini"):
+        train(config(build_dir, out, resume=True, model="mini"))
+    with pytest.raises(CheckpointError, match=r"--steps 1 \(the run has 6\)"):
+        train(config(build_dir, out, resume=True, steps=1))
+    assert train(config(build_dir, out, resume=True))["step"] == 6  # the same command: nothing to do
+
+
 def test_saved_rng_and_optimizer_state_load_weights_only(full_run):
     ckpt = load_checkpoint(checkpoints(full_run)[-1])
     assert isinstance(ckpt["rng"]["numpy"]["key"], torch.Tensor) and len(ckpt["rng"]["python"][1]) == 625

@@ -72,3 +72,19 @@ def test_module_entry_defaults_to_train(build_dir, tmp_path):
         )
     assert exc.value.code == 0
     assert (tmp_path / "run" / "ckpt-0000002.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--batch-size", "0"], "'--batch-size': 0 is not in the range x>=1"),
+        (["--steps", "0"], "'--steps': 0 is not in the range x>=1"),
+        (["--predictions", "500"], "500 masked positions do not fit rows of 128"),
+        (["--threads", "-1"], "'--threads': -1 is not in the range x>=1"),
+    ],
+)
+def test_bench_train_refuses_impossible_sizes_by_option(args, needle):
+    from corpusgen.cli import cli
+
+    r = CliRunner().invoke(cli, ["bench", "train", *args])
+    assert r.exit_code == 2 and needle in r.output, r.output

@@ -85,3 +85,7 @@ def test_export_refuses_a_folder_that_holds_files_unless_overwrite(build_dir, tm
     assert sorted(p.name for p in target.iterdir()) == ["important.txt"]
     export(trained_run, target, overwrite=True)
     assert (target / "config.json").is_file() and (target / "important.txt").read_text() == "keep me"
+    # a build's folder (its vocab.txt would be replaced) and a run's are never export targets
+    for folder in (build_dir, trained_run):
+        with pytest.raises(FileExistsError, match="a build or training run is there"):
+            export(trained_run, folder, overwrite=True)

@@ -60,6 +60,9 @@ def test_bad_config_is_refused_before_work(tmp_path):
         (dict(dropout=-0.1), r"--dropout must be in \[0, 1\)"),
         (dict(grad_clip=-1.0), "--grad-clip must be >= 0"),
         (dict(lr=-1e-4), "--lr must be positive"),
+        (dict(keep_checkpoints=0), "--keep-checkpoints must be at least 1"),
+        (dict(eval_batches=-1), "--eval-batches must be >= 0"),
+        (dict(workers=-1), "--workers must be >= 0"),
         *(
             [(dict(device="cuda"), "--device cuda: this torch sees no CUDA GPU")]
             if not torch.cuda.is_available()
@@ -111,8 +114,10 @@ def test_out_with_checkpoints_needs_resume(build_dir, tmp_path):
     train(config(build_dir, tmp_path / "run", steps=2, log_every=1))
     with pytest.raises(SystemExit, match="--resume"):
         train(config(build_dir, tmp_path / "run", steps=4))
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="--steps 4"):  # the schedule would change midway
         train(config(build_dir, tmp_path / "run", steps=4, batch_size=8, resume=True))
+    with pytest.raises(ValueError, match=r"--batch-size 8 \(the run has"):  # finished, yet checked
+        train(config(build_dir, tmp_path / "run", steps=2, batch_size=8, resume=True))
     # already done: nothing to do, no error
     assert train(config(build_dir, tmp_path / "run", steps=2, resume=True))["step"] == 2
 
