@@ -476,6 +476,10 @@ def _setup_logging(debug: bool = False) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("corpusgen").setLevel(logging.INFO)
+    if not debug:  # every local worker process says it at start; it concerns only pickled __main__ sessions
+        logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(
+            lambda record: "No semi_persistent_directory found" not in record.getMessage()
+        )
 
 
 def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:

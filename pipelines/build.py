@@ -280,6 +280,14 @@ def check_runner(
     problems = _missing_cluster_options(runner, options, validator)
     if not problems:  # with a required option missing, Beam's validator may go online to create a bucket
         problems = [e.rstrip(".") for e in validator.validate()]
+    setup = options.view_as(beam.options.pipeline_options.SetupOptions)
+    staged = [("--setup_file", setup.setup_file), ("--requirements_file", setup.requirements_file)]
+    staged += [("--extra_package", p) for p in setup.extra_packages or []]
+    for flag, path in staged:  # staged from this machine at submission: they must exist here
+        if path and not _is_remote(path) and not os.path.isfile(path):
+            problems.append(
+                f"{flag} {path}: no such file here; it is staged from this machine when the job is submitted"
+            )
     for path in [output_dir, *inputs]:
         if _is_remote(path):
             try:

@@ -180,3 +180,13 @@ def test_a_dotted_runner_name_outside_beam_is_refused_not_imported(offline, tmp_
 def test_beams_direct_alias_is_the_local_runner(tmp_path):
     code, out = run("build", "-o", str(tmp_path / "o"), "--runner", "direct", "--dry-run")
     assert code == 0, out
+
+
+def test_dataflow_dry_run_checks_the_files_it_would_stage(offline, tmp_path):
+    base = ["build", *GCS, *DATAFLOW, "--temp_location", "gs://my-bucket/tmp", "--dry-run"]
+    missing = str(tmp_path / "nonexist" / "setup.py")
+    one_line_error(*run(*base, "--setup_file", missing, "--requirements_file=/nonexist.txt"),
+                   f"--setup_file {missing}: no such file here", "--requirements_file /nonexist.txt: no such file")  # fmt: skip
+    (tmp_path / "requirements.txt").write_text("corpusgen\n")
+    code, out = run(*base, "--requirements_file", str(tmp_path / "requirements.txt"))
+    assert code == 0, out
