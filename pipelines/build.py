@@ -183,6 +183,12 @@ def check_beam_args(beam_args: list[str]) -> None:
         raise ValueError(str(exc).removeprefix("argument ")) from None
     if unknown:
         raise ValueError(f"not Beam pipeline options: {' '.join(unknown)}")
+    for arg in beam_args:
+        name = arg.split("=", 1)[0]
+        if name in ("--direct_num_workers", "--direct_running_mode"):
+            raise ValueError(f"{name}: set by corpusgen from --workers; pass --workers N instead")
+        if name == "--streaming":
+            raise ValueError("--streaming: a build is a batch job (it reads files to their end); drop the option")
 
 
 def _runner_name(runner: str | None) -> str | None:

@@ -152,9 +152,18 @@ def verify_shard(path: str, sha256: str) -> None:
 
 def no_rows_message(manifest: dict[str, Any], data_dir: Path, split: str) -> str:
     if split != "train":
-        return f"{data_dir}: no {split!r} rows in the manifest; build with a {split} split"
+        splits = sorted({e.get("split", "train") for e in manifest["shards"]})
+        return f"{data_dir}: no {split!r} rows in the manifest (its splits: {', '.join(splits) or 'none'})"
     drops = manifest.get("stats", {}).get("drops") or {}
     top = ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])[:5])
+    held_out = sum(e["rows"] for e in manifest["shards"] if e.get("split") == "validation")
+    if held_out:
+        fraction = manifest.get("config", {}).get("heldout_fraction")
+        return (
+            f"{data_dir}: the build has no training instances, only {held_out} held-out ones "
+            f"(heldout_fraction {fraction}; drops: {top or 'none recorded'}); rebuild with more input, "
+            "the right input options or a smaller --heldout-fraction"
+        )
     return (
         f"{data_dir}: the build has no training instances; see its manifest's drops "
         f"({top or 'none recorded'}) and rebuild with the right input options"

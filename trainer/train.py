@@ -578,6 +578,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             eval_dir, split=VALIDATION, batch_size=cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world,
             shuffle=False, epochs=1, drop_last=False, manifest=eval_manifest,
         )  # fmt: skip
+    elif heldout_rows:
+        console.line(f"{eval_dir}: {heldout_rows} held-out row(s) for {world} processes: evaluation is skipped")
     else:
         console.line(f"no held-out shards in {eval_dir}: evaluation is skipped")
 

@@ -190,3 +190,11 @@ def test_dataflow_dry_run_checks_the_files_it_would_stage(offline, tmp_path):
     (tmp_path / "requirements.txt").write_text("corpusgen\n")
     code, out = run(*base, "--requirements_file", str(tmp_path / "requirements.txt"))
     assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    "arg, needle",
+    [("--direct_num_workers=5", "pass --workers N instead"), ("--streaming", "a build is a batch job")],
+)
+def test_beam_options_corpusgen_sets_or_cannot_honour_are_refused(tmp_path, arg, needle):
+    one_line_error(*run("build", "-o", str(tmp_path / "o"), arg), needle)

@@ -186,8 +186,8 @@ def test_a_build_without_training_rows_names_the_cause(tmp_path):
     r = CliRunner().invoke(main, ["train", "--data", str(build), "--out", str(tmp_path / "run"), "--no-progress"])
     assert r.exit_code == 1
     assert (
-        f"{build}: the build has no training instances; see its manifest's drops "
-        "(missing_text_field 120, empty_document 3)" in r.output
+        f"{build}: the build has no training instances, only 64 held-out ones (heldout_fraction 0.01; "
+        "drops: missing_text_field 120, empty_document 3)" in r.output
     )
     assert "Traceback" not in r.output and not (tmp_path / "run").exists()
 
