@@ -571,6 +571,12 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
                 f"{cfg.eval_data}: built with another vocabulary than {cfg.data}; "
                 "--eval-data needs a build made with the same vocabulary file"
             )
+    train_rows = sum(e["rows"] for e in manifest["shards"] if e.get("split", "train") == "train")
+    if cfg.batch_size * world > train_rows:
+        console.line(
+            f"warning: --batch-size {cfg.batch_size} x {world} process(es) exceeds the build's {train_rows} training "
+            "rows: rows repeat inside a batch (and memory grows with the batch, not the data)"
+        )
     heldout_rows = sum(e["rows"] for e in eval_manifest["shards"] if e.get("split") == VALIDATION)
     eval_data = None
     if heldout_rows >= world:

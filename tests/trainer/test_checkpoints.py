@@ -227,3 +227,13 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(build_dir
     a, b = load_checkpoint(checkpoints(tmp_path / "full")[-1]), load_checkpoint(checkpoints(out)[-1])
     assert a["step"] == b["step"] == full["step"] == steps
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_batch_larger_than_the_training_rows_is_warned_about(tmp_path):
+    build = make_build(tmp_path / "b", rows=12, heldout_rows=0)
+    args = ["train", "--data", str(build), "--out", str(tmp_path / "run"), "--steps", "1", "--no-progress"]
+    r = CliRunner().invoke(main, [*args, "--batch-size", "16"])
+    assert r.exit_code == 0, r.output
+    assert "--batch-size 16 x 1 process(es) exceeds the build's 12 training rows" in r.output
+    r = CliRunner().invoke(main, [*args, "--batch-size", "8", "--out", str(tmp_path / "run2")])
+    assert r.exit_code == 0 and "exceeds" not in r.output
