@@ -436,19 +436,17 @@ class SubwordTokenizer:
             **{f"{role}_token": self.special_tokens[role] for role in ROLES},
         }
 
+    def entry_problems(self, entry: dict[str, Any]) -> list[str]:
+        """Where a manifest's ``tokenizer`` entry disagrees with ``describe()`` of this vocabulary.
 
-def tokenizer_entry_problems(entry: dict[str, Any], vocab: VocabFile, do_lower_case: bool | None) -> list[str]:
-    """Where a manifest's ``tokenizer`` entry disagrees with the vocabulary file beside it.
-
-    The entry is what readers take the special ids from (padding, [MASK], ...); what it gives must be
-    what the file itself gives (``SubwordTokenizer.describe``), or a trainer would pad with a word.
-    """
-    described = SubwordTokenizer(vocab, do_lower_case, source=vocab.name).describe()  # VocabError: unreadable
-    return [
-        f"tokenizer.{key} is {entry.get(key)!r}, the vocabulary {vocab.name} gives {value!r}"
-        for key, value in described.items()
-        if key in entry and entry[key] != value
-    ]
+        The entry is what readers take the special ids from (padding, [MASK], ...); what it gives must
+        be what the file itself gives, or a trainer would pad with a word.
+        """
+        return [
+            f"tokenizer.{key} is {entry[key]!r}, the vocabulary {self.vocab.name} gives {value!r}"
+            for key, value in self.describe().items()
+            if key in entry and entry[key] != value
+        ]
 
 
 def split_long_sentence(length: int, limit: int, is_word_start: np.ndarray) -> list[int]:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from corpusgen.config import PACKED_MODES
+from corpusgen.masking import VocabTables
 from corpusgen.packing import PACKED_ROWS, PACKED_ROWS_FULL, PACKED_SEGMENTS
 from corpusgen.shards import (
     MANIFEST_NAME,
@@ -37,7 +38,7 @@ from corpusgen.stats import (
     length_counter,
     padding_share_bound,
 )
-from corpusgen.tokenizer import VocabError, VocabFile, tokenizer_entry_problems
+from corpusgen.tokenizer import SubwordTokenizer, VocabError, VocabFile
 
 MAX_EXAMPLES = 5  # defects of one kind listed before the rest are only counted
 RATE_Z = 5.0  # standard errors a measured mask share may stray from the configured one
@@ -252,19 +253,6 @@ def check_doc_starts(table: pa.Table, cfg: dict, lengths: np.ndarray, defect, co
     return not ((starts[first] != 0).any() or (size < need).any())
 
 
-def _vocab_tables(vocab: Path, manifest: dict, defects: list[str]):
-    """The masking tables of the build's vocabulary (None when it cannot be read)."""
-    from corpusgen.masking import build_vocab_tables
-
-    try:
-        return build_vocab_tables(vocab.name, vocab.read_bytes(), manifest["config"].get("do_lower_case"))
-    except (OSError, VocabError) as exc:
-        # static rows stand without it (their budgets and rates then go unchecked); dynamic rows do not
-        if manifest["config"].get("dynamic_masking"):
-            defects.append(f"{vocab}: vocabulary unreadable ({exc}); the dynamic masks cannot be drawn")
-        return None
-
-
 def rate_defects(cfg: dict, masked: int, total: Counter, rate: dict) -> list[str]:
     """The measured mask rate and replacement split against the config, within binomial bounds.
 
@@ -314,21 +302,21 @@ def validate_build(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
     elif sha256_file(vocab) != manifest["vocab_sha256"]:
         defects.append(f"{vocab}: sha256 differs from the manifest's vocab_sha256")
 
+    tables = None  # the masking tables of the vocabulary, when it can be read
     if not defects:
         try:
-            problems = tokenizer_entry_problems(
-                manifest["tokenizer"],
-                VocabFile(vocab.name, vocab.read_bytes()),
-                manifest["config"].get("do_lower_case"),
-            )
-        except VocabError:  # an unreadable vocabulary is _vocab_tables' to judge
-            problems = []
-        defects += [f"{MANIFEST_NAME}: {p}" for p in problems]
+            wp = SubwordTokenizer(VocabFile(vocab.name, vocab.read_bytes()), manifest["config"].get("do_lower_case"))
+        except (OSError, VocabError) as exc:
+            # static rows stand without it (their budgets and rates then go unchecked); dynamic rows do not
+            if manifest["config"].get("dynamic_masking"):
+                defects.append(f"{vocab}: vocabulary unreadable ({exc}); the dynamic masks cannot be drawn")
+        else:
+            defects += [f"{MANIFEST_NAME}: {p}" for p in wp.entry_problems(manifest["tokenizer"])]
+            tables = VocabTables.from_tokenizer(wp) if not defects else None
     cfg = manifest["config"]
     packed = cfg.get("next_sentence") in PACKED_MODES
     expected_schema = layout_schema(cfg, manifest["tokenizer"]["vocab_size"])
     short_rows: Counter = Counter()  # full-sentences: rows shorter than full, by (split, pool)
-    tables = _vocab_tables(vocab, manifest, defects) if not defects else None
     total: Counter = Counter()
     listed = set()
     rows_checked = 0

@@ -42,33 +42,29 @@ def _walk_folder(folder: str, skipped: dict[str, list[str]]) -> list[str]:
 
     Linked folders are followed (a corpus is often a folder of links to where its parts live); a link
     back to a folder already walked (a loop, or the same folder twice) is listed as ``linked_folder_seen``.
-    A ``datasets`` save_to_disk folder inside gives its Arrow data files.
+    A ``datasets`` save_to_disk folder (``folder`` itself, or one inside) gives its Arrow data files.
     """
     found = []
     seen = {os.path.realpath(folder)}
     for root, dirs, names in os.walk(folder, followlinks=True):
-        if root != folder:  # a `datasets` save_to_disk folder inside: its data files, not its JSON metadata
-            try:
-                hf = readers.expand_hf_dataset_dir(root)
-            except ValueError as exc:
-                raise InputError(f"{exc}; re-save it with save_to_disk or point to its .arrow files") from None
-            if hf is not None:
-                found += hf
-                dirs[:] = []
-                continue
+        try:  # a `datasets` save_to_disk folder: its data files, not its JSON metadata
+            hf = readers.expand_hf_dataset_dir(root)
+        except ValueError as exc:
+            raise InputError(f"{exc}; re-save it with save_to_disk or point to its .arrow files") from None
+        if hf is not None:
+            found += hf
+            dirs[:] = []
+            continue
+        keep = []
         for d in sorted(dirs):
+            real = os.path.realpath(os.path.join(root, d))
             if d.startswith("."):
                 skipped.setdefault(HIDDEN_FILE, []).append(os.path.join(root, d) + os.sep)
-        keep = []
-        for d in dirs:
-            if d.startswith("."):
-                continue
-            real = os.path.realpath(os.path.join(root, d))
-            if real in seen:
+            elif real in seen:
                 skipped.setdefault(LINKED_FOLDER_SEEN, []).append(os.path.join(root, d) + os.sep)
-                continue
-            seen.add(real)
-            keep.append(d)
+            else:
+                seen.add(real)
+                keep.append(d)
         dirs[:] = keep
         for name in names:
             path = os.path.join(root, name)
@@ -85,13 +81,6 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
     files: list[str] = []
     for pattern in patterns:
         if "://" not in pattern and os.path.isdir(pattern):
-            try:
-                hf = readers.expand_hf_dataset_dir(pattern)
-            except ValueError as exc:
-                raise InputError(f"{exc}; re-save it with save_to_disk or point to its .arrow files") from None
-            if hf is not None:
-                files += hf
-                continue
             found = _walk_folder(pattern, skipped)
             if not found:
                 hidden = f" ({len(skipped.get(HIDDEN_FILE, []))} hidden entries skipped)" if skipped else ""

@@ -70,7 +70,7 @@ from corpusgen.shards import (
     resolve_entry,
     sha256_file,
 )
-from corpusgen.tokenizer import VocabError, VocabFile, tokenizer_entry_problems
+from corpusgen.tokenizer import SubwordTokenizer, VocabError, VocabFile
 from trainer.model import IGNORE
 
 STATE_VERSION = 1
@@ -105,9 +105,8 @@ def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None
             "the shards were built with another vocabulary: rebuild the data or restore the original file"
         )
     try:
-        problems = tokenizer_entry_problems(
-            manifest["tokenizer"], VocabFile(vocab.name, vocab.read_bytes()), manifest["config"].get("do_lower_case")
-        )
+        wp = SubwordTokenizer(VocabFile(vocab.name, vocab.read_bytes()), manifest["config"].get("do_lower_case"))
+        problems = wp.entry_problems(manifest["tokenizer"])
     except VocabError:  # a vocabulary the tokenizer cannot read: the rows still train (as before)
         problems = []
     if problems:
