@@ -9,6 +9,7 @@ the time, so its share of chunks done gives the ETA once every input file has be
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -26,15 +27,34 @@ def _markers(folder: Path) -> list[dict]:
     return out
 
 
+def _files_read(markers: list[dict]) -> int:
+    """Input files read in full: a whole-file marker each, or byte-range markers that tile the file."""
+    ranged: dict[str, int] = {}
+    done = 0
+    for m in markers:
+        lo, hi = m.get("bytes") or (0, None)
+        if hi is None:
+            done += 1
+        else:
+            ranged[m["input"]] = ranged.get(m["input"], 0) + (hi - lo)
+    for path, covered in ranged.items():
+        try:
+            done += covered >= os.path.getsize(path)
+        except OSError:
+            pass
+    return done
+
+
 def progress_line(output_dir: str | Path, elapsed: float, input_files: int) -> str:
     work = Path(output_dir) / WORK_DIR
-    files = _markers(work / "docs")
-    chunks_total = sum(len(m["chunks"]) for m in files)
+    markers = _markers(work / "docs")
+    files = _files_read(markers)
+    chunks_total = sum(len(m["chunks"]) for m in markers)
     tokenized = _markers(work / "tokens")
     docs = sum(m["counts"].get("documents_cleaned", 0) for m in tokenized)
     tokens = sum(m["counts"].get("tokens_read", 0) for m in tokenized)
     pools = sorted((work / "pools").glob("*.json")) if (work / "pools").is_dir() else []
-    parts = [f"read {len(files)}/{input_files} files"]
+    parts = [f"read {files}/{input_files} files"]
     if chunks_total:
         parts.append(
             f"tokenized {len(tokenized)}/{chunks_total} chunks ({docs:,} documents, {tokens / 1e6:.1f} M tokens"
@@ -43,7 +63,7 @@ def progress_line(output_dir: str | Path, elapsed: float, input_files: int) -> s
     if pools:
         parts.append(f"{len(pools)} pools written")
     line = " · ".join(parts) + f" · {elapsed:.0f}s"
-    if len(files) == input_files and chunks_total and 0 < len(tokenized) < chunks_total:
+    if files == input_files and chunks_total and 0 < len(tokenized) < chunks_total:
         eta = elapsed * (chunks_total - len(tokenized)) / len(tokenized)
         line += f" · tokenizing done in ~{eta:.0f}s"
     return line
