@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
 
 from corpusgen.config import BuildConfig
 from corpusgen.shards import NSP_IGNORE
@@ -88,6 +89,24 @@ def min_sentences(cfg: BuildConfig) -> int:
     return 2 if cfg.has_pairs else 1
 
 
+class _PhiloxKey(ISeedSequence):
+    """Hands Philox its 128-bit key as the seed sequence's state: the stream of ``Philox(key=k)``.
+
+    ``Philox(key=k)`` also builds an unused ``SeedSequence()``, which reads OS entropy: 15 µs of the
+    21 µs a generator cost, a fifth of pairing's time at dupe 5 (profiled). This costs 6 µs.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: np.ndarray) -> None:
+        self.key = key
+
+    def generate_state(self, n_words: int, dtype=np.uint32) -> np.ndarray:
+        if n_words != 2 or np.dtype(dtype) != np.uint64:
+            raise ValueError("a Philox key is two 64-bit words")
+        return self.key
+
+
 def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
     """The generator of every random choice for one (document, dupe) — nothing else seeds it.
 
@@ -95,7 +114,7 @@ def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
     independent stream, and keying it is cheap (no seed-sequence mixing per document).
     """
     digest = hashlib.blake2b(f"{seed}:{key}:{dupe}".encode(), digest_size=16).digest()
-    return np.random.Generator(np.random.Philox(key=np.frombuffer(digest, dtype=np.uint64)))
+    return np.random.Generator(np.random.Philox(_PhiloxKey(np.frombuffer(digest, dtype=np.uint64))))
 
 
 def truncation_counts(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:

@@ -405,3 +405,16 @@ def test_whole_word_masking_on_bpe_picks_whole_words_of_the_tokenizer():
                 assert chosen[in_word].all(), "a chosen word is chosen whole"
                 multi_piece_words += int(in_word.sum() > 1)
     assert multi_piece_words > 20
+
+
+def test_document_rng_is_the_stream_of_philox_keyed_by_the_hash():
+    """The cheap construction gives exactly ``Philox(key=...)``'s stream (golden builds depend on it)."""
+    import hashlib
+
+    digest = hashlib.blake2b(b"7:abc:3", digest_size=16).digest()
+    reference = np.random.Generator(np.random.Philox(key=np.frombuffer(digest, dtype=np.uint64)))
+    rng = document_rng(7, "abc", 3)
+    assert np.array_equal(rng.random(9), reference.random(9))
+    assert np.array_equal(rng.integers(0, 1000, 9), reference.integers(0, 1000, 9))
+    assert rng.binomial(17, 0.5) == reference.binomial(17, 0.5)
+    assert not np.array_equal(document_rng(7, "abc", 4).random(4), document_rng(7, "abc", 3).random(4))
