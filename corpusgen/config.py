@@ -261,8 +261,8 @@ class BuildConfig:
         """Rows pack consecutive text (``PACKED_MODES``) and carry the ``doc_starts`` column."""
         return self.next_sentence in PACKED_MODES
 
-    def bin_of(self, length: int) -> int:
-        """Index of the length bin holding sequences of ``length`` tokens."""
+    def bin_of(self, length):
+        """Index of the length bin holding sequences of ``length`` tokens (an int, or an int array)."""
         return (length - 1) // self.length_bin_width
 
     def bin_range(self, index: int) -> tuple[int, int]:

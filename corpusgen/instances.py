@@ -59,6 +59,9 @@ def unique_documents(
             )
         out.append(doc)
     out.sort(key=lambda d: d.key)
+    if out:
+        counts["pools"] += 1
+        counts["pool_documents"] += len(out)
     counts["documents_unique"] += len(out)
     counts["documents_kept"] += len(out)
     if split == VALIDATION:
@@ -74,16 +77,17 @@ def create_instances(
     tables: VocabTables,
     counts: Counter,
     timer: StageTimer | None = None,
+    dupes: Sequence[int] | None = None,
 ) -> Instances | None:
-    """Every instance of a pool (sorted by key), all dupes; None when it makes none."""
+    """The instances of a pool (sorted by key) for ``dupes`` (default: every copy), copy after
+    copy; None when it makes none. A copy's instances do not depend on the others."""
     timer = timer or StageTimer()
-    counts["pools"] += 1
-    counts["pool_documents"] += len(pool)
+    dupes = range(cfg.dupe_factor) if dupes is None else dupes
     if cfg.packed:
-        packed = create_packed_instances(pool, cfg, tables, counts, timer)
+        packed = create_packed_instances(pool, cfg, tables, counts, timer, dupes)
         return Instances.concat(packed) if packed else None
     parts = []
-    for dupe in range(cfg.dupe_factor):
+    for dupe in dupes:
         for lo in range(0, len(pool), DOCS_PER_MASK_BATCH):
             batch = []
             with timer.stage("pair"):

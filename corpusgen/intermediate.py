@@ -5,7 +5,10 @@ A build moves keys, counts and file names through the runner's shuffles, never t
 * a **document chunk** holds the raw texts read from one stretch of one input file, so the
   costly steps after reading run in parallel even over a single large input file;
 * a **token file** holds one chunk's tokenized documents, sorted by split and pool hash in
-  record batches, so the pool that owns a range of hashes reads just its slice of each file.
+  record batches, so the pool that owns a range of hashes reads just its slice of each file;
+* an **instance part** holds one copy (dupe) of one pool's instances, a record batch per length
+  bin, so the copies of a pool are made in parallel and each bin's shards are cut from its batch
+  of every copy.
 
 Both are Arrow IPC files (LZ4: written once, read once, fast beats small). Every document
 carries its *locator*, ``file index << 40 | position``: its place in the input, which is the
@@ -26,6 +29,7 @@ import pyarrow as pa
 
 from corpusgen.pairing import TokenizedDocument
 from corpusgen.partition import SPLITS
+from corpusgen.shards import Instances
 
 WORK_DIR = "_work"  # inside the output directory; removed once the manifest is written
 DOCS_PER_TOKEN_BATCH = 512
@@ -167,3 +171,40 @@ def decode_pool_documents(source: BinaryIO | bytes, batch_ids: Sequence[int], lo
                 doc.word_starts = starts_val[s_off[i] : s_off[i + 1]]
             out.append(PoolDocument(doc, int(locs[i]), texts[i] if texts is not None else None))
     return out
+
+
+# --- instance parts ----------------------------------------------------------------------------
+
+_PART_FIELDS = tuple(Instances.__dataclass_fields__)
+
+
+def encode_instance_part(inst: Instances, bins: np.ndarray) -> tuple[bytes, list[list[int]]]:
+    """An instance part: ``inst`` as one record batch per length bin (``bins[r]``: row r's bin),
+    rows of a bin in their order, and its index ``[bin, rows]`` per batch, bins ascending.
+
+    A batch is one row whose columns are the bin's ``Instances`` fields, flat (``set_sizes`` too),
+    so every layout's fields travel without a schema of their own.
+    """
+    present = [f for f in _PART_FIELDS if getattr(inst, f) is not None]
+    schema = pa.schema([pa.field(f, pa.large_list(pa.from_numpy_dtype(getattr(inst, f).dtype))) for f in present])
+    order = np.argsort(bins, kind="stable")
+    sorted_bins = bins[order]
+    firsts = np.flatnonzero(np.diff(sorted_bins)) + 1
+    batches, index = [], []
+    for lo, hi in zip([0, *firsts.tolist()], [*firsts.tolist(), len(order)]):
+        if hi == lo:
+            continue
+        part = inst.take(order[lo:hi])
+        columns = [_list_array([getattr(part, f).reshape(-1)], schema.field(f).type, np.int64) for f in present]
+        batches.append(pa.record_batch(columns, schema))
+        index.append([int(sorted_bins[lo]), hi - lo])
+    return _to_bytes(schema, batches), index
+
+
+def decode_instance_batch(source: BinaryIO | bytes, batch: int) -> Instances:
+    """Batch ``batch`` (one length bin) of an instance part."""
+    rb = pa.ipc.open_file(pa.py_buffer(source) if isinstance(source, bytes) else source).get_batch(batch)
+    fields = {f: rb.column(f).values.to_numpy(zero_copy_only=False) for f in rb.schema.names}
+    if "set_sizes" in fields:
+        fields["set_sizes"] = fields["set_sizes"].reshape(len(fields["lengths"]), -1)
+    return Instances(**fields)

@@ -157,12 +157,13 @@ def create_packed_instances(
     tables: VocabTables,
     counts: Counter,
     timer: StageTimer,
+    dupes: Sequence[int] | None = None,
 ) -> list[Instances]:
-    """Every packed row of a pool (all dupes), masked, with its ``doc_starts``."""
+    """The packed rows of a pool for ``dupes`` (default: every copy), masked, with their ``doc_starts``."""
     pos_dtype = position_dtype(cfg.max_seq_length)
     parts = []
     tokens = sum(d.n_tokens for d in pool)
-    for dupe in range(cfg.dupe_factor):
+    for dupe in range(cfg.dupe_factor) if dupes is None else dupes:
         with timer.stage("pair"):  # the step that cuts text into rows
             streams = pack_pool(pool, cfg, dupe, tables.sep_id)
         counts["tokens_placed_own"] += tokens

@@ -1,6 +1,6 @@
 """Progress of a local build, read from the markers its steps leave in the work folder.
 
-Every finished input file, chunk and pool leaves a small JSON marker (see
+Every finished input file, chunk, pool copy and pool bin leaves a small JSON marker (see
 ``pipelines.transforms``); counting them tells how far a build is on any local runner, with
 any number of worker processes, without asking the runner. The tokenizing stage is most of
 the time, so its share of chunks done gives the ETA once every input file has been read.
@@ -53,15 +53,18 @@ def progress_line(output_dir: str | Path, elapsed: float, input_files: int) -> s
     tokenized = _markers(work / "tokens")
     docs = sum(m["counts"].get("documents_cleaned", 0) for m in tokenized)
     tokens = sum(m["counts"].get("tokens_read", 0) for m in tokenized)
-    pools = sorted((work / "pools").glob("*.json")) if (work / "pools").is_dir() else []
+    copies = len(list((work / "instances").glob("*.json"))) if (work / "instances").is_dir() else 0
+    shards = sum(len(m.get("entries", ())) for m in _markers(work / "pools"))
     parts = [f"read {files}/{input_files} files"]
     if chunks_total:
         parts.append(
             f"tokenized {len(tokenized)}/{chunks_total} chunks ({docs:,} documents, {tokens / 1e6:.1f} M tokens"
         )
         parts[-1] += f", {tokens / max(elapsed, 1e-9) / 1e6:.2f} M tokens/s)"
-    if pools:
-        parts.append(f"{len(pools)} pools written")
+    if copies:
+        parts.append(f"{copies} pool copies paired and masked")
+    if shards:
+        parts.append(f"{shards} shards written")
     line = " · ".join(parts) + f" · {elapsed:.0f}s"
     if files == input_files and chunks_total and 0 < len(tokenized) < chunks_total:
         eta = elapsed * (chunks_total - len(tokenized)) / len(tokenized)

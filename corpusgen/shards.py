@@ -289,7 +289,7 @@ def cut_into_shards(instances: Instances, split: str, cfg: Any, *, pool: int = 0
     """
     if not len(instances):
         return []
-    bins = (instances.lengths.astype(np.int64) - 1) // cfg.length_bin_width
+    bins = cfg.bin_of(instances.lengths.astype(np.int64))
     # by bin, then by order_key (ties: row order); each shard's rows are then one gather of the input
     order = np.lexsort((instances.order_key, bins))
     sorted_bins = bins[order]

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
@@ -38,7 +39,14 @@ from corpusgen.instances import create_instances, unique_documents
 from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables, shard_mask_counters
 from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_range, split_of
-from corpusgen.shards import atomic_write_bytes, cut_into_shards, instance_counters, sha256_bytes, token_dtype
+from corpusgen.shards import (
+    Instances,
+    atomic_write_bytes,
+    cut_into_shards,
+    instance_counters,
+    sha256_bytes,
+    token_dtype,
+)
 from corpusgen.timing import METRIC_PREFIX, StageTimer
 from corpusgen.tokenizer import SubwordTokenizer, VocabFile
 from pipelines.inputs import open_raw
@@ -442,8 +450,84 @@ class FindNearDuplicates(beam.PTransform):
 # --- pair, mask, write shards -------------------------------------------------------------------
 
 
-class _PoolShards(CountingDoFn):
-    """One NSP pool: read its documents' slice of every token file, make its instances, write its shards.
+def _part_name(split: str, pool: int, pools: int) -> str:
+    return f"{split}-{pool:05d}-of-{pools:05d}"
+
+
+def _intact(path: str, size: int, sha256: str) -> bool:
+    """A file from an earlier run is taken as written only if its bytes match what was recorded."""
+    try:
+        data = read_file(path)
+    except OSError:
+        return False
+    return len(data) == size and sha256_bytes(data) == sha256
+
+
+class _CopyInstances(CountingDoFn):
+    """One copy (dupe) of one NSP pool: read the pool's documents' slice of every token file, make
+    that copy's pairs and masks, write them as an instance part (a record batch per length bin).
+
+    Emits ``((split, pool, pools, bin), (dupe, part path, batch))`` per bin for ``_BinShards``. The
+    pool's counts of documents (and its removed duplicates) come from copy 0 only.
+    """
+
+    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
+        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
+
+    def process(self, task, token_files):
+        (split, pool, pools, dupe), near = task[0], set(task[1])
+        name = f"{_part_name(split, pool, pools)}.dupe-{dupe:03d}"
+        work = FileSystems.join(self.output_dir, WORK_DIR, "instances")
+        marker_path = FileSystems.join(work, f"{name}.json")
+        marker = read_marker(marker_path)
+        part = None if marker is None else marker["part"]
+        if marker is None or (part is not None and not _intact(part["path"], part["bytes"], part["sha256"])):
+            saved = self.counts
+            self.counts = Counter()
+            removed: list | None = [] if self.cfg.write_removed and dupe == 0 else None
+            part = self._copy(split, pool, pools, dupe, near, token_files, removed, FileSystems.join(work, name))
+            marker = {"part": part, "counts": self.counts, "removed": removed}
+            write_marker(marker_path, marker)
+            saved.update(self.counts)
+            self.counts = saved
+        else:
+            self.counts.update(marker["counts"])
+        yield from self.emit_removed(marker["removed"])
+        for batch, (b, _) in enumerate(part["bins"] if part else ()):
+            yield (split, pool, pools, b), (dupe, part["path"], batch)
+
+    def _copy(self, split, pool, pools, dupe, near, token_files, removed, name) -> dict | None:
+        cfg = self.cfg
+        lo, hi = pool_range(pool, pools)
+        docs = []
+        with self.timer.stage("read_pool"):
+            for tf in token_files:
+                batches = intermediate.batches_in_range(tf["index"], split, lo, hi)
+                if batches:
+                    with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
+                        docs += intermediate.decode_pool_documents(f, batches, lo, hi)
+            # every copy reads the pool; its documents are counted (and duplicates listed) once
+            counts = self.counts if dupe == 0 else Counter()
+            unique = unique_documents(docs, split, cfg, counts, removed, near)
+        if not unique:
+            return None
+        inst = create_instances(unique, cfg, self.tables, self.counts, self.timer, dupes=[dupe])
+        if inst is None:
+            return None
+        self.counts.update(instance_counters(inst, split, self.tables.mask_id))
+        with self.timer.stage("write_work"):
+            data, bins = intermediate.encode_instance_part(inst, cfg.bin_of(inst.lengths.astype(np.int64)))
+            path = f"{name}.arrow"
+            write_file(path, data)
+        log.info(
+            "pool %s/%d of %d, copy %d: %d documents → %d instances", split, pool, pools, dupe, len(unique), len(inst)
+        )
+        return {"path": path, "bytes": len(data), "sha256": sha256_bytes(data), "bins": bins}
+
+
+class _BinShards(CountingDoFn):
+    """One length bin of one NSP pool: its batch of every copy's instance part, shuffled by the
+    rows' seeded order keys and cut into that bin's shards, which it writes.
 
     Shards compress on a thread pool (Arrow's zstd releases the GIL): the worker's cores share
     the costliest step after tokenization.
@@ -461,52 +545,35 @@ class _PoolShards(CountingDoFn):
     def teardown(self) -> None:
         self.pool.shutdown(wait=True)
 
-    def process(self, task, token_files):
-        (split, pool, pools), near = task[0], set(task[1])
-        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", f"{split}-{pool:05d}-of-{pools:05d}.json")
+    def process(self, group):
+        (split, pool, pools, b), parts = group
+        lo, hi = self.cfg.bin_range(b)
+        name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.json"
+        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", name)
         marker = read_marker(marker_path)
-        if marker is not None and all(self._intact(e) for e in marker["entries"]):
+        if marker is not None and all(
+            _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"]) for e in marker["entries"]
+        ):
             self.counts.update(marker["counts"])
-            yield from self.emit_removed(marker["removed"])
             yield from marker["entries"]
             return
         saved = self.counts
         self.counts = Counter()
-        removed: list | None = [] if self.cfg.write_removed else None
-        entries = list(self._pool(split, pool, pools, near, token_files, removed))
-        write_marker(marker_path, {"entries": entries, "counts": self.counts, "removed": removed})
+        entries = list(self._bin(split, pool, pools, sorted(parts)))
+        write_marker(marker_path, {"entries": entries, "counts": self.counts})
         saved.update(self.counts)
         self.counts = saved
-        yield from self.emit_removed(removed)
         yield from entries
 
-    def _intact(self, entry: dict) -> bool:
-        """A shard from an earlier run is taken as written only if its bytes match its entry."""
-        path = FileSystems.join(self.output_dir, entry["path"])
-        try:
-            data = read_file(path)
-        except OSError:
-            return False
-        return len(data) == entry["bytes"] and sha256_bytes(data) == entry["sha256"]
-
-    def _pool(self, split, pool, pools, near, token_files, removed) -> Iterator[dict]:
+    def _bin(self, split, pool, pools, parts) -> Iterator[dict]:
         cfg = self.cfg
-        lo, hi = pool_range(pool, pools)
-        docs = []
         with self.timer.stage("read_pool"):
-            for tf in token_files:
-                batches = intermediate.batches_in_range(tf["index"], split, lo, hi)
-                if batches:
-                    with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
-                        docs += intermediate.decode_pool_documents(f, batches, lo, hi)
-            unique = unique_documents(docs, split, cfg, self.counts, removed, near)
-        if not unique:
-            return
-        inst = create_instances(unique, cfg, self.tables, self.counts, self.timer)
-        if inst is None:
-            return
+            copies = []
+            for _, path, batch in parts:  # copy 0 first: the rows keep the order one pass over the copies gives
+                with FileSystems.open(path, compression_type="uncompressed") as f:
+                    copies.append(intermediate.decode_instance_batch(f, batch))
+            inst = Instances.concat(copies)
         with self.timer.stage("sort"):
-            self.counts.update(instance_counters(inst, split, self.tables.mask_id))
             shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
             if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
                 for shard in shards:
@@ -514,15 +581,6 @@ class _PoolShards(CountingDoFn):
                     self.counts.update(
                         shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables)
                     )
-        log.info(
-            "pool %s/%d of %d: %d documents → %d instances, %d shards",
-            split,
-            pool,
-            pools,
-            len(unique),
-            len(inst),
-            len(shards),
-        )
         for entry, compress, write in self.pool.map(self._write, shards):
             self.timer.seconds["compress"] += compress  # thread time: may exceed the wall time
             self.timer.seconds["write"] += write
@@ -545,10 +603,15 @@ def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int
 
 
 class CreateShards(beam.PTransform):
-    """Token files (+ near-duplicate keys) → shard entries: one task per NSP pool of each split.
+    """Token files (+ near-duplicate keys) → shard entries, in two steps of small tasks:
+
+    * one task per copy (dupe) of each NSP pool makes that copy's instances (``_CopyInstances``);
+    * one task per length bin of each pool cuts and writes the bin's shards (``_BinShards``).
 
     Pools are ``ceil(tokens / nsp_pool_tokens)`` per split; a random B comes from another
-    document of the same pool.
+    document of the same pool. Tasks finer than pools keep every worker busy when there are
+    few pools (a 3-pool build on 2 workers left one idle through the last pool), and a task
+    holds one copy (or one bin) of a pool's instances, not all of them.
     """
 
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
@@ -570,12 +633,21 @@ class CreateShards(beam.PTransform):
             pools = num_pools(totals.get(split, 0), cfg)
             return (split, pool_of(pool_hash(key, cfg), pools)), key
 
+        def copies(kv):
+            (split, pool), joined = kv
+            near = list(joined["near"])
+            return [((split, pool, p, d), near) for p in joined["pools"] for d in range(cfg.dupe_factor)]
+
         routed = near_keys | "RouteToPool" >> beam.Map(route, totals=beam.pvalue.AsSingleton(totals))
-        tasks = (
-            {"pools": tasks, "near": routed}
-            | "JoinPools" >> beam.CoGroupByKey()
-            | "Task"
-            >> beam.FlatMap(lambda kv: [((kv[0][0], kv[0][1], p), list(kv[1]["near"])) for p in kv[1]["pools"]])
+        tasks = {"pools": tasks, "near": routed} | "JoinPools" >> beam.CoGroupByKey() | "Copies" >> beam.FlatMap(copies)
+        made = par_do(
+            tasks | "Spread" >> beam.Reshuffle(),
+            "PairMask",
+            _CopyInstances(cfg, self.tables, self.output_dir),
+            (STATS, REMOVED),
+            beam.pvalue.AsList(token_files),
         )
-        dofn = _PoolShards(cfg, self.tables, self.output_dir)
-        return par_do(tasks, "PairMaskWrite", dofn, (STATS, REMOVED), beam.pvalue.AsList(token_files))
+        bins = made[MAIN] | "GroupBins" >> beam.GroupByKey()
+        written = par_do(bins, "CutWrite", _BinShards(cfg, self.tables, self.output_dir), (STATS,))
+        stats_out = (made[STATS], written[STATS]) | "AllShardStats" >> beam.Flatten()
+        return {MAIN: written[MAIN], STATS: stats_out, REMOVED: made[REMOVED]}

@@ -30,3 +30,15 @@ def test_a_file_read_in_byte_ranges_counts_once_and_only_when_every_range_is_don
     line = progress_line(tmp_path / "out", 4.0, 2)
     assert line.startswith("read 2/2 files · tokenized 1/4 chunks (5 documents, 2.0 M tokens, 0.50 M tokens/s)"), line
     assert line.endswith("· 4s · tokenizing done in ~12s"), line
+
+
+def test_the_pool_steps_count_copies_made_and_shards_written(tmp_path):
+    work = tmp_path / "out" / WORK_DIR
+    _marker(work / "instances", "train-00000-of-00002.dupe-000", {"part": None, "counts": {}, "removed": None})
+    _marker(work / "instances", "train-00000-of-00002.dupe-001", {"part": None, "counts": {}, "removed": None})
+    line = progress_line(tmp_path / "out", 9.0, 1)
+    assert "· 2 pool copies paired and masked ·" in line and "shards written" not in line, line
+    entry = {"path": "shards/x.arrow"}
+    _marker(work / "pools", "train-00000-of-00002.bin-113-128", {"entries": [entry, entry, entry], "counts": {}})
+    _marker(work / "pools", "train-00000-of-00002.bin-097-112", {"entries": [entry], "counts": {}})
+    assert "· 2 pool copies paired and masked · 4 shards written · 9s" in progress_line(tmp_path / "out", 9.0, 1)

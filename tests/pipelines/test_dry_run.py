@@ -152,7 +152,9 @@ def test_dry_run_graph_is_the_build_graph(vocab_file):
                      runner="DataflowRunner", beam_args=["--project=my-proj", "--region=r", "--temp_location=gs://my-bucket/t"])  # fmt: skip
     assert report["runner"] == "DataflowRunner"
     assert [s for s in report["steps"] if "/" not in s] == STEPS
-    assert {"Read/Parse", "Tokenize/CleanSplitTokenize", "CreateShards/PairMaskWrite"} <= set(report["steps"])
+    assert {"Read/Parse", "Tokenize/CleanSplitTokenize", "CreateShards/PairMask", "CreateShards/CutWrite"} <= set(
+        report["steps"]
+    )
     assert report["graph_bytes"] > len(vocab_file.data)  # the vocabulary travels inside the graph
     assert report["options"]["project"] == "my-proj"
 
