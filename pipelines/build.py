@@ -84,12 +84,14 @@ def build_pipeline(
     *,
     chunk_chars: int = 8 << 20,
     skipped: dict[str, list[str]] | None = None,
+    min_tasks: int = 1,
 ) -> None:
     """Add the whole build to ``p``: ``files`` (resolved paths) → shards and manifest in ``output_dir``.
 
     ``chunk_chars`` sizes the document chunks that the steps after reading work on (it changes
     how work is spread, never the output). ``skipped``: paths ``resolve_inputs`` left out, by
-    reason; counted and listed in the manifest.
+    reason; counted and listed in the manifest. ``min_tasks``: with fewer NSP pools than this, each
+    copy of a pool is paired and masked as a task of its own (see ``CreateShards``; never changes the output).
     """
     skipped = {reason: sorted(paths) for reason, paths in (skipped or {}).items() if paths}
     wp = SubwordTokenizer(vocab, cfg.do_lower_case)
@@ -109,7 +111,7 @@ def build_pipeline(
         near = tokenized[SIGNATURES] | "NearDuplicates" >> FindNearDuplicates(cfg)
     else:
         near = p | "NoNearDuplicates" >> beam.Create([]).with_output_types(str)
-    shards = (tokenized[MAIN], near) | "CreateShards" >> CreateShards(cfg, tables, output_dir)
+    shards = (tokenized[MAIN], near) | "CreateShards" >> CreateShards(cfg, tables, output_dir, min_tasks)
     if cfg.write_removed:
         (
             (tokenized[REMOVED], shards[REMOVED])
@@ -380,7 +382,15 @@ def dry_run(
     """
     p = make_pipeline(runner, workers, beam_args or [], dry_run=True)
     try:
-        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk_size(files, runner))
+        build_pipeline(
+            p,
+            files,
+            output_dir,
+            cfg,
+            vocab,
+            chunk_chars=chunk_size(files, runner),
+            min_tasks=min_tasks_for(runner, workers, list(beam_args or [])),
+        )
         proto = p.to_runner_api()
         steps = _Steps()
         p.visit(steps)
@@ -417,6 +427,24 @@ def chunk_size(files: list[str], runner: str | None) -> int:
         n = os.path.getsize(f) if "://" not in f and os.path.exists(f) else 32 << 20
         size += n * (4 if f.endswith(readers.COMPRESSION_SUFFIXES) else 1)  # compressed text: ~4x
     return int(min(64 << 20, max(1 << 20, size // 16)))
+
+
+REMOTE_MIN_TASKS = 512  # a cluster's worker threads, as a build cannot know them: Dataflow's many
+
+
+def min_tasks_for(runner: str | None, workers: int, beam_args: list[str]) -> int:
+    """Pools below which a build pairs each copy of a pool as a task of its own (``CreateShards``).
+
+    Locally 8 tasks a worker process (one process: 1, nothing to balance); on a cluster, or a Dask
+    scheduler named by address, ``REMOTE_MIN_TASKS``. A large corpus has far more pools than
+    either (≈ 230 per GB), so there each task makes all of a pool's copies from one read of it.
+    """
+    local = runner in LOCAL_RUNNERS or (
+        runner == "DaskRunner" and not any(a.startswith("--dask_client_address") for a in beam_args)
+    )
+    if not local:
+        return REMOTE_MIN_TASKS
+    return 1 if workers <= 1 else 8 * workers
 
 
 def prepare_work_dir(output_dir: str, stamp: dict) -> bool:
@@ -473,6 +501,7 @@ def run_build(
     if prepare_work_dir(output_dir, stamp):
         log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
     beam_args = list(beam_args or [])
+    min_tasks = min_tasks_for(runner, workers, beam_args)
     with contextlib.ExitStack() as stack:
         if runner in LOCAL_RUNNERS or runner == "DaskRunner":
             # worker processes started here end with this one (pipelines.transforms.exit_with_launcher)
@@ -486,7 +515,7 @@ def run_build(
             )
             beam_args.append(f"--dask_client_address={cluster.scheduler_address}")
         p = make_pipeline(runner, workers, beam_args)
-        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk, skipped=skipped)
+        build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk, skipped=skipped, min_tasks=min_tasks)
         result = p.run()
         result.wait_until_finish()
     return result

@@ -464,40 +464,42 @@ def _intact(path: str, size: int, sha256: str) -> bool:
 
 
 class _CopyInstances(CountingDoFn):
-    """One copy (dupe) of one NSP pool: read the pool's documents' slice of every token file, make
-    that copy's pairs and masks, write them as an instance part (a record batch per length bin).
+    """Some copies (dupes) of one NSP pool: read the pool's documents' slice of every token file
+    once, then make each copy's pairs and masks and write them as that copy's instance part (a
+    record batch per length bin), each copy with its own marker.
 
     Emits ``((split, pool, pools, bin), (dupe, part path, batch))`` per bin for ``_BinShards``. The
-    pool's counts of documents (and its removed duplicates) come from copy 0 only.
+    pool's counts of documents (and its removed duplicates) go with copy 0.
     """
 
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
         self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
     def process(self, task, token_files):
-        (split, pool, pools, dupe), near = task[0], set(task[1])
-        name = f"{_part_name(split, pool, pools)}.dupe-{dupe:03d}"
+        (split, pool, pools, first, end), near = task[0], set(task[1])
         work = FileSystems.join(self.output_dir, WORK_DIR, "instances")
-        marker_path = FileSystems.join(work, f"{name}.json")
-        marker = read_marker(marker_path)
-        part = None if marker is None else marker["part"]
-        if marker is None or (part is not None and not _intact(part["path"], part["bytes"], part["sha256"])):
-            saved = self.counts
-            self.counts = Counter()
-            removed: list | None = [] if self.cfg.write_removed and dupe == 0 else None
-            part = self._copy(split, pool, pools, dupe, near, token_files, removed, FileSystems.join(work, name))
-            marker = {"part": part, "counts": self.counts, "removed": removed}
-            write_marker(marker_path, marker)
-            saved.update(self.counts)
-            self.counts = saved
-        else:
+        unique = None  # the pool's documents, read when a copy is to be made
+        for dupe in range(first, end):
+            name = FileSystems.join(work, f"{_part_name(split, pool, pools)}.dupe-{dupe:03d}")
+            marker = read_marker(f"{name}.json")
+            part = None if marker is None else marker["part"]
+            if marker is None or (part is not None and not _intact(part["path"], part["bytes"], part["sha256"])):
+                counts: Counter = Counter()
+                removed: list | None = [] if self.cfg.write_removed and dupe == 0 else None
+                if unique is None:
+                    # the pool's own counts (and removed duplicates) with copy 0, else dropped
+                    unique = self._read_pool(
+                        split, pool, pools, near, token_files, counts if dupe == 0 else None, removed
+                    )
+                part = self._copy(split, pool, pools, dupe, unique, counts, name) if unique else None
+                marker = {"part": part, "counts": counts, "removed": removed}
+                write_marker(f"{name}.json", marker)
             self.counts.update(marker["counts"])
-        yield from self.emit_removed(marker["removed"])
-        for batch, (b, _) in enumerate(part["bins"] if part else ()):
-            yield (split, pool, pools, b), (dupe, part["path"], batch)
+            yield from self.emit_removed(marker["removed"])
+            for batch, (b, _) in enumerate(part["bins"] if part else ()):
+                yield (split, pool, pools, b), (dupe, part["path"], batch)
 
-    def _copy(self, split, pool, pools, dupe, near, token_files, removed, name) -> dict | None:
-        cfg = self.cfg
+    def _read_pool(self, split, pool, pools, near, token_files, counts: Counter | None, removed) -> list:
         lo, hi = pool_range(pool, pools)
         docs = []
         with self.timer.stage("read_pool"):
@@ -506,22 +508,19 @@ class _CopyInstances(CountingDoFn):
                 if batches:
                     with FileSystems.open(tf["path"], compression_type="uncompressed") as f:
                         docs += intermediate.decode_pool_documents(f, batches, lo, hi)
-            # every copy reads the pool; its documents are counted (and duplicates listed) once
-            counts = self.counts if dupe == 0 else Counter()
-            unique = unique_documents(docs, split, cfg, counts, removed, near)
-        if not unique:
-            return None
-        inst = create_instances(unique, cfg, self.tables, self.counts, self.timer, dupes=[dupe])
+            return unique_documents(docs, split, self.cfg, Counter() if counts is None else counts, removed, near)
+
+    def _copy(self, split, pool, pools, dupe, unique, counts: Counter, name: str) -> dict | None:
+        cfg = self.cfg
+        inst = create_instances(unique, cfg, self.tables, counts, self.timer, dupes=[dupe])
         if inst is None:
             return None
-        self.counts.update(instance_counters(inst, split, self.tables.mask_id))
+        counts.update(instance_counters(inst, split, self.tables.mask_id))
         with self.timer.stage("write_work"):
             data, bins = intermediate.encode_instance_part(inst, cfg.bin_of(inst.lengths.astype(np.int64)))
             path = f"{name}.arrow"
             write_file(path, data)
-        log.info(
-            "pool %s/%d of %d, copy %d: %d documents → %d instances", split, pool, pools, dupe, len(unique), len(inst)
-        )
+        log.info("pool %s/%d of %d, copy %d: %d documents → %d instances", split, pool, pools, dupe, len(unique), len(inst))  # fmt: skip
         return {"path": path, "bytes": len(data), "sha256": sha256_bytes(data), "bins": bins}
 
 
@@ -602,6 +601,16 @@ def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int
                 yield (split, p), pools
 
 
+def copy_ranges(totals: dict, cfg: BuildConfig, min_tasks: int) -> list[tuple[int, int]]:
+    """The copies of a pool one pairing task makes, as ``[first, end)`` ranges: all of them when the
+    build has at least ``min_tasks`` pools, else one each (equal tasks: a local runner hands them
+    out round-robin). A task reads its pool's documents once, so fewer tasks read less."""
+    pools = sum(num_pools(totals[s], cfg) for s in SPLITS if totals.get(s, 0))
+    if pools >= min_tasks:
+        return [(0, cfg.dupe_factor)]
+    return [(d, d + 1) for d in range(cfg.dupe_factor)]
+
+
 class CreateShards(beam.PTransform):
     """Token files (+ near-duplicate keys) → shard entries, in two steps of small tasks:
 
@@ -609,14 +618,15 @@ class CreateShards(beam.PTransform):
     * one task per length bin of each pool cuts and writes the bin's shards (``_BinShards``).
 
     Pools are ``ceil(tokens / nsp_pool_tokens)`` per split; a random B comes from another
-    document of the same pool. Tasks finer than pools keep every worker busy when there are
-    few pools (a 3-pool build on 2 workers left one idle through the last pool), and a task
-    holds one copy (or one bin) of a pool's instances, not all of them.
+    document of the same pool. With fewer than ``min_tasks`` pools a pairing task makes one copy,
+    else all of a pool's (``copy_ranges``); the shards are the same either way. Tasks finer than
+    pools keep every worker busy when pools are few (a 3-pool build on 2 workers left one idle
+    through the last pool), and a task holds one copy (or one bin) of a pool's instances.
     """
 
-    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
+    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str, min_tasks: int = 1) -> None:
         super().__init__()
-        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
+        self.cfg, self.tables, self.output_dir, self.min_tasks = cfg, tables, output_dir, min_tasks
 
     def expand(self, inputs):
         token_files, near_keys = inputs
@@ -633,13 +643,18 @@ class CreateShards(beam.PTransform):
             pools = num_pools(totals.get(split, 0), cfg)
             return (split, pool_of(pool_hash(key, cfg), pools)), key
 
-        def copies(kv):
+        def copies(kv, totals, min_tasks=self.min_tasks):
             (split, pool), joined = kv
             near = list(joined["near"])
-            return [((split, pool, p, d), near) for p in joined["pools"] for d in range(cfg.dupe_factor)]
+            ranges = copy_ranges(totals, cfg, min_tasks)
+            return [((split, pool, p, first, end), near) for p in joined["pools"] for first, end in ranges]
 
         routed = near_keys | "RouteToPool" >> beam.Map(route, totals=beam.pvalue.AsSingleton(totals))
-        tasks = {"pools": tasks, "near": routed} | "JoinPools" >> beam.CoGroupByKey() | "Copies" >> beam.FlatMap(copies)
+        tasks = (
+            {"pools": tasks, "near": routed}
+            | "JoinPools" >> beam.CoGroupByKey()
+            | "Copies" >> beam.FlatMap(copies, totals=beam.pvalue.AsSingleton(totals))
+        )
         made = par_do(
             tasks | "Spread" >> beam.Reshuffle(),
             "PairMask",

@@ -5,6 +5,7 @@ import json
 
 import apache_beam as beam
 import numpy as np
+import pytest
 import zstandard
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -16,7 +17,16 @@ from corpusgen.masking import VocabTables
 from corpusgen.pairing import TokenizedDocument
 from corpusgen.partition import pool_hash
 from corpusgen.shards import read_shard
-from pipelines.transforms import MAIN, STATS, CreateShards, MergeCounts, ReadDocuments, TokenizeChunks, read_file
+from pipelines.transforms import (
+    MAIN,
+    REMOVED,
+    STATS,
+    CreateShards,
+    MergeCounts,
+    ReadDocuments,
+    TokenizeChunks,
+    read_file,
+)
 
 
 def local_pipeline():
@@ -124,15 +134,19 @@ def test_tokenize_chunks_cleans_splits_and_counts(tmp_path, vocab_file):
         )
 
 
-def token_file(tmp_path, docs, name="t.arrow"):
+def token_file(tmp_path, docs, name="t.arrow", with_text=False):
     cfg = BuildConfig()
-    rows = [("train", pool_hash(d.key, cfg), loc, d, None) for loc, d in enumerate(docs)]
-    data, index = intermediate.encode_tokens(rows, np.dtype(np.uint16), False)
+    rows = [
+        ("train", pool_hash(d.key, cfg), loc, d, f"text of {d.key}" if with_text else None)
+        for loc, d in enumerate(docs)
+    ]
+    data, index = intermediate.encode_tokens(rows, np.dtype(np.uint16), with_text)
     (tmp_path / name).write_bytes(data)
     return {"path": str(tmp_path / name), "index": index, "tokens": {"train": sum(d.n_tokens for d in docs)}}
 
 
-def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece):
+@pytest.mark.parametrize("min_tasks", [1, 100])  # whole pools, one copy a task
+def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece, min_tasks):
     rng = np.random.default_rng(0)
     docs = []
     for k in range(30):
@@ -145,7 +159,9 @@ def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece):
 
     with local_pipeline() as p:
         near = p | "near" >> beam.Create([docs[5].key])
-        out = (p | beam.Create(files), near) | CreateShards(cfg, VocabTables.from_tokenizer(wordpiece), str(out_dir))
+        out = (p | beam.Create(files), near) | CreateShards(
+            cfg, VocabTables.from_tokenizer(wordpiece), str(out_dir), min_tasks
+        )
 
         def check(entries):
             assert entries and all(e["split"] == "train" for e in entries)
@@ -200,3 +216,37 @@ def test_token_files_carry_word_starts_when_the_documents_do(tmp_path):
                 assert p.doc.word_starts.dtype == bool and np.array_equal(p.doc.word_starts, want.word_starts)
             else:
                 assert p.doc.word_starts is None
+
+
+def test_tasks_of_one_copy_and_of_whole_pools_write_the_same_shards_and_counts(tmp_path, wordpiece):
+    rng = np.random.default_rng(1)
+    docs = []
+    for k in range(120):
+        lens = rng.integers(3, 30, size=8)
+        ids = rng.integers(1996, 29611, size=int(lens.sum())).astype(np.uint16)
+        docs.append(TokenizedDocument(f"{k:032x}", ids, np.concatenate(([0], np.cumsum(lens)))))
+    files = [token_file(tmp_path, docs[:70], "a.arrow", True), token_file(tmp_path, docs[60:], "b.arrow", True)]
+    cfg = BuildConfig(dupe_factor=3, nsp_pool_tokens=10_000, rows_per_shard=60, write_removed=True)
+    results = {}
+    for min_tasks in (1, 100):
+        out_dir = tmp_path / f"out{min_tasks}"
+        with local_pipeline() as p:
+            near = p | "near" >> beam.Create([docs[5].key])
+            out = (p | beam.Create(files), near) | CreateShards(
+                cfg, VocabTables.from_tokenizer(wordpiece), str(out_dir), min_tasks
+            )
+
+            def save(name, value, out_dir=out_dir):  # the DoFns run on copies: hand results over as files
+                (out_dir / f"{name}.json").write_text(json.dumps(value, sort_keys=True))
+
+            _ = out[MAIN] | "e" >> beam.combiners.ToList() | "se" >> beam.Map(lambda e: save("entries", e))
+            _ = total(out[STATS], "sum") | "sc" >> beam.Map(lambda c: save("counts", c))
+            _ = out[REMOVED] | "r" >> beam.combiners.ToList() | "sr" >> beam.Map(lambda r: save("removed", sorted(r)))
+        results[min_tasks] = {
+            k: json.loads((out_dir / f"{k}.json").read_text()) for k in ("entries", "counts", "removed")
+        }
+    one, whole = results[100], results[1]
+    assert one["counts"]["pools"] == 2 and one["counts"] == whole["counts"]
+    assert len(one["removed"]) == 11 and one["removed"] == whole["removed"]  # 10 duplicates, 1 near one
+    digests = [{e["path"]: e["sha256"] for e in r["entries"]} for r in (one, whole)]
+    assert len(digests[0]) > 4 and digests[0] == digests[1]
