@@ -200,3 +200,17 @@ def test_dataflow_dry_run_checks_the_files_it_would_stage(offline, tmp_path):
 )
 def test_beam_options_corpusgen_sets_or_cannot_honour_are_refused(tmp_path, arg, needle):
     one_line_error(*run("build", "-o", str(tmp_path / "o"), arg), needle)
+
+
+def test_pairing_tasks_are_split_by_copy_below_a_pool_count_that_follows_the_runner():
+    from pipelines.build import REMOTE_MIN_TASKS, min_tasks_for
+    from pipelines.transforms import copy_ranges
+
+    assert min_tasks_for(None, 1, []) == 1  # one process: nothing to balance
+    assert min_tasks_for("FnApiRunner", 4, []) == min_tasks_for("DaskRunner", 4, []) == 32
+    assert min_tasks_for("DaskRunner", 4, ["--dask_client_address=h:8786"]) == REMOTE_MIN_TASKS
+    assert min_tasks_for("DataflowRunner", 1, []) == REMOTE_MIN_TASKS
+    cfg = BuildConfig(dupe_factor=3, nsp_pool_tokens=10_000)
+    few = {"train": 30_000, "validation": 500}  # 3 + 1 pools
+    assert copy_ranges(few, cfg, 5) == [(0, 1), (1, 2), (2, 3)]
+    assert copy_ranges(few, cfg, 4) == [(0, 3)]
