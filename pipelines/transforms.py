@@ -520,7 +520,7 @@ class _CopyInstances(CountingDoFn):
             data, bins = intermediate.encode_instance_part(inst, cfg.bin_of(inst.lengths.astype(np.int64)))
             path = f"{name}.arrow"
             write_file(path, data)
-        log.info("pool %s/%d of %d, copy %d: %d documents → %d instances", split, pool, pools, dupe, len(unique), len(inst))  # fmt: skip
+        log.debug("pool %s/%d of %d, copy %d: %d documents → %d instances", split, pool, pools, dupe, len(unique), len(inst))  # fmt: skip
         return {"path": path, "bytes": len(data), "sha256": sha256_bytes(data), "bins": bins}
 
 
