@@ -157,7 +157,7 @@ def _clear(output: str, overwrite: bool, entries: set[str], delete) -> bool:
                 "pass --overwrite to replace it"
             )
         raise OutputError(f"{output}: not empty; choose another -o/--output")
-    if not ours & {MANIFEST_NAME, "shards", "removed"}:
+    if not ours & {MANIFEST_NAME, "shards", "removed", WORK_DIR}:  # a build killed early leaves only _work
         raise OutputError(
             f"{output}: holds files that are not a corpusgen build; refusing to delete them, choose another -o/--output"
         )

@@ -109,6 +109,15 @@ def test_an_unfinished_build_with_its_work_files_is_resumed_unless_overwritten(t
     taken.release()
 
 
+def test_overwrite_replaces_a_build_killed_before_its_first_shard(tmp_path):
+    out = tmp_path / "o"
+    (out / WORK_DIR).mkdir(parents=True)
+    (out / WORK_DIR / "build.json").write_text("{}")  # all a build killed that early leaves
+    taken = take_output(str(out), overwrite=True)
+    assert not taken.resumed and sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    taken.release()
+
+
 def _old_build(root):
     (root / "shards" / "train").mkdir(parents=True)
     (root / "shards" / "train" / "old.arrow").write_bytes(b"old")
