@@ -100,6 +100,15 @@ def train_vocab(
             special_tokens=list(SPECIAL_TOKENS),
             show_progress=False,
         )
+        from tokenizers import processors
+
+        # BertWordPieceTokenizer sets its template only when built on a vocabulary; a trained one has
+        # none, and a tokenizer.json without it adds no [CLS]/[SEP] where it is used as it is
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")],
+        )
     else:
         tok = _train_sentence_piece_style(docs(), model, vocab_size, min_frequency, limit_alphabet, lower_case)
     drops = {reason: counts[reason] for reason in stats.DROP_REASONS if counts[reason]}

@@ -111,39 +111,61 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = Fal
 def copy_tokenizer(ckpt: dict[str, Any], out: Path, max_length: int) -> None:
     """Put the build's vocabulary beside the weights so AutoTokenizer works too, when it is still there.
 
-    The tokenizer_config.json names the special tokens the build used (the manifest's tokenizer
-    entry): BERT's for a vocab.txt, the tokenizer's own (``<s> </s> <mask> <pad> <unk>``…) for a
-    tokenizer.json, which is copied as it is. ``model_max_length`` is the model's positions.
+    A vocab.txt gets BERT's tokenizer class with the build's ``do_lower_case``. A tokenizer.json is
+    used through the generic fast class, which runs its own normalizer and pre-tokenizer (BERT's
+    class would rebuild them from its defaults: lower-casing a cased vocabulary), with the
+    post-processor set to the layout the model was trained on, ``CLS A SEP`` and ``CLS A SEP B SEP``
+    with B as segment 1: a RoBERTa-style processor adds ``</s></s>`` between A and B and no segment
+    ids, and a tokenizer.json without one adds no special tokens at all. The tokenizer_config.json
+    names the build's special tokens (the manifest's tokenizer entry); ``model_max_length`` is the
+    model's positions.
     """
     data_dir = ckpt.get("data_dir")
     tok = ckpt.get("tokenizer") or {}
     if not data_dir:
         return
-    for name in ("vocab.txt", "tokenizer.json"):
-        src = Path(data_dir) / name
-        if src.is_file():
-            atomic_write_bytes(out / name, src.read_bytes())
-    if (out / "vocab.txt").exists():
+    txt, spec = Path(data_dir) / "vocab.txt", Path(data_dir) / "tokenizer.json"
+    if txt.is_file():
+        atomic_write_bytes(out / "vocab.txt", txt.read_bytes())
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": bool(tok.get("do_lower_case", True)),
             "model_max_length": max_length,
         }
         write_json(out / "tokenizer_config.json", config)
-    elif (out / "tokenizer.json").exists():
-        # WordPiece keeps BERT's class (its fast form reads tokenizer.json); BPE/Unigram the generic one
-        bert = tok.get("type", "wordpiece") == "wordpiece"
-        config: dict[str, Any] = {
-            "tokenizer_class": "BertTokenizer" if bert else "PreTrainedTokenizerFast",
-            "model_max_length": max_length,
-        }
+    elif spec.is_file():
+        atomic_write_bytes(
+            out / "tokenizer.json", trained_layout(spec.read_text(encoding="utf-8"), tok).encode("utf-8")
+        )
+        config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length}
         config |= {f"{role}_token": tok[f"{role}_token"] for role in ROLES if f"{role}_token" in tok}
-        if not bert:
-            if "cls_token" in tok:  # RoBERTa's convention: <s> and </s> also begin and end a text
-                config |= {"bos_token": tok["cls_token"], "eos_token": tok["sep_token"]}
-            # the generic class leaves segment ids out unless told; the model was trained with them
-            config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
+        if tok.get("type", "wordpiece") != "wordpiece" and "cls_token" in tok:
+            # RoBERTa's convention: <s> and </s> also begin and end a text
+            config |= {"bos_token": tok["cls_token"], "eos_token": tok["sep_token"]}
+        # the generic class leaves segment ids out unless told; the model was trained with them
+        config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
         write_json(out / "tokenizer_config.json", config)
+
+
+def trained_layout(tokenizer_json: str, tok: dict[str, Any]) -> str:
+    """``tokenizer_json`` with its post-processor replaced by the build's layout (ids from ``tok``,
+    the manifest's tokenizer entry); byte-level tokenizers keep their offset trimming."""
+    from tokenizers import Tokenizer, processors
+
+    if not {"cls_token", "sep_token", "cls_id", "sep_id"} <= tok.keys():  # not from a build's manifest
+        return tokenizer_json
+    tk = Tokenizer.from_str(tokenizer_json)
+    cls, sep = tok["cls_token"], tok["sep_token"]
+    template = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, int(tok["cls_id"])), (sep, int(tok["sep_id"]))],
+    )
+    byte_level = '"ByteLevel"' in json.dumps(json.loads(tokenizer_json).get("pre_tokenizer"))
+    tk.post_processor = (
+        processors.Sequence([processors.ByteLevel(trim_offsets=True), template]) if byte_level else template
+    )
+    return tk.to_str()
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -73,3 +73,18 @@ def test_vocab_from_html_has_no_markup(tmp_path):
 def test_vocab_imports_no_beam():
     code = "import sys, corpusgen.vocab; sys.exit('apache_beam' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT)}).returncode == 0
+
+
+def test_a_trained_wordpiece_tokenizer_json_adds_bert_special_tokens(tmp_path):
+    from tokenizers import Tokenizer
+
+    (tmp_path / "in").mkdir()
+    files = inputs(tmp_path / "in")
+    out = tmp_path / "tokenizer.json"
+    train_vocab(files, str(out), BuildConfig(), vocab_size=200, min_frequency=1)
+    tok = Tokenizer.from_file(str(out))
+    enc = tok.encode("plain text", "second")
+    assert enc.tokens[0] == "[CLS]" and enc.tokens.count("[SEP]") == 2 and enc.tokens[-1] == "[SEP]"
+    assert enc.type_ids == [0] * (enc.tokens.index("[SEP]") + 1) + [1] * (
+        len(enc.tokens) - enc.tokens.index("[SEP]") - 1
+    )

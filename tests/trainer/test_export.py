@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from tests.conftest import DATA
 from trainer.export import export, hf_state_dict
 from trainer.model import BertConfig, BertForPreTraining
 from trainer.train import TrainConfig, train
@@ -52,26 +53,55 @@ def test_transformers_loads_the_export_with_identical_outputs(build_dir, tmp_pat
     assert json.loads((folder / "config.json").read_text())["model_type"] == "bert"
 
 
-def test_a_wordpiece_tokenizer_json_build_exports_bert_tokens(tmp_path):
+def _roberta_style_bpe(path):
+    """A byte-level BPE as RoBERTa saves one: no prefix space, RobertaProcessing (``</s></s>`` between texts)."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+
+    tk = ByteLevelBPETokenizer(add_prefix_space=False)
+    text = (DATA / "sample_text.txt").read_text(encoding="utf-8").splitlines()
+    tk.train_from_iterator(
+        text, vocab_size=600, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    tk._tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
+    tk.save(str(path))
+
+
+@pytest.mark.parametrize("kind", ["uncased", "cased", "roberta", "no-template"])
+def test_an_exported_tokenizer_json_encodes_as_the_build_did(tmp_path, kind):
+    """AutoTokenizer on the export: the build's ids for each text, laid out as the model was trained."""
     transformers = pytest.importorskip("transformers")
-    from tokenizers import BertWordPieceTokenizer
+    from tokenizers import BertWordPieceTokenizer, Tokenizer
 
     from corpusgen.tokenizer import SubwordTokenizer, VocabFile
-    from tests.conftest import DATA
     from trainer.export import copy_tokenizer
 
     data = tmp_path / "data"
     data.mkdir()
-    BertWordPieceTokenizer(str(DATA / "bert-base-uncased-vocab.txt"), lowercase=True).save(str(data / "tokenizer.json"))
+    if kind in ("uncased", "cased"):
+        vocab = str(DATA / "bert-base-uncased-vocab.txt")
+        BertWordPieceTokenizer(vocab, lowercase=kind == "uncased").save(str(data / "tokenizer.json"))
+    else:
+        _roberta_style_bpe(data / "tokenizer.json")
+        if kind == "no-template":  # the build finds <s> and </s> among the added tokens
+            tk = Tokenizer.from_file(str(data / "tokenizer.json"))
+            tk.post_processor = None
+            tk.save(str(data / "tokenizer.json"))
     entry = SubwordTokenizer(VocabFile.read(data / "tokenizer.json")).describe()
     copy_tokenizer({"data_dir": str(data), "tokenizer": entry}, tmp_path, 1024)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
-    assert config == {
-        "tokenizer_class": "BertTokenizer", "model_max_length": 1024, "pad_token": "[PAD]", "unk_token": "[UNK]",
-        "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]",
-    }  # fmt: skip
-    tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
-    assert tok("Hello world", "again")["input_ids"] == [101, 7592, 2088, 102, 2153, 102]
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and config["model_max_length"] == 1024
+    assert config["mask_token"] == entry["mask_token"] and config["pad_token"] == entry["pad_token"]
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    own = Tokenizer.from_file(str(data / "tokenizer.json"))
+    a, b = "Hello World, the Quick fox.", "It ran in 2010."
+    ids_a, ids_b = (own.encode(t, add_special_tokens=False).ids for t in (a, b))
+    if kind == "cased":  # the export must not lower-case: here that changes the ids
+        assert ids_a != own.encode(a.lower(), add_special_tokens=False).ids
+    enc = hf(a, b)
+    cls, sep = entry["cls_id"], entry["sep_id"]
+    assert enc["input_ids"] == [cls, *ids_a, sep, *ids_b, sep]
+    assert enc["token_type_ids"] == [0] * (len(ids_a) + 2) + [1] * (len(ids_b) + 1)
+    assert hf(a)["input_ids"] == [cls, *ids_a, sep]
 
 
 def test_export_refuses_a_folder_that_holds_files_unless_overwrite(build_dir, tmp_path):
