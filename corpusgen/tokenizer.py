@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from corpusgen.unicode_ranges import UNSPACED
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # a vocab.txt's, by BERT's names
 ROLES = ("pad", "unk", "cls", "sep", "mask")  # SPECIAL_TOKENS' roles, in the same order
 MODEL_TYPES = {"WordPiece": "wordpiece", "BPE": "bpe", "Unigram": "unigram"}  # tokenizer.json model type -> kind
@@ -39,6 +41,8 @@ _ROLE_NAMES = {"pad": ("pad", "padding"), "unk": ("unk", "unknown"), "cls": ("cl
 _SPLITS_ONLY_IN_PYTHON = "[\x0b\x0c\x1c-\x1f\x85]"
 PIECE_MEMO_ENTRIES = 1 << 19  # pieces whose ids a tokenizer keeps: ~150 MB at most (280 B a piece, measured)
 PIECES_PER_TEXT = 256  # new pieces tokenized together, joined by spaces
+# Where no space separates two sentences: a stop or first letter of a script written without spaces
+_UNSPACED_EDGE = re.compile(f"[{UNSPACED}\u3000-\u303f\uff00-\uffef]")
 
 
 def _pieces_tokenize_alone(spec: dict) -> bool:
@@ -330,6 +334,13 @@ class SubwordTokenizer:
         self.replacement_rank = np.full(self.vocab_size, -1, dtype=np.int64)
         self.replacement_rank[self.replacement_ids] = np.arange(len(self.replacement_ids))
         self._encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
+        # A tokenizer that reads the space before a word (byte-level BPE without a prefix space,
+        # RoBERTa's: "ĠThe" after a space, "The" at a text's start) must see the space that came
+        # before a sentence in its text, or every sentence's first word is split as a text's first.
+        probes = tok.encode_batch(["The", " The", "word", " word"], add_special_tokens=False)
+        self.space_before_sentences = kind != "wordpiece" and (
+            probes[0].ids != probes[1].ids or probes[2].ids != probes[3].ids
+        )
         # Pieces between whitespace tokenize on their own exactly as inside their text for BERT's
         # normalizer and pre-tokenizer (both work per character or per whitespace-free word), so
         # their ids are memoised: natural text repeats its words, and a dict lookup is ~50x
@@ -486,11 +497,19 @@ def tokenize_documents(
     """
     from corpusgen.shards import token_dtype
 
-    flat_sentences = [s for sents in sentence_lists for s in sents]
+    if wp.space_before_sentences:  # a document's later sentences followed a space in its text
+        flat_sentences = [
+            " " + s if i and not (_UNSPACED_EDGE.match(s) or _UNSPACED_EDGE.match(sents[i - 1][-1:])) else s
+            for sents in sentence_lists
+            for i, s in enumerate(sents)
+        ]
+    else:
+        flat_sentences = [s for sents in sentence_lists for s in sents]
     ids, lengths, starts = wp.encode_words(flat_sentences)
-    # A saved tokenizer matches special tokens written in the text; in the data they are
-    # ordinary text, so they become [UNK] instead of breaking [CLS] A [SEP] B [SEP].
-    structural = np.isin(ids, [wp.cls_id, wp.sep_id, wp.mask_id, wp.pad_id])
+    # A saved tokenizer matches special tokens written in the text ([SEP], <mask>, an added
+    # <|endoftext|>); in the data they are ordinary text, so they become [UNK] instead of breaking
+    # [CLS] A [SEP] B [SEP] or sitting, never masked, inside a sentence.
+    structural = wp.is_special[ids] & (ids != wp.unk_id)
     if structural.any():
         counts["special_tokens_in_text"] += int(structural.sum())
         ids[structural] = wp.unk_id

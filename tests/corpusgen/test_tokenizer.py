@@ -248,6 +248,52 @@ def test_special_tokens_in_text_are_ordinary_text(tmp_path):
     assert counts == {"special_tokens_in_text": 4, "unk_tokens": 5}
 
 
+def test_added_special_tokens_in_text_are_unknown_like_the_roles(tmp_path):
+    from tokenizers import Tokenizer
+
+    path = tmp_path / "added.json"
+    tk = Tokenizer.from_str(tokenizer_json(tmp_path).data.decode())
+    tk.add_special_tokens(["<|endoftext|>", "<ent>"])
+    tk.save(str(path))
+    wj = SubwordTokenizer(VocabFile.read(path))
+    counts = Counter()
+    [(_, ids, _, _)] = tokenize_documents(["k"], [["hello <ent> world <|endoftext|> [SEP] x"]], wj, 100, counts)
+    assert wj.decode_tokens(ids) == ["hello", "[UNK]", "world", "[UNK]", "[UNK]", "x"]
+    assert counts == {"special_tokens_in_text": 3, "unk_tokens": 3}
+
+
+def _roberta_style(path, prefix_space: bool):
+    """A byte-level BPE as RoBERTa saves one (``add_prefix_space`` False: "ĠThe" only after a space)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tk = ByteLevelBPETokenizer(add_prefix_space=prefix_space)
+    text = (DATA / "sample_text.txt").read_text(encoding="utf-8").splitlines()
+    tk.train_from_iterator(
+        text, vocab_size=600, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    tk.save(str(path))
+    return SubwordTokenizer(VocabFile.read(path))
+
+
+def test_a_tokenizer_that_reads_the_space_before_a_word_sees_it_before_each_later_sentence(tmp_path):
+    wp = _roberta_style(tmp_path / "roberta.json", prefix_space=False)
+    assert wp.space_before_sentences
+    sentences = ["The cat sat on the mat.", "The dog ran.", "Then it slept."]
+    [(_, ids, bounds, _)] = tokenize_documents(["k"], [sentences], wp, 100, Counter())
+    whole = wp.tokenizer.encode(" ".join(sentences), add_special_tokens=False).ids
+    assert ids.tolist() == whole  # each sentence as in its running text: "ĠThe", not "T" "he"
+    alone = wp.tokenizer.encode("The dog ran.", add_special_tokens=False).ids
+    assert ids[bounds[1] : bounds[2]].tolist() != alone  # what the sentence alone would have been
+    # no space where the text had none: Chinese sentences follow each other directly
+    zh = ["我们今天去公园。", "天气很好。"]
+    [(_, ids, _, _)] = tokenize_documents(["k"], [zh], wp, 100, Counter())
+    assert ids.tolist() == wp.tokenizer.encode("".join(zh), add_special_tokens=False).ids
+    # tokenizers that add a prefix space, and WordPiece, need nothing
+    assert not _roberta_style(tmp_path / "prefixed.json", prefix_space=True).space_before_sentences
+    assert not SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt")).space_before_sentences
+    assert not SubwordTokenizer(VocabFile.read(UNIGRAM_TOKENIZER)).space_before_sentences
+
+
 def test_describe_is_the_manifest_entry(tmp_path):
     wj = SubwordTokenizer(tokenizer_json(tmp_path))
     assert wj.describe() == {
