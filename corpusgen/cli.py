@@ -374,6 +374,9 @@ def build(
         taken.release()
     manifest = _read_manifest(output)
     click.echo(_summary(manifest, time.time() - started, cfg))
+    warning = _unknown_share_warning(manifest)
+    if warning:
+        click.echo(warning, err=True)
     if not manifest["shards"]:
         raise UserError(_no_instances(manifest))
 
@@ -480,6 +483,25 @@ def _setup_logging(debug: bool = False) -> None:
         logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(
             lambda record: "No semi_persistent_directory found" not in record.getMessage()
         )
+
+
+UNKNOWN_SHARE_WARNING = 0.01  # BERT's uncased vocabulary leaves ~0.01% of English Wikipedia unknown
+
+
+def _unknown_share_warning(manifest: dict) -> str | None:
+    """A line when the unknown token is more than 1% of the tokens read: the vocabulary does not fit."""
+    t = manifest["stats"]["tokens"]
+    unk, read = t.get("unk", 0), t.get("read", 0)
+    if not read or unk <= UNKNOWN_SHARE_WARNING * read:
+        return None
+    tok = manifest.get("tokenizer") or {}
+    case = ""
+    if tok.get("type") == "wordpiece" and not tok.get("do_lower_case", True):
+        case = "the build kept case (--no-lower-case): is the vocabulary uncased? "
+    return (
+        f"warning: {unk / read:.1%} of the tokens read ({unk} of {read}) are {tok.get('unk_token', 'the unknown token')}; "
+        f"{case}the vocabulary does not fit the text: check --vocab and --lower-case, or train one with `corpusgen vocab`"
+    )
 
 
 def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:

@@ -245,3 +245,14 @@ def test_inspect_names_sops_label_for_what_it_is(tmp_path):
     code, text = run("inspect", str(out), "-n", "25")
     assert code == 0 and "(A and B swapped)" in text and "(B follows A)" in text
     assert "B is random" not in text
+
+
+def test_a_build_warns_when_the_vocabulary_leaves_many_tokens_unknown(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("Alice Met Bob In Paris. They Walked Home Together.\n\nCarol Saw Dave. He Waved Back.\n")
+    code, out = run("build", str(src), "-o", str(tmp_path / "cased"), "--no-lower-case", "--dupe-factor", "1")
+    assert code == 0, out
+    (line,) = [x for x in out.splitlines() if x.startswith("warning:")]
+    assert "are [UNK]" in line and "--no-lower-case" in line and "uncased" in line
+    code, out = run("build", str(src), "-o", str(tmp_path / "uncased"), "--dupe-factor", "1")
+    assert code == 0 and "warning:" not in out, out
