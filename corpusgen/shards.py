@@ -471,12 +471,21 @@ def _manifest_type_problem(manifest: dict[str, Any]) -> str | None:
     for key in _TOKENIZER_IDS:
         if key in tok and not (_is_int(tok[key]) and 0 <= tok[key] < size):
             return f"tokenizer.{key} must be an id below vocab_size {size}, got {tok[key]!r}"
+    from corpusgen.partition import SPLITS
+
+    seen: dict[Any, int] = {}
     for i, entry in enumerate(manifest["shards"]):
         for key in _ENTRY_INTS:
-            if key in entry and not (_is_int(entry[key]) and entry[key] >= 0):
-                return f"shards[{i}].{key} must be a non-negative integer, got {entry[key]!r}"
-        if "sha256" in entry and not isinstance(entry["sha256"], str):
-            return f"shards[{i}].sha256 must be a string, got {entry['sha256']!r}"
+            if not (_is_int(entry.get(key)) and entry[key] >= 0):
+                return f"shards[{i}].{key} must be a non-negative integer, got {entry.get(key)!r}"
+        if not (isinstance(entry.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"])):
+            return f"shards[{i}].sha256 must be the shard's sha256 (64 hex digits), got {entry.get('sha256')!r}"
+        if entry.get("split") not in SPLITS:
+            return f"shards[{i}].split must be one of {', '.join(SPLITS)}, got {entry.get('split')!r}"
+        if isinstance(entry.get("path"), str):
+            if entry["path"] in seen:
+                return f"shards[{i}] lists {entry['path']} again (shards[{seen[entry['path']]}] is the same file)"
+            seen[entry["path"]] = i
         b = entry.get("bin")
         if b is not None and not (isinstance(b, list) and len(b) == 2 and all(_is_int(x) for x in b)):
             return f"shards[{i}].bin must be [low, high] lengths, got {b!r}"

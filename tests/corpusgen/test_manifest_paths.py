@@ -132,6 +132,10 @@ def test_the_build_directory_itself_is_not_an_entry(build):
         (lambda m: m.update(stats=None), "'stats' must be an object, got NoneType"),
         (lambda m: m["shards"][0].update(rows="4"), r"shards\[0\].rows must be a non-negative integer, got '4'"),
         (lambda m: m["shards"][0].update(bin=[1]), r"shards\[0\].bin must be \[low, high\] lengths"),
+        (lambda m: m["shards"][0].pop("sha256"), r"shards\[0\].sha256 must be the shard's sha256 \(64 hex"),
+        (lambda m: m["shards"][0].pop("rows"), r"shards\[0\].rows must be a non-negative integer, got None"),
+        (lambda m: m["shards"][0].update(split="bogus"), r"shards\[0\].split must be one of train, validation"),
+        (lambda m: m["shards"].append(dict(m["shards"][0])), r"shards\[1\] lists shards/.* again \(shards\[0\]"),
         (lambda m: m["config"].update(max_seq_length="128"), "config: max_seq_length = '128' should be an integer"),
     ],
 )
