@@ -672,14 +672,19 @@ def expand_hf_dataset_dir(path: str) -> list[str] | None:
     root = Path(path)
     try:
         if (root / "dataset_dict.json").is_file():
-            splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
+            index = root / "dataset_dict.json"
+            splits = json.loads(index.read_text())["splits"]
+            if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+                raise ValueError(f"{index}: 'splits' must be a list of split names, got {splits!r}")
+            out = []
             for split in splits:
                 if not (root / split).resolve().is_relative_to(root.resolve()):
-                    raise ValueError(
-                        f"{root / 'dataset_dict.json'}: split {split!r} lies outside the dataset folder; "
-                        "save the dataset again with save_to_disk"
-                    )
-            return [f for split in splits for f in expand_hf_dataset_dir(str(root / split)) or []]
+                    raise ValueError(f"{index}: split {split!r} lies outside the dataset folder")
+                files = expand_hf_dataset_dir(str(root / split))
+                if files is None:  # a split the index names is gone: never leave it out silently
+                    raise ValueError(f"{index}: split {split!r} has no save_to_disk folder ({root / split}/state.json)")
+                out += files
+            return out
         state = root / "state.json"
         if not state.is_file():
             return None
@@ -688,12 +693,8 @@ def expand_hf_dataset_dir(path: str) -> list[str] | None:
         for f in files:
             name = f["filename"]
             # state.json is data: a file name leading out of the folder (../, /abs, a link) is refused
-            inside = (root / name).resolve().is_relative_to(root.resolve())
-            if not isinstance(name, str) or not inside:
-                raise ValueError(
-                    f"{state}: data file {name!r} lies outside the dataset folder; "
-                    "save the dataset again with save_to_disk"
-                )
+            if not isinstance(name, str) or not (root / name).resolve().is_relative_to(root.resolve()):
+                raise ValueError(f"{state}: data file {name!r} is not a file name inside the dataset folder")
             out.append(str(root / name))
         return out
     except (KeyError, TypeError, AttributeError) as exc:

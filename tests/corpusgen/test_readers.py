@@ -198,13 +198,30 @@ def test_a_save_to_disk_folder_naming_files_outside_it_is_refused(tmp_path):
     (tmp_path / "outside.arrow").write_bytes(b"secret")
     ds = tmp_path / "ds"
     ds.mkdir()
-    for name in ("../outside.arrow", str(tmp_path / "outside.arrow")):
+    for name in ("../outside.arrow", str(tmp_path / "outside.arrow"), 7):
         (ds / "state.json").write_text(json.dumps({"_data_files": [{"filename": name}]}))
-        with pytest.raises(ValueError, match="lies outside the dataset folder"):
+        with pytest.raises(ValueError, match="is not a file name inside the dataset folder"):
             readers.expand_hf_dataset_dir(str(ds))
     (ds / "dataset_dict.json").write_text(json.dumps({"splits": ["../.."]}))
     with pytest.raises(ValueError, match=r"split '\.\./\.\.' lies outside the dataset folder"):
         readers.expand_hf_dataset_dir(str(ds))
+    (ds / "dataset_dict.json").write_text(json.dumps({"splits": "train"}))
+    with pytest.raises(ValueError, match=r"'splits' must be a list of split names, got 'train'"):
+        readers.expand_hf_dataset_dir(str(ds))
+
+
+def test_a_dataset_dict_whose_split_is_gone_is_refused_not_left_out(tmp_path):
+    import shutil
+
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"text": ["One. Two."]})
+    datasets.DatasetDict({"train": ds, "test": ds}).save_to_disk(str(tmp_path / "dd"))
+    (tmp_path / "dd" / "test" / "state.json").unlink()
+    with pytest.raises(ValueError, match=r"dataset_dict.json: split 'test' has no save_to_disk folder"):
+        readers.expand_hf_dataset_dir(str(tmp_path / "dd"))
+    shutil.rmtree(tmp_path / "dd" / "test")
+    with pytest.raises(ValueError, match=r"split 'test' has no save_to_disk folder"):
+        readers.expand_hf_dataset_dir(str(tmp_path / "dd"))
 
 
 def test_compression_suffixes():
