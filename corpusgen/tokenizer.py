@@ -41,6 +41,7 @@ _ROLE_NAMES = {"pad": ("pad", "padding"), "unk": ("unk", "unknown"), "cls": ("cl
 _SPLITS_ONLY_IN_PYTHON = "[\x0b\x0c\x1c-\x1f\x85]"
 PIECE_MEMO_ENTRIES = 1 << 19  # pieces whose ids a tokenizer keeps: ~150 MB at most (280 B a piece, measured)
 PIECES_PER_TEXT = 256  # new pieces tokenized together, joined by spaces
+MAX_ID_GAPS = 1024  # unused ids a tokenizer.json may leave below its top id (they never occur)
 # Where no space separates two sentences: a stop or first letter of a script written without spaces
 _UNSPACED_EDGE = re.compile(f"[{UNSPACED}\u3000-\u303f\uff00-\uffef]")
 
@@ -304,7 +305,13 @@ class SubwordTokenizer:
             tok.no_padding()
             tok.no_truncation()
             vocab_map = tok.get_vocab(with_added_tokens=True)
-            tokens = [""] * (max(vocab_map.values()) + 1)
+            top = max(vocab_map.values(), default=-1)
+            if top + 1 > len(vocab_map) + MAX_ID_GAPS:  # every table here has one entry per id up to the top
+                raise VocabError(
+                    f"{source}: ids run up to {top} for {len(vocab_map)} tokens; a vocabulary's ids number its "
+                    f"tokens 0..{len(vocab_map) - 1} (give each token its place, or save the tokenizer again)"
+                )
+            tokens = [""] * (top + 1)
             for t, i in vocab_map.items():
                 tokens[i] = t
             roles = find_special_tokens(spec, vocab_map, kind, source)

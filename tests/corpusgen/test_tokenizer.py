@@ -130,6 +130,14 @@ def test_bad_tokenizer_json():
     )
 
 
+def test_a_tokenizer_json_whose_ids_leave_the_vocabulary_is_refused(tmp_path):
+    spec = json.loads(tokenizer_json(tmp_path).data)
+    spec["model"]["vocab"]["[MASK]"] = 99_999_999  # a 30,522-token vocabulary claiming 100 M ids
+    spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] != "[MASK]"]
+    with pytest.raises(VocabError, match=r"^big\.json: ids run up to 99999999 for 30522 tokens; .* 0\.\.30521"):
+        SubwordTokenizer(VocabFile("big.json", json.dumps(spec).encode()))
+
+
 def test_tokenizer_json_lowercase_must_agree_with_the_option(tmp_path):
     vf = tokenizer_json(tmp_path, lowercase=True)
     with pytest.raises(VocabError) as err:
