@@ -468,7 +468,7 @@ def _no_instances(manifest: dict) -> str:
     drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
     return (
         f"no instances were made: {s['documents']['read']} document(s) read, {s['documents']['kept']} kept, "
-        f"dropped: {drops}; check the inputs, --input-format and --text-field (counts in manifest.json)"
+        f"dropped: {drops}; check the inputs, --input-format, --text-field and --encoding (counts in manifest.json)"
     )
 
 

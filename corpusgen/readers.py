@@ -625,7 +625,8 @@ def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter)
     field = cfg.text_field
     try:
         schema = table_schema(path, fmt)
-    except (OSError, pa.ArrowException):
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("%s: not a readable %s file (%s); skipped it", path, fmt.capitalize(), str(exc)[:200])
         counts[UNREADABLE_FILE] += 1
         return
     if field not in schema.names:
@@ -652,7 +653,8 @@ def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter)
                     counts[reason] += 1
                 else:
                     yield text
-    except (OSError, pa.ArrowException):
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("%s: %s file damaged (%s); kept the records before it", path, fmt.capitalize(), str(exc)[:200])
         counts[UNREADABLE_FILE] += 1
 
 
@@ -819,6 +821,23 @@ def read_documents(
     fmt = FORMATS[detect_format(path, cfg)]
     if byte_range is None or byte_range[0] == 0:
         counts[FILES_READ] += 1
+    before = (counts[RECORDS_READ], counts[DOCUMENTS_READ], counts[MISSING_TEXT_FIELD] + counts[NON_STRING_TEXT])
+    yield from _read_documents(path, fmt, cfg, counts, opener, byte_range)  # never raises
+    records, docs, no_text = (
+        after - was
+        for after, was in zip(
+            (counts[RECORDS_READ], counts[DOCUMENTS_READ], counts[MISSING_TEXT_FIELD] + counts[NON_STRING_TEXT]), before
+        )
+    )
+    if records and not docs and no_text == records:  # a whole file lost to the text field: say which
+        where = "" if byte_range is None else f" (bytes {byte_range[0]}-{byte_range[1]})"
+        log.warning(
+            "%s%s: none of its %d records has a string %r field; skipped it (set --text-field)",
+            path, where, records, cfg.text_field,
+        )  # fmt: skip
+
+
+def _read_documents(path, fmt, cfg, counts, opener, byte_range) -> Iterator[str]:
     try:
         if fmt.table is not None:
             docs = fmt.read(path, cfg, counts)

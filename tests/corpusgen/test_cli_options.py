@@ -130,7 +130,7 @@ def test_build_with_no_instances_fails_with_the_reason(tmp_path):
     assert code == 1, out
     assert out.splitlines()[-1] == (
         "Error: no instances were made: 0 document(s) read, 0 kept, dropped: non_string_text 3; "
-        "check the inputs, --input-format and --text-field (counts in manifest.json)"
+        "check the inputs, --input-format, --text-field and --encoding (counts in manifest.json)"
     )
     code, out = run("validate", str(tmp_path / "o"))
     assert code == 1

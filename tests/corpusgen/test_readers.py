@@ -428,3 +428,28 @@ def test_html_page_with_a_nul_is_dropped_as_a_record():
 def test_non_string_text_counts_add_up():
     docs, counts = jsonl_docs(b'{"text": 1}\n{"text": 2.5}\n{"text": [3]}\n')
     assert docs == [] and counts == Counter({stats.NON_STRING_TEXT: 3})
+
+
+def test_a_file_lost_whole_is_named_in_a_warning(tmp_path, caplog):
+    """Counted is not enough when a whole file goes: the warning names it and the fix."""
+    (tmp_path / "content.jsonl").write_text('{"content": "One. Two."}\n{"content": "Three. Four."}\n')
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"text": ["One. Two."]}), good)
+    (tmp_path / "cut.parquet").write_bytes(good.read_bytes()[:60])
+    (tmp_path / "mixed.jsonl").write_text('{"content": "x"}\n{"text": "Kept. Here."}\n')
+    counts = Counter()
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        for name in ("content.jsonl", "cut.parquet", "mixed.jsonl", "good.parquet"):
+            list(readers.read_documents(str(tmp_path / name), BuildConfig(), counts))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert (
+        lines[0]
+        == f"{tmp_path / 'content.jsonl'}: none of its 2 records has a string 'text' field; skipped it (set --text-field)"
+    )
+    assert lines[1].startswith(f"{tmp_path / 'cut.parquet'}: not a readable Parquet file (")
+    assert (
+        counts[stats.MISSING_TEXT_FIELD] == 3
+        and counts[stats.UNREADABLE_FILE] == 1
+        and counts[stats.DOCUMENTS_READ] == 2
+    )
