@@ -479,7 +479,11 @@ def _setup_logging(debug: bool = False) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("corpusgen").setLevel(logging.INFO)
-    if not debug:  # every local worker process says it at start; it concerns only pickled __main__ sessions
+    if not debug:
+        # A failing step's traceback, logged by Beam as it fails: the error's one line says it (--debug: all)
+        logging.getLogger("apache_beam.runners.common").setLevel(
+            logging.CRITICAL
+        )  # every local worker process says it at start; it concerns only pickled __main__ sessions
         logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(
             lambda record: "No semi_persistent_directory found" not in record.getMessage()
         )

@@ -256,3 +256,31 @@ def test_a_build_warns_when_the_vocabulary_leaves_many_tokens_unknown(tmp_path):
     assert "are [UNK]" in line and "--no-lower-case" in line and "uncased" in line
     code, out = run("build", str(src), "-o", str(tmp_path / "uncased"), "--dupe-factor", "1")
     assert code == 0 and "warning:" not in out, out
+
+
+def test_a_step_that_fails_ends_in_one_line_without_beams_traceback(tmp_path):
+    """A bug in a step (here made on purpose) reaches the user as one line; --debug shows the rest."""
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA, ROOT
+
+    code = (
+        "import sys, pipelines.transforms as t\n"
+        "def boom(*a, **k): raise AttributeError('no attribute length_bin')\n"
+        "t.create_instances = boom\n"
+        "from corpusgen.cli import main\n"
+        "sys.argv = ['corpusgen', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    args = ["build", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "o"), "--dupe-factor", "1", "--workers", "1"]
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("building ")]
+    assert lines == [
+        "Error: AttributeError: no attribute length_bin [while running 'CreateShards/PairMask'] "
+        "(corpusgen --debug build … shows the traceback)"
+    ], done.stderr
+    debug = subprocess.run([sys.executable, "-c", code, "--debug", *args[:3], str(tmp_path / "d"), *args[4:]],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
