@@ -314,7 +314,12 @@ class BuildConfig:
                     )
                 check_option_types(typ, value, f"{source}: {name}")
                 data[name] = typ(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as exc:  # a value out of range: say where it was written
+            if source in ("config", "options"):
+                raise
+            raise ValueError(f"{source}: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> BuildConfig:

@@ -168,3 +168,12 @@ def test_config_file_values_of_the_right_type_pass(tmp_path):
     assert cfg.dedup is False and cfg.short_seq_prob == 1 and cfg.quality is not None
     assert cfg.near_dedup.threshold == 0.8
     assert BuildConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # a manifest's config reads back
+
+
+def test_a_config_file_value_out_of_range_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("zstd_level = 40\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}: zstd_level must be in [1, 22]")):
+        BuildConfig.from_file(path)
+    with pytest.raises(ValueError, match=r"^zstd_level must be in \[1, 22\]"):  # not from a file: no name
+        BuildConfig.from_dict({"zstd_level": 40})
