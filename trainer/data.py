@@ -573,7 +573,12 @@ class ShardDataset(IterableDataset):
                     readers.pop(next(iter(readers)))
                 readers[s] = open_shard(self.paths[s])
             rb = readers[s].get_batch(int(units.batch[u])).slice(int(units.lo[u]), int(units.rows[u]))
-            rows = rows_from_record_batch(rb, self.width, round_up(self.predictions), self.mask_copies, self.segments)
+            try:
+                rows = rows_from_record_batch(
+                    rb, self.width, round_up(self.predictions), self.mask_copies, self.segments
+                )
+            except ManifestError as exc:  # a row wider than the build says: name the shard
+                raise ManifestError(f"{self.paths[s]}: {exc}") from None
             if self.tables is not None:  # dynamic masking: where each row sits names its mask stream
                 rows.shard_row = int(units.offset[u] + units.lo[u]) + np.arange(int(units.rows[u]), dtype=np.int64)
                 rows.shard_key = np.full(int(units.rows[u]), self.shard_keys[s], dtype=np.uint64)

@@ -292,3 +292,12 @@ def test_each_shard_is_hashed_once_per_process_before_its_rows_are_read(build_di
     assert batches > 3 * len(train_shards) and sorted(hashed) == train_shards
     for path, hashed_before in opened:
         assert path in hashed[:hashed_before], f"{path} was opened before its sha256 was checked"
+
+
+def test_a_row_wider_than_the_manifest_says_is_refused_naming_its_shard(tmp_path, build_dir):
+    d = copy_build(build_dir, tmp_path / "b")
+    m = json.loads((d / "manifest.json").read_text())
+    m["config"]["max_seq_length"] = 16  # the shards hold rows of up to 64 tokens
+    (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ManifestError, match=r"shards/.*\.arrow: a row has \d+ tokens, more than the build's limit 16"):
+        next(iter(ShardDataset(d, batch_size=8, seed=0)))
