@@ -127,6 +127,7 @@ class _Decompressed:
         self.out = b""
         self.raw_done = False
         self.error: StreamCut | None = None
+        self.pending: Exception | None = None  # an error to raise once the bytes decoded before it are out
         self.errors = _codec_errors()
 
     def _new(self):
@@ -150,7 +151,17 @@ class _Decompressed:
     def _decode(self, data: bytes, n: int) -> bytes:
         dec = self.dec
         if self.kind in ("gzip", "deflate"):
-            out = dec.decompress(data, n)
+            before = dec.copy()
+            try:
+                out = dec.decompress(data, n)
+            except self.errors as exc:
+                # A bad check value in the trailer fails the call that decodes the member's last
+                # bytes: decode them again in smaller calls, all but the last byte, then fail.
+                saved = self._salvage(before, data, n)
+                if not saved:
+                    raise
+                self.pending = exc  # raised by the next step, once these bytes are out
+                return saved
             self.inbuf = dec.unused_data if dec.eof else dec.unconsumed_tail
         elif self.kind in ("bz2", "lzma"):
             out = dec.decompress(data, n)
@@ -160,8 +171,26 @@ class _Decompressed:
             self.inbuf = dec.unused_data if dec.eof else b""
         return out
 
+    def _salvage(self, dec, data: bytes, n: int) -> bytes:
+        """What a zlib stream that fails at ``data`` still decodes to, from the state ``dec`` before it."""
+        parts = []
+        while n:
+            trial = dec.copy()
+            try:
+                piece = trial.decompress(data, n)
+            except self.errors:
+                n //= 2
+                continue
+            if not piece:
+                break
+            parts.append(piece)
+            dec, data = trial, trial.unconsumed_tail
+        return b"".join(parts)
+
     def _step(self, n: int) -> bytes:
         """Some decoded bytes; b"" at a clean end."""
+        if self.pending is not None:
+            raise self.pending
         while True:
             dec = self.dec
             if dec is not None and not dec.eof and self.kind in ("bz2", "lzma") and not dec.needs_input:

@@ -453,3 +453,18 @@ def test_a_file_lost_whole_is_named_in_a_warning(tmp_path, caplog):
         and counts[stats.UNREADABLE_FILE] == 1
         and counts[stats.DOCUMENTS_READ] == 2
     )
+
+
+def test_a_gzip_whose_trailer_check_fails_keeps_all_it_decoded(tmp_path):
+    """The check value is read after the last byte: only the trailer is bad, so all but the line being
+    read when it fails is kept (a line an error cuts is never taken as whole)."""
+    import gzip
+
+    lines = "".join(f'{{"text": "Document {i} is here. It has two sentences."}}\n' for i in range(2000))
+    data = bytearray(gzip.compress(lines.encode()))
+    data[-8] ^= 0xFF  # the CRC-32 of the member
+    (tmp_path / "bad-crc.jsonl.gz").write_bytes(bytes(data))
+    counts = Counter()
+    docs = list(readers.read_documents(str(tmp_path / "bad-crc.jsonl.gz"), BuildConfig(), counts))
+    assert len(docs) == 1999 and docs[-1] == "Document 1998 is here. It has two sentences."
+    assert counts[stats.UNREADABLE_FILE] == 1  # and it is still said
