@@ -851,7 +851,15 @@ def read_documents(
     if byte_range is None or byte_range[0] == 0:
         counts[FILES_READ] += 1
     before = (counts[RECORDS_READ], counts[DOCUMENTS_READ], counts[MISSING_TEXT_FIELD] + counts[NON_STRING_TEXT])
+    binary = counts[BINARY_FILE]
     yield from _read_documents(path, fmt, cfg, counts, opener, byte_range)  # never raises
+    if counts[BINARY_FILE] > binary and compression_of(path) is None:
+        kind = _compressed_by_magic(path, opener)
+        if kind is not None:  # a common slip: a compressed file whose name does not say so
+            suffix = next(suf for suf, k in COMPRESSIONS.items() if k == kind)
+            log.warning(
+                "%s: holds %s-compressed data; name it %s%s to read it (skipped as binary)", path, kind, path, suffix
+            )
     records, docs, no_text = (
         after - was
         for after, was in zip(
@@ -864,6 +872,18 @@ def read_documents(
             "%s%s: none of its %d records has a string %r field; skipped it (set --text-field)",
             path, where, records, cfg.text_field,
         )  # fmt: skip
+
+
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "lzma", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def _compressed_by_magic(path: str, opener: Opener) -> str | None:
+    try:
+        with closing(opener(path)) as f:
+            head = f.read(6)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
 
 
 def _read_documents(path, fmt, cfg, counts, opener, byte_range) -> Iterator[str]:

@@ -468,3 +468,17 @@ def test_a_gzip_whose_trailer_check_fails_keeps_all_it_decoded(tmp_path):
     docs = list(readers.read_documents(str(tmp_path / "bad-crc.jsonl.gz"), BuildConfig(), counts))
     assert len(docs) == 1999 and docs[-1] == "Document 1998 is here. It has two sentences."
     assert counts[stats.UNREADABLE_FILE] == 1  # and it is still said
+
+
+def test_a_compressed_file_whose_name_does_not_say_so_is_named_with_the_fix(tmp_path, caplog):
+    import gzip
+
+    (tmp_path / "corpus.jsonl").write_bytes(gzip.compress(b'{"text": "One. Two."}\n'))
+    counts = Counter()
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert list(readers.read_documents(str(tmp_path / "corpus.jsonl"), BuildConfig(), counts)) == []
+    assert counts[stats.BINARY_FILE] == 1
+    path = tmp_path / "corpus.jsonl"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: holds gzip-compressed data; name it {path}.gz to read it (skipped as binary)"
+    ]
