@@ -297,13 +297,30 @@ def cut_into_shards(instances: Instances, split: str, cfg: Any, *, pool: int = 0
     shards = []
     for first, end in zip([0, *firsts.tolist()], [*firsts.tolist(), len(order)]):
         lo, hi = cfg.bin_range(int(sorted_bins[first]))
-        n = end - first
-        count = -(-n // cfg.rows_per_shard)
-        edges = [first + n * i // count for i in range(count + 1)]
+        count = shards_in_bin(end - first, cfg)
         for i in range(count):
-            rows = instances.take(order[edges[i] : edges[i + 1]])
+            a, b = _shard_edges(end - first, count, i)
+            rows = instances.take(order[first + a : first + b])
             shards.append(Shard(shard_path(split, lo, hi, pool, pools, i, count), split, (lo, hi), rows))
     return shards
+
+
+def shards_in_bin(rows: int, cfg: Any) -> int:
+    """Shards a bin of ``rows`` rows is cut into: equal parts of at most ``rows_per_shard``."""
+    return -(-rows // cfg.rows_per_shard)
+
+
+def _shard_edges(n: int, count: int, index: int) -> tuple[int, int]:
+    return n * index // count, n * (index + 1) // count
+
+
+def shard_of_bin(instances: Instances, split: str, cfg: Any, *, pool: int, pools: int, index: int) -> Shard:
+    """Shard ``index`` of one length bin's rows (all of one bin): the shard ``cut_into_shards`` makes there."""
+    lo, hi = cfg.bin_range(int(cfg.bin_of(int(instances.lengths[0]))))
+    count = shards_in_bin(len(instances), cfg)
+    a, b = _shard_edges(len(instances), count, index)
+    order = np.argsort(instances.order_key, kind="stable")  # by order_key, ties in row order
+    return Shard(shard_path(split, lo, hi, pool, pools, index, count), split, (lo, hi), instances.take(order[a:b]))
 
 
 def instance_counters(instances: Instances, split: str, mask_id: int) -> dict[str, int]:

@@ -42,9 +42,10 @@ from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_rang
 from corpusgen.shards import (
     Instances,
     atomic_write_bytes,
-    cut_into_shards,
     instance_counters,
     sha256_bytes,
+    shard_of_bin,
+    shards_in_bin,
     token_dtype,
 )
 from corpusgen.timing import METRIC_PREFIX, StageTimer
@@ -468,7 +469,7 @@ class _CopyInstances(CountingDoFn):
     once, then make each copy's pairs and masks and write them as that copy's instance part (a
     record batch per length bin), each copy with its own marker.
 
-    Emits ``((split, pool, pools, bin), (dupe, part path, batch))`` per bin for ``_BinShards``. The
+    Emits ``((split, pool, pools, bin), (dupe, part path, batch, rows))`` per bin for ``_WriteShard``. The
     pool's counts of documents (and its removed duplicates) go with copy 0.
     """
 
@@ -496,8 +497,8 @@ class _CopyInstances(CountingDoFn):
                 write_marker(f"{name}.json", marker)
             self.counts.update(marker["counts"])
             yield from self.emit_removed(marker["removed"])
-            for batch, (b, _) in enumerate(part["bins"] if part else ()):
-                yield (split, pool, pools, b), (dupe, part["path"], batch)
+            for batch, (b, rows) in enumerate(part["bins"] if part else ()):
+                yield (split, pool, pools, b), (dupe, part["path"], batch, rows)
 
     def _read_pool(self, split, pool, pools, near, token_files, counts: Counter | None, removed) -> list:
         lo, hi = pool_range(pool, pools)
@@ -524,30 +525,21 @@ class _CopyInstances(CountingDoFn):
         return {"path": path, "bytes": len(data), "sha256": sha256_bytes(data), "bins": bins}
 
 
-class _BinShards(CountingDoFn):
-    """One length bin of one NSP pool: its batch of every copy's instance part, shuffled by the
-    rows' seeded order keys and cut into that bin's shards, which it writes.
+class _WriteShard(CountingDoFn):
+    """One shard: its length bin's batch of every copy's instance part of its pool, ordered by the
+    rows' seeded order keys, and the shard's equal part of them, compressed and written.
 
-    Shards compress on a thread pool (Arrow's zstd releases the GIL): the worker's cores share
-    the costliest step after tokenization.
+    A task per shard, not per bin: most rows are full-length, so one bin of each pool holds most
+    of its rows, and tasks per bin left one worker compressing them while the other waited.
     """
 
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
         self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
-    def setup(self) -> None:
-        super().setup()
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="write-shard")
-
-    def teardown(self) -> None:
-        self.pool.shutdown(wait=True)
-
-    def process(self, group):
-        (split, pool, pools, b), parts = group
+    def process(self, task):
+        (split, pool, pools, b, index, count), parts = task
         lo, hi = self.cfg.bin_range(b)
-        name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.json"
+        name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.part-{index:03d}-of-{count:03d}.json"
         marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", name)
         marker = read_marker(marker_path)
         if marker is not None and all(
@@ -556,41 +548,37 @@ class _BinShards(CountingDoFn):
             self.counts.update(marker["counts"])
             yield from marker["entries"]
             return
-        saved = self.counts
-        self.counts = Counter()
-        entries = list(self._bin(split, pool, pools, sorted(parts)))
-        write_marker(marker_path, {"entries": entries, "counts": self.counts})
-        saved.update(self.counts)
-        self.counts = saved
-        yield from entries
+        counts: Counter = Counter()
+        entry = self._shard(split, pool, pools, index, parts, counts)
+        write_marker(marker_path, {"entries": [entry], "counts": counts})
+        self.counts.update(counts)
+        yield entry
 
-    def _bin(self, split, pool, pools, parts) -> Iterator[dict]:
+    def _shard(self, split, pool, pools, index, parts, counts: Counter) -> dict:
         cfg = self.cfg
         with self.timer.stage("read_pool"):
             copies = []
-            for _, path, batch in parts:  # copy 0 first: the rows keep the order one pass over the copies gives
+            for _, path, batch, _ in parts:  # copy 0 first: the rows keep the order one pass over the copies gives
                 with FileSystems.open(path, compression_type="uncompressed") as f:
                     copies.append(intermediate.decode_instance_batch(f, batch))
-            inst = Instances.concat(copies)
         with self.timer.stage("sort"):
-            shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
+            shard = shard_of_bin(Instances.concat(copies), split, cfg, pool=pool, pools=pools, index=index)
             if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
-                for shard in shards:
-                    r = shard.rows
-                    self.counts.update(
-                        shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables)
-                    )
-        for entry, compress, write in self.pool.map(self._write, shards):
-            self.timer.seconds["compress"] += compress  # thread time: may exceed the wall time
-            self.timer.seconds["write"] += write
-            yield entry
+                r = shard.rows
+                counts.update(shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables))
+        with self.timer.stage("compress"):
+            data, entry = shard.encode(cfg, self.tables.vocab_size)
+        with self.timer.stage("write"):
+            write_file(FileSystems.join(self.output_dir, shard.path), data)
+        return entry
 
-    def _write(self, shard) -> tuple[dict, float, float]:
-        start = time.perf_counter()
-        data, entry = shard.encode(self.cfg, self.tables.vocab_size)
-        encoded = time.perf_counter()
-        write_file(FileSystems.join(self.output_dir, shard.path), data)
-        return entry, encoded - start, time.perf_counter() - encoded
+
+def _shard_tasks(group, cfg: BuildConfig):
+    """A bin's parts (one per copy) → one task per shard of the bin, each naming every part."""
+    (split, pool, pools, b), parts = group
+    parts = sorted(parts)
+    count = shards_in_bin(sum(rows for *_, rows in parts), cfg)
+    return [((split, pool, pools, b, i, count), parts) for i in range(count)]
 
 
 def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int], int]]:
@@ -615,7 +603,7 @@ class CreateShards(beam.PTransform):
     """Token files (+ near-duplicate keys) → shard entries, in two steps of small tasks:
 
     * one task per copy (dupe) of each NSP pool makes that copy's instances (``_CopyInstances``);
-    * one task per length bin of each pool cuts and writes the bin's shards (``_BinShards``).
+    * one task per shard cuts its part of a length bin of a pool from every copy and writes it (``_WriteShard``).
 
     Pools are ``ceil(tokens / nsp_pool_tokens)`` per split; a random B comes from another
     document of the same pool. With fewer than ``min_tasks`` pools a pairing task makes one copy,
@@ -662,7 +650,12 @@ class CreateShards(beam.PTransform):
             (STATS, REMOVED),
             beam.pvalue.AsList(token_files),
         )
-        bins = made[MAIN] | "GroupBins" >> beam.GroupByKey()
-        written = par_do(bins, "CutWrite", _BinShards(cfg, self.tables, self.output_dir), (STATS,))
+        shards = (
+            made[MAIN]
+            | "GroupBins" >> beam.GroupByKey()
+            | "ShardTasks" >> beam.FlatMap(_shard_tasks, cfg)
+            | "SpreadShards" >> beam.Reshuffle()
+        )
+        written = par_do(shards, "CutWrite", _WriteShard(cfg, self.tables, self.output_dir), (STATS,))
         stats_out = (made[STATS], written[STATS]) | "AllShardStats" >> beam.Flatten()
         return {MAIN: written[MAIN], STATS: stats_out, REMOVED: made[REMOVED]}

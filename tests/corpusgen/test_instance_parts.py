@@ -1,5 +1,5 @@
-"""Instance parts: a pool's copies made apart, stored by length bin and merged back per bin give
-exactly the shards that one pass over every copy gives, in every layout."""
+"""Instance parts: a pool's copies made apart, stored by length bin, and each shard cut from its bin's
+batch of every copy give exactly the shards one pass over every copy gives, in every layout."""
 
 from collections import Counter
 from dataclasses import fields
@@ -11,7 +11,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.instances import create_instances
 from corpusgen.intermediate import decode_instance_batch, encode_instance_part
 from corpusgen.masking import VocabTables
-from corpusgen.shards import Instances, cut_into_shards
+from corpusgen.shards import Instances, cut_into_shards, shard_of_bin, shards_in_bin
 from tests.corpusgen.test_pairing_masking import make_pool
 
 
@@ -50,8 +50,10 @@ def test_copies_made_apart_and_merged_by_bin_cut_the_same_shards(wordpiece, opti
             by_bin.setdefault(b, []).append(part)
     assert copy_counts == whole_counts
     expected = cut_into_shards(whole, "train", cfg, pool=1, pools=4)
-    merged = [
-        s for b in sorted(by_bin) for s in cut_into_shards(Instances.concat(by_bin[b]), "train", cfg, pool=1, pools=4)
+    merged = [  # as the pipeline cuts them: one shard at a time from its bin's batches of every copy
+        shard_of_bin(Instances.concat(by_bin[b]), "train", cfg, pool=1, pools=4, index=i)
+        for b in sorted(by_bin)
+        for i in range(shards_in_bin(sum(len(p) for p in by_bin[b]), cfg))
     ]
     assert len(expected) > len(by_bin) > 1  # several bins, and bins of several shards
     assert [s.path for s in merged] == [s.path for s in expected]
