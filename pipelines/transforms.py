@@ -42,6 +42,7 @@ from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_rang
 from corpusgen.shards import (
     Instances,
     atomic_write_bytes,
+    bin_order,
     instance_counters,
     sha256_bytes,
     shard_of_bin,
@@ -526,43 +527,51 @@ class _CopyInstances(CountingDoFn):
 
 
 class _WriteShard(CountingDoFn):
-    """One shard: its length bin's batch of every copy's instance part of its pool, ordered by the
-    rows' seeded order keys, and the shard's equal part of them, compressed and written.
+    """Shards ``[first, end)`` of one length bin of one pool: the bin's batch of every copy's instance
+    part, ordered by the rows' seeded order keys, and each shard's equal part of them, compressed
+    and written, each shard with its own marker.
 
-    A task per shard, not per bin: most rows are full-length, so one bin of each pool holds most
-    of its rows, and tasks per bin left one worker compressing them while the other waited.
+    A task per shard when pools are few (``few_pools``): most rows are full-length, so one bin of
+    each pool holds most of its rows, and tasks per bin left one worker compressing them while the
+    other waited. With many pools, a task per bin reads the bin's batches once for all its shards.
     """
 
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
         self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
     def process(self, task):
-        (split, pool, pools, b, index, count), parts = task
+        (split, pool, pools, b, first, end, count), parts = task
         lo, hi = self.cfg.bin_range(b)
-        name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.part-{index:03d}-of-{count:03d}.json"
-        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", name)
-        marker = read_marker(marker_path)
-        if marker is not None and all(
-            _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"]) for e in marker["entries"]
-        ):
+        rows = None  # the bin's rows of every copy, read when a shard is to be made
+        for index in range(first, end):
+            name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.part-{index:03d}-of-{count:03d}.json"
+            marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", name)
+            marker = read_marker(marker_path)
+            if marker is None or not all(
+                _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"])
+                for e in marker["entries"]
+            ):
+                if rows is None:
+                    rows = self._read_bin(parts)
+                    order = bin_order(rows)
+                counts: Counter = Counter()
+                marker = {"entries": [self._shard(split, pool, pools, index, rows, order, counts)], "counts": counts}
+                write_marker(marker_path, marker)
             self.counts.update(marker["counts"])
             yield from marker["entries"]
-            return
-        counts: Counter = Counter()
-        entry = self._shard(split, pool, pools, index, parts, counts)
-        write_marker(marker_path, {"entries": [entry], "counts": counts})
-        self.counts.update(counts)
-        yield entry
 
-    def _shard(self, split, pool, pools, index, parts, counts: Counter) -> dict:
-        cfg = self.cfg
+    def _read_bin(self, parts) -> Instances:
         with self.timer.stage("read_pool"):
             copies = []
             for _, path, batch, _ in parts:  # copy 0 first: the rows keep the order one pass over the copies gives
                 with FileSystems.open(path, compression_type="uncompressed") as f:
                     copies.append(intermediate.decode_instance_batch(f, batch))
+            return Instances.concat(copies)
+
+    def _shard(self, split, pool, pools, index, rows: Instances, order, counts: Counter) -> dict:
+        cfg = self.cfg
         with self.timer.stage("sort"):
-            shard = shard_of_bin(Instances.concat(copies), split, cfg, pool=pool, pools=pools, index=index)
+            shard = shard_of_bin(rows, split, cfg, pool=pool, pools=pools, index=index, order=order)
             if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
                 r = shard.rows
                 counts.update(shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables))
@@ -573,12 +582,14 @@ class _WriteShard(CountingDoFn):
         return entry
 
 
-def _shard_tasks(group, cfg: BuildConfig):
-    """A bin's parts (one per copy) → one task per shard of the bin, each naming every part."""
+def _shard_tasks(group, cfg: BuildConfig, totals: dict, min_tasks: int):
+    """A bin's parts (one per copy) → tasks of ``[first, end)`` of its shards, each naming every part:
+    one shard each when pools are few, else all of them (every task reads the bin's batches whole)."""
     (split, pool, pools, b), parts = group
     parts = sorted(parts)
     count = shards_in_bin(sum(rows for *_, rows in parts), cfg)
-    return [((split, pool, pools, b, i, count), parts) for i in range(count)]
+    ranges = [(i, i + 1) for i in range(count)] if few_pools(totals, cfg, min_tasks) else [(0, count)]
+    return [((split, pool, pools, b, first, end, count), parts) for first, end in ranges]
 
 
 def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int], int]]:
@@ -589,12 +600,16 @@ def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int
                 yield (split, p), pools
 
 
+def few_pools(totals: dict, cfg: BuildConfig, min_tasks: int) -> bool:
+    """Whether the build has fewer than ``min_tasks`` pools: then its pool steps split into tasks of
+    one copy and of one shard (equal tasks: a local runner hands them out round-robin), else a task
+    makes all of a pool's copies, or all of a bin's shards, from one read of what it needs."""
+    return sum(num_pools(totals[s], cfg) for s in SPLITS if totals.get(s, 0)) < min_tasks
+
+
 def copy_ranges(totals: dict, cfg: BuildConfig, min_tasks: int) -> list[tuple[int, int]]:
-    """The copies of a pool one pairing task makes, as ``[first, end)`` ranges: all of them when the
-    build has at least ``min_tasks`` pools, else one each (equal tasks: a local runner hands them
-    out round-robin). A task reads its pool's documents once, so fewer tasks read less."""
-    pools = sum(num_pools(totals[s], cfg) for s in SPLITS if totals.get(s, 0))
-    if pools >= min_tasks:
+    """The copies of a pool one pairing task makes, as ``[first, end)`` ranges (see ``few_pools``)."""
+    if not few_pools(totals, cfg, min_tasks):
         return [(0, cfg.dupe_factor)]
     return [(d, d + 1) for d in range(cfg.dupe_factor)]
 
@@ -653,7 +668,7 @@ class CreateShards(beam.PTransform):
         shards = (
             made[MAIN]
             | "GroupBins" >> beam.GroupByKey()
-            | "ShardTasks" >> beam.FlatMap(_shard_tasks, cfg)
+            | "ShardTasks" >> beam.FlatMap(_shard_tasks, cfg, beam.pvalue.AsSingleton(totals), self.min_tasks)
             | "SpreadShards" >> beam.Reshuffle()
         )
         written = par_do(shards, "CutWrite", _WriteShard(cfg, self.tables, self.output_dir), (STATS,))
