@@ -24,6 +24,7 @@ from corpusgen.stats import (
     DOCUMENTS_CLEANED,
     EMPTY_DOCUMENT,
     HTML_DOCUMENTS,
+    HTML_TOO_DEEP,
     INVALID_UNICODE,
     MOJIBAKE_FIXED_DOCUMENTS,
 )
@@ -108,11 +109,13 @@ def clean_document(text: str, cfg: BuildConfig, counts: Counter, source: str = "
 
 def _clean_document(text: str, cfg: BuildConfig, counts: Counter) -> tuple[str | None, str | None]:
     if cfg.html != "never":
-        from corpusgen.html import html_to_text, looks_like_html
+        from corpusgen.html import html_to_text, looks_like_html, nested_too_deep
 
         if cfg.html == "always" or looks_like_html(text):
-            text = html_to_text(text)
             counts[HTML_DOCUMENTS] += 1
+            if nested_too_deep(text):
+                return None, HTML_TOO_DEEP
+            text = html_to_text(text)
     if cfg.fix_mojibake:
         from corpusgen.encoding import fix_mojibake, might_be_mojibake
 

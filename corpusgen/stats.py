@@ -42,6 +42,7 @@ DOCUMENT_TOO_LONG = "document_too_long"
 
 # drop reasons of a document after reading
 EMPTY_DOCUMENT = "empty_document"
+HTML_TOO_DEEP = "html_too_deep"  # elements nested deeper than corpusgen.html.MAX_NESTING: not parsed
 DOCUMENT_ERROR = "document_error"  # an unexpected exception while cleaning, splitting or tokenizing it (logged)
 DUPLICATE_DOCUMENT = "duplicate_document"
 EMPTY_AFTER_TOKENIZATION = "empty_after_tokenization"
@@ -69,6 +70,7 @@ RECORD_DROPS = (
 )
 DOCUMENT_DROPS = (
     EMPTY_DOCUMENT,
+    HTML_TOO_DEEP,
     DOCUMENT_ERROR,
     DUPLICATE_DOCUMENT,
     NEAR_DUPLICATE_DOCUMENT,

@@ -178,3 +178,27 @@ def test_output_never_contains_a_tag_from_the_markup(paragraphs):
     assert "<p>" not in text and "<div>" not in text
     assert "\n\n\n" not in text
     assert text == text.strip()
+
+
+def test_a_nesting_bomb_is_dropped_before_parsing_and_counted(monkeypatch):
+    from collections import Counter
+
+    import corpusgen.html
+    from corpusgen import stats
+    from corpusgen.clean import clean_document
+    from corpusgen.config import BuildConfig
+    from corpusgen.html import MAX_NESTING, nested_too_deep
+
+    def parse(*args, **kwargs):
+        raise AssertionError("parsed: 200,000 nested elements take lexbor minutes")
+
+    monkeypatch.setattr(corpusgen.html, "html_to_text", parse)
+    bomb = "<html><body>" + "<div>" * 200_000 + "Deep text. Another." + "</div>" * 200_000 + "</body></html>"
+    counts = Counter()
+    assert clean_document(bomb, BuildConfig(), counts) == (None, stats.HTML_TOO_DEEP)
+    assert counts[stats.HTML_DOCUMENTS] == 1
+    deep = "<div>" * MAX_NESTING + "x" + "</div>" * MAX_NESTING
+    assert not nested_too_deep(deep) and nested_too_deep("<div>" + deep + "</div>")
+    # many elements side by side, or ones the parser closes itself, are no nesting
+    assert not nested_too_deep("<div>a</div>" * 50_000 + "<p>b" * 50_000 + "<br>" * 50_000)
+    assert nested_too_deep("<font>x" * 5_000)  # unclosed formatting elements do nest
