@@ -305,6 +305,15 @@ class SubwordTokenizer:
             tok.no_padding()
             tok.no_truncation()
             vocab_map = tok.get_vocab(with_added_tokens=True)
+            if len(set(vocab_map.values())) < len(vocab_map):  # an added token given a model token's id
+                seen: dict[int, str] = {}
+                for t, i in sorted(vocab_map.items(), key=lambda kv: kv[1]):
+                    if i in seen:
+                        raise VocabError(
+                            f"{source}: tokens {seen[i]!r} and {t!r} share id {i}; each token needs an id of its "
+                            "own (add the token to the model's vocabulary, or save the tokenizer again)"
+                        )
+                    seen[i] = t
             top = max(vocab_map.values(), default=-1)
             if top + 1 > len(vocab_map) + MAX_ID_GAPS:  # every table here has one entry per id up to the top
                 raise VocabError(

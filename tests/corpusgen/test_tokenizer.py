@@ -138,6 +138,13 @@ def test_a_tokenizer_json_whose_ids_leave_the_vocabulary_is_refused(tmp_path):
         SubwordTokenizer(VocabFile("big.json", json.dumps(spec).encode()))
 
 
+def test_a_tokenizer_json_whose_added_token_takes_a_model_tokens_id_is_refused(tmp_path):
+    spec = json.loads(tokenizer_json(tmp_path).data)
+    del spec["model"]["vocab"]["[MASK]"]  # left among the added tokens only: tokenizers gives it a taken id
+    with pytest.raises(VocabError, match=r"^m\.json: tokens .* and '\[MASK\]' share id \d+; each token needs an id"):
+        SubwordTokenizer(VocabFile("m.json", json.dumps(spec).encode()))
+
+
 def test_tokenizer_json_lowercase_must_agree_with_the_option(tmp_path):
     vf = tokenizer_json(tmp_path, lowercase=True)
     with pytest.raises(VocabError) as err:
