@@ -43,6 +43,7 @@ from corpusgen.shards import (
     Instances,
     atomic_write_bytes,
     bin_order,
+    cut_into_shards,
     instance_counters,
     sha256_bytes,
     shard_of_bin,
@@ -56,6 +57,7 @@ from pipelines.inputs import open_raw
 STATS = "stats"
 REMOVED = "removed"  # dropped documents with their reason, when cfg.write_removed
 SIGNATURES = "signatures"  # MinHash LSH band keys, when cfg.near_dedup
+WRITTEN = "written"  # shard entries of a pool written by its pairing task (many pools)
 DOCS_PER_TOKENIZE_BATCH = 256  # documents per tokenizer call: bounds its memory
 log = logging.getLogger("corpusgen")
 
@@ -477,8 +479,20 @@ class _CopyInstances(CountingDoFn):
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
         self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
+    def setup(self) -> None:
+        super().setup()
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="write-shard")
+
+    def teardown(self) -> None:
+        self.pool.shutdown(wait=True)
+
     def process(self, task, token_files):
-        (split, pool, pools, first, end), near = task[0], set(task[1])
+        (split, pool, pools, first, end, direct), near = task[0], set(task[1])
+        if direct:
+            yield from self._whole_pool(split, pool, pools, near, token_files)
+            return
         work = FileSystems.join(self.output_dir, WORK_DIR, "instances")
         unique = None  # the pool's documents, read when a copy is to be made
         for dupe in range(first, end):
@@ -500,6 +514,47 @@ class _CopyInstances(CountingDoFn):
             yield from self.emit_removed(marker["removed"])
             for batch, (b, rows) in enumerate(part["bins"] if part else ()):
                 yield (split, pool, pools, b), (dupe, part["path"], batch, rows)
+
+    def _whole_pool(self, split, pool, pools, near, token_files) -> Iterator:
+        """Many pools: every copy of the pool, cut and written here (no instance parts to write and
+        read back), the pool's shards compressed on a thread pool (Arrow's zstd releases the GIL)."""
+        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", f"{_part_name(split, pool, pools)}.json")
+        marker = read_marker(marker_path)
+        if marker is None or not all(
+            _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"]) for e in marker["entries"]
+        ):
+            cfg, counts = self.cfg, Counter()
+            removed: list | None = [] if cfg.write_removed else None
+            unique = self._read_pool(split, pool, pools, near, token_files, counts, removed)
+            inst = create_instances(unique, cfg, self.tables, counts, self.timer) if unique else None
+            entries = []
+            if inst is not None:
+                with self.timer.stage("sort"):
+                    counts.update(instance_counters(inst, split, self.tables.mask_id))
+                    shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
+                    if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
+                        for shard in shards:
+                            r = shard.rows
+                            counts.update(
+                                shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables)
+                            )
+                for entry, compress, write in self.pool.map(self._write, shards):
+                    self.timer.seconds["compress"] += compress  # thread time: may exceed the wall time
+                    self.timer.seconds["write"] += write
+                    entries.append(entry)
+            marker = {"entries": entries, "counts": counts, "removed": removed}
+            write_marker(marker_path, marker)
+        self.counts.update(marker["counts"])
+        yield from self.emit_removed(marker["removed"])
+        for entry in marker["entries"]:
+            yield TaggedOutput(WRITTEN, entry)
+
+    def _write(self, shard) -> tuple[dict, float, float]:
+        start = time.perf_counter()
+        data, entry = shard.encode(self.cfg, self.tables.vocab_size)
+        encoded = time.perf_counter()
+        write_file(FileSystems.join(self.output_dir, shard.path), data)
+        return entry, encoded - start, time.perf_counter() - encoded
 
     def _read_pool(self, split, pool, pools, near, token_files, counts: Counter | None, removed) -> list:
         lo, hi = pool_range(pool, pools)
@@ -531,9 +586,9 @@ class _WriteShard(CountingDoFn):
     part, ordered by the rows' seeded order keys, and each shard's equal part of them, compressed
     and written, each shard with its own marker.
 
-    A task per shard when pools are few (``few_pools``): most rows are full-length, so one bin of
-    each pool holds most of its rows, and tasks per bin left one worker compressing them while the
-    other waited. With many pools, a task per bin reads the bin's batches once for all its shards.
+    A task per shard (pools are few, ``few_pools``): most rows are full-length, so one bin of each
+    pool holds most of its rows, and tasks per bin left one worker compressing them while the other
+    waited.
     """
 
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
@@ -582,14 +637,12 @@ class _WriteShard(CountingDoFn):
         return entry
 
 
-def _shard_tasks(group, cfg: BuildConfig, totals: dict, min_tasks: int):
-    """A bin's parts (one per copy) → tasks of ``[first, end)`` of its shards, each naming every part:
-    one shard each when pools are few, else all of them (every task reads the bin's batches whole)."""
+def _shard_tasks(group, cfg: BuildConfig):
+    """A bin's parts (one per copy) → a task per shard of the bin, each naming every part."""
     (split, pool, pools, b), parts = group
     parts = sorted(parts)
     count = shards_in_bin(sum(rows for *_, rows in parts), cfg)
-    ranges = [(i, i + 1) for i in range(count)] if few_pools(totals, cfg, min_tasks) else [(0, count)]
-    return [((split, pool, pools, b, first, end, count), parts) for first, end in ranges]
+    return [((split, pool, pools, b, i, i + 1, count), parts) for i in range(count)]
 
 
 def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int], int]]:
@@ -601,30 +654,22 @@ def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int
 
 
 def few_pools(totals: dict, cfg: BuildConfig, min_tasks: int) -> bool:
-    """Whether the build has fewer than ``min_tasks`` pools: then its pool steps split into tasks of
+    """Whether the build has fewer than ``min_tasks`` pools: then its pool step splits into tasks of
     one copy and of one shard (equal tasks: a local runner hands them out round-robin), else a task
-    makes all of a pool's copies, or all of a bin's shards, from one read of what it needs."""
+    a pool does it all from one read of the pool, with no intermediate instance files."""
     return sum(num_pools(totals[s], cfg) for s in SPLITS if totals.get(s, 0)) < min_tasks
 
 
-def copy_ranges(totals: dict, cfg: BuildConfig, min_tasks: int) -> list[tuple[int, int]]:
-    """The copies of a pool one pairing task makes, as ``[first, end)`` ranges (see ``few_pools``)."""
-    if not few_pools(totals, cfg, min_tasks):
-        return [(0, cfg.dupe_factor)]
-    return [(d, d + 1) for d in range(cfg.dupe_factor)]
-
-
 class CreateShards(beam.PTransform):
-    """Token files (+ near-duplicate keys) → shard entries, in two steps of small tasks:
+    """Token files (+ near-duplicate keys) → shard entries.
 
-    * one task per copy (dupe) of each NSP pool makes that copy's instances (``_CopyInstances``);
-    * one task per shard cuts its part of a length bin of a pool from every copy and writes it (``_WriteShard``).
-
-    Pools are ``ceil(tokens / nsp_pool_tokens)`` per split; a random B comes from another
-    document of the same pool. With fewer than ``min_tasks`` pools a pairing task makes one copy,
-    else all of a pool's (``copy_ranges``); the shards are the same either way. Tasks finer than
-    pools keep every worker busy when pools are few (a 3-pool build on 2 workers left one idle
-    through the last pool), and a task holds one copy (or one bin) of a pool's instances.
+    Pools are ``ceil(tokens / nsp_pool_tokens)`` per split; a random B comes from another document
+    of the same pool. With at least ``min_tasks`` pools, a task per pool makes every copy's pairs
+    and masks and writes the pool's shards (``_CopyInstances._whole_pool``). With fewer, the work
+    is split finer so that every worker stays busy (3 pools on 2 workers left one idle through the
+    last pool): a task per copy of a pool writes that copy's instance part (``_CopyInstances``),
+    then a task per shard cuts it from its bin's batch of every copy (``_WriteShard``). The shards
+    are the same, byte for byte, either way.
     """
 
     def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str, min_tasks: int = 1) -> None:
@@ -649,8 +694,9 @@ class CreateShards(beam.PTransform):
         def copies(kv, totals, min_tasks=self.min_tasks):
             (split, pool), joined = kv
             near = list(joined["near"])
-            ranges = copy_ranges(totals, cfg, min_tasks)
-            return [((split, pool, p, first, end), near) for p in joined["pools"] for first, end in ranges]
+            if not few_pools(totals, cfg, min_tasks):  # a task a pool, writing its shards itself
+                return [((split, pool, p, 0, cfg.dupe_factor, True), near) for p in joined["pools"]]
+            return [((split, pool, p, d, d + 1, False), near) for p in joined["pools"] for d in range(cfg.dupe_factor)]
 
         routed = near_keys | "RouteToPool" >> beam.Map(route, totals=beam.pvalue.AsSingleton(totals))
         tasks = (
@@ -662,15 +708,16 @@ class CreateShards(beam.PTransform):
             tasks | "Spread" >> beam.Reshuffle(),
             "PairMask",
             _CopyInstances(cfg, self.tables, self.output_dir),
-            (STATS, REMOVED),
+            (STATS, REMOVED, WRITTEN),
             beam.pvalue.AsList(token_files),
         )
         shards = (
             made[MAIN]
             | "GroupBins" >> beam.GroupByKey()
-            | "ShardTasks" >> beam.FlatMap(_shard_tasks, cfg, beam.pvalue.AsSingleton(totals), self.min_tasks)
+            | "ShardTasks" >> beam.FlatMap(_shard_tasks, cfg)
             | "SpreadShards" >> beam.Reshuffle()
         )
         written = par_do(shards, "CutWrite", _WriteShard(cfg, self.tables, self.output_dir), (STATS,))
         stats_out = (made[STATS], written[STATS]) | "AllShardStats" >> beam.Flatten()
-        return {MAIN: written[MAIN], STATS: stats_out, REMOVED: made[REMOVED]}
+        entries = (made[WRITTEN], written[MAIN]) | "AllShards" >> beam.Flatten()
+        return {MAIN: entries, STATS: stats_out, REMOVED: made[REMOVED]}

@@ -204,13 +204,12 @@ def test_beam_options_corpusgen_sets_or_cannot_honour_are_refused(tmp_path, arg,
 
 def test_pairing_tasks_are_split_by_copy_below_a_pool_count_that_follows_the_runner():
     from pipelines.build import REMOTE_MIN_TASKS, min_tasks_for
-    from pipelines.transforms import copy_ranges
+    from pipelines.transforms import few_pools
 
     assert min_tasks_for(None, 1, []) == 1  # one process: nothing to balance
-    assert min_tasks_for("FnApiRunner", 4, []) == min_tasks_for("DaskRunner", 4, []) == 32
+    assert min_tasks_for("FnApiRunner", 4, []) == min_tasks_for("DaskRunner", 4, []) == 12
     assert min_tasks_for("DaskRunner", 4, ["--dask_client_address=h:8786"]) == REMOTE_MIN_TASKS
     assert min_tasks_for("DataflowRunner", 1, []) == REMOTE_MIN_TASKS
     cfg = BuildConfig(dupe_factor=3, nsp_pool_tokens=10_000)
     few = {"train": 30_000, "validation": 500}  # 3 + 1 pools
-    assert copy_ranges(few, cfg, 5) == [(0, 1), (1, 2), (2, 3)]
-    assert copy_ranges(few, cfg, 4) == [(0, 3)]
+    assert few_pools(few, cfg, 5) and not few_pools(few, cfg, 4)
