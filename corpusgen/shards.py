@@ -305,11 +305,6 @@ def cut_into_shards(instances: Instances, split: str, cfg: Any, *, pool: int = 0
     return shards
 
 
-def bin_order(instances: Instances) -> np.ndarray:
-    """The file order of one bin's rows: by their seeded ``order_key``, ties in row order."""
-    return np.argsort(instances.order_key, kind="stable")
-
-
 def shards_in_bin(rows: int, cfg: Any) -> int:
     """Shards a bin of ``rows`` rows is cut into: equal parts of at most ``rows_per_shard``."""
     return -(-rows // cfg.rows_per_shard)
@@ -319,16 +314,12 @@ def _shard_edges(n: int, count: int, index: int) -> tuple[int, int]:
     return n * index // count, n * (index + 1) // count
 
 
-def shard_of_bin(
-    instances: Instances, split: str, cfg: Any, *, pool: int, pools: int, index: int, order: np.ndarray | None = None
-) -> Shard:
-    """Shard ``index`` of one length bin's rows (all of one bin): the shard ``cut_into_shards`` makes there.
-
-    ``order``: ``bin_order(instances)``, when the caller cuts several shards of the same rows."""
+def shard_of_bin(instances: Instances, split: str, cfg: Any, *, pool: int, pools: int, index: int) -> Shard:
+    """Shard ``index`` of one length bin's rows (all of one bin): the shard ``cut_into_shards`` makes there."""
     lo, hi = cfg.bin_range(int(cfg.bin_of(int(instances.lengths[0]))))
     count = shards_in_bin(len(instances), cfg)
     a, b = _shard_edges(len(instances), count, index)
-    order = bin_order(instances) if order is None else order
+    order = np.argsort(instances.order_key, kind="stable")  # by order_key, ties in row order
     return Shard(shard_path(split, lo, hi, pool, pools, index, count), split, (lo, hi), instances.take(order[a:b]))
 
 

@@ -42,7 +42,6 @@ from corpusgen.partition import SPLITS, num_pools, pool_hash, pool_of, pool_rang
 from corpusgen.shards import (
     Instances,
     atomic_write_bytes,
-    bin_order,
     cut_into_shards,
     instance_counters,
     sha256_bytes,
@@ -467,7 +466,25 @@ def _intact(path: str, size: int, sha256: str) -> bool:
     return len(data) == size and sha256_bytes(data) == sha256
 
 
-class _CopyInstances(CountingDoFn):
+class _ShardWriter(CountingDoFn):
+    """What the two steps that write shards share: their marker check and their mask counts."""
+
+    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
+        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
+
+    def _shards_intact(self, marker: dict | None) -> bool:
+        """A marker's shards are taken as written only if every file's bytes match its entry."""
+        return marker is not None and all(
+            _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"]) for e in marker["entries"]
+        )
+
+    def _mask_counts(self, shard, counts: Counter) -> None:
+        if self.cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
+            r = shard.rows
+            counts.update(shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, self.cfg, self.tables))
+
+
+class _CopyInstances(_ShardWriter):
     """Some copies (dupes) of one NSP pool: read the pool's documents' slice of every token file
     once, then make each copy's pairs and masks and write them as that copy's instance part (a
     record batch per length bin), each copy with its own marker.
@@ -475,9 +492,6 @@ class _CopyInstances(CountingDoFn):
     Emits ``((split, pool, pools, bin), (dupe, part path, batch, rows))`` per bin for ``_WriteShard``. The
     pool's counts of documents (and its removed duplicates) go with copy 0.
     """
-
-    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
-        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
 
     def setup(self) -> None:
         super().setup()
@@ -520,9 +534,7 @@ class _CopyInstances(CountingDoFn):
         read back), the pool's shards compressed on a thread pool (Arrow's zstd releases the GIL)."""
         marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", f"{_part_name(split, pool, pools)}.json")
         marker = read_marker(marker_path)
-        if marker is None or not all(
-            _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"]) for e in marker["entries"]
-        ):
+        if not self._shards_intact(marker):
             cfg, counts = self.cfg, Counter()
             removed: list | None = [] if cfg.write_removed else None
             unique = self._read_pool(split, pool, pools, near, token_files, counts, removed)
@@ -532,12 +544,8 @@ class _CopyInstances(CountingDoFn):
                 with self.timer.stage("sort"):
                     counts.update(instance_counters(inst, split, self.tables.mask_id))
                     shards = cut_into_shards(inst, split, cfg, pool=pool, pools=pools)
-                    if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
-                        for shard in shards:
-                            r = shard.rows
-                            counts.update(
-                                shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables)
-                            )
+                    for shard in shards:
+                        self._mask_counts(shard, counts)
                 for entry, compress, write in self.pool.map(self._write, shards):
                     self.timer.seconds["compress"] += compress  # thread time: may exceed the wall time
                     self.timer.seconds["write"] += write
@@ -581,55 +589,38 @@ class _CopyInstances(CountingDoFn):
         return {"path": path, "bytes": len(data), "sha256": sha256_bytes(data), "bins": bins}
 
 
-class _WriteShard(CountingDoFn):
-    """Shards ``[first, end)`` of one length bin of one pool: the bin's batch of every copy's instance
-    part, ordered by the rows' seeded order keys, and each shard's equal part of them, compressed
-    and written, each shard with its own marker.
+class _WriteShard(_ShardWriter):
+    """One shard of one length bin of one pool: the bin's batch of every copy's instance part,
+    ordered by the rows' seeded order keys, and the shard's equal part of them, compressed and written.
 
     A task per shard (pools are few, ``few_pools``): most rows are full-length, so one bin of each
     pool holds most of its rows, and tasks per bin left one worker compressing them while the other
     waited.
     """
 
-    def __init__(self, cfg: BuildConfig, tables: VocabTables, output_dir: str) -> None:
-        self.cfg, self.tables, self.output_dir = cfg, tables, output_dir
-
     def process(self, task):
-        (split, pool, pools, b, first, end, count), parts = task
+        (split, pool, pools, b, index, count), parts = task
         lo, hi = self.cfg.bin_range(b)
-        rows = None  # the bin's rows of every copy, read when a shard is to be made
-        for index in range(first, end):
-            name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.part-{index:03d}-of-{count:03d}.json"
-            marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", name)
-            marker = read_marker(marker_path)
-            if marker is None or not all(
-                _intact(FileSystems.join(self.output_dir, e["path"]), e["bytes"], e["sha256"])
-                for e in marker["entries"]
-            ):
-                if rows is None:
-                    rows = self._read_bin(parts)
-                    order = bin_order(rows)
-                counts: Counter = Counter()
-                marker = {"entries": [self._shard(split, pool, pools, index, rows, order, counts)], "counts": counts}
-                write_marker(marker_path, marker)
-            self.counts.update(marker["counts"])
-            yield from marker["entries"]
+        name = f"{_part_name(split, pool, pools)}.bin-{lo:03d}-{hi:03d}.part-{index:03d}-of-{count:03d}.json"
+        marker_path = FileSystems.join(self.output_dir, WORK_DIR, "pools", name)
+        marker = read_marker(marker_path)
+        if not self._shards_intact(marker):
+            counts: Counter = Counter()
+            marker = {"entries": [self._shard(split, pool, pools, index, parts, counts)], "counts": counts}
+            write_marker(marker_path, marker)
+        self.counts.update(marker["counts"])
+        yield from marker["entries"]
 
-    def _read_bin(self, parts) -> Instances:
+    def _shard(self, split, pool, pools, index, parts, counts: Counter) -> dict:
+        cfg = self.cfg
         with self.timer.stage("read_pool"):
             copies = []
             for _, path, batch, _ in parts:  # copy 0 first: the rows keep the order one pass over the copies gives
                 with FileSystems.open(path, compression_type="uncompressed") as f:
                     copies.append(intermediate.decode_instance_batch(f, batch))
-            return Instances.concat(copies)
-
-    def _shard(self, split, pool, pools, index, rows: Instances, order, counts: Counter) -> dict:
-        cfg = self.cfg
         with self.timer.stage("sort"):
-            shard = shard_of_bin(rows, split, cfg, pool=pool, pools=pools, index=index, order=order)
-            if cfg.dynamic_masking:  # the masks the loader draws at epoch 0, measured per shard
-                r = shard.rows
-                counts.update(shard_mask_counters(r.input_ids, r.lengths, r.word_starts, shard.path, cfg, self.tables))
+            shard = shard_of_bin(Instances.concat(copies), split, cfg, pool=pool, pools=pools, index=index)
+            self._mask_counts(shard, counts)
         with self.timer.stage("compress"):
             data, entry = shard.encode(cfg, self.tables.vocab_size)
         with self.timer.stage("write"):
@@ -642,7 +633,7 @@ def _shard_tasks(group, cfg: BuildConfig):
     (split, pool, pools, b), parts = group
     parts = sorted(parts)
     count = shards_in_bin(sum(rows for *_, rows in parts), cfg)
-    return [((split, pool, pools, b, i, i + 1, count), parts) for i in range(count)]
+    return [((split, pool, pools, b, i, count), parts) for i in range(count)]
 
 
 def _pool_tasks(totals: dict, cfg: BuildConfig) -> Iterator[tuple[tuple[str, int], int]]:

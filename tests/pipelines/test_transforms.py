@@ -145,14 +145,20 @@ def token_file(tmp_path, docs, name="t.arrow", with_text=False):
     return {"path": str(tmp_path / name), "index": index, "tokens": {"train": sum(d.n_tokens for d in docs)}}
 
 
-@pytest.mark.parametrize("min_tasks", [1, 100])  # whole pools, one copy a task
-def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece, min_tasks):
-    rng = np.random.default_rng(0)
+def random_documents(n: int, seed: int) -> list[TokenizedDocument]:
+    """``n`` documents of 8 sentences of 3-29 ordinary word pieces each."""
+    rng = np.random.default_rng(seed)
     docs = []
-    for k in range(30):
+    for k in range(n):
         lens = rng.integers(3, 30, size=8)
         ids = rng.integers(1996, 29611, size=int(lens.sum())).astype(np.uint16)
         docs.append(TokenizedDocument(f"{k:032x}", ids, np.concatenate(([0], np.cumsum(lens)))))
+    return docs
+
+
+@pytest.mark.parametrize("min_tasks", [1, 100])  # whole pools, one copy a task
+def test_create_shards_bins_dedup_and_counts(tmp_path, wordpiece, min_tasks):
+    docs = random_documents(30, seed=0)
     files = [token_file(tmp_path, docs), token_file(tmp_path, docs[:2], "copies.arrow")]  # two exact duplicates
     cfg = BuildConfig(dupe_factor=2)
     out_dir = tmp_path / "out"
@@ -219,12 +225,7 @@ def test_token_files_carry_word_starts_when_the_documents_do(tmp_path):
 
 
 def test_tasks_of_one_copy_and_of_whole_pools_write_the_same_shards_and_counts(tmp_path, wordpiece):
-    rng = np.random.default_rng(1)
-    docs = []
-    for k in range(120):
-        lens = rng.integers(3, 30, size=8)
-        ids = rng.integers(1996, 29611, size=int(lens.sum())).astype(np.uint16)
-        docs.append(TokenizedDocument(f"{k:032x}", ids, np.concatenate(([0], np.cumsum(lens)))))
+    docs = random_documents(120, seed=1)
     files = [token_file(tmp_path, docs[:70], "a.arrow", True), token_file(tmp_path, docs[60:], "b.arrow", True)]
     cfg = BuildConfig(dupe_factor=3, nsp_pool_tokens=10_000, rows_per_shard=60, write_removed=True)
     results = {}
