@@ -307,7 +307,7 @@ class SubwordTokenizer:
             vocab_map = tok.get_vocab(with_added_tokens=True)
             if len(set(vocab_map.values())) < len(vocab_map):  # an added token given a model token's id
                 seen: dict[int, str] = {}
-                for t, i in sorted(vocab_map.items(), key=lambda kv: kv[1]):
+                for t, i in sorted(vocab_map.items(), key=lambda kv: (kv[1], kv[0])):  # a fixed order
                     if i in seen:
                         raise VocabError(
                             f"{source}: tokens {seen[i]!r} and {t!r} share id {i}; each token needs an id of its "
