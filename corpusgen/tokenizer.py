@@ -18,6 +18,8 @@ import hashlib
 import itertools
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +138,7 @@ class VocabFile:
             ) from None
         name = "tokenizer.json" if path.suffix == ".json" else "vocab.txt"
         vf = cls(name, data)
-        SubwordTokenizer(vf, source=str(path))  # validate now, before any work
+        shared_tokenizer(vf, source=str(path))  # validate now, before any work
         return vf
 
 
@@ -343,12 +345,11 @@ class SubwordTokenizer:
             self.is_special = np.array([t == "" for t in tokens], dtype=bool)
             self.is_continuation = np.zeros(len(tokens), dtype=bool)  # word starts come from word_ids
         self.is_special[[self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id, *special_added]] = True
-        self.replacement_ids = np.flatnonzero(~self.is_special).astype(np.int64)
-        if len(self.replacement_ids) < 2:
+        from corpusgen.masking import VocabTables
+
+        self.tables = VocabTables(self.cls_id, self.sep_id, self.mask_id, self.is_special, self.is_continuation)
+        if len(self.tables.replacement_ids) < 2:
             raise VocabError(f"{source}: fewer than 2 ordinary tokens; nothing to draw random replacements from")
-        # rank of each ordinary id inside replacement_ids, to draw "any ordinary token but this one"
-        self.replacement_rank = np.full(self.vocab_size, -1, dtype=np.int64)
-        self.replacement_rank[self.replacement_ids] = np.arange(len(self.replacement_ids))
         self._encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
         # A tokenizer that reads the space before a word (byte-level BPE without a prefix space,
         # RoBERTa's: "ĠThe" after a space, "The" at a text's start) must see the space that came
@@ -364,6 +365,14 @@ class SubwordTokenizer:
         self._piece_ids: PieceMemo | None = None
         if kind == "wordpiece" and (vocab.kind == "txt" or _pieces_tokenize_alone(spec)):
             self._piece_ids = PieceMemo(self._tokenize_pieces)
+
+    @property
+    def replacement_ids(self) -> np.ndarray:
+        return self.tables.replacement_ids
+
+    @property
+    def replacement_rank(self) -> np.ndarray:
+        return self.tables.replacement_rank
 
     @property
     def word_starts_from_tokenizer(self) -> bool:
@@ -474,6 +483,34 @@ class SubwordTokenizer:
             for key, value in self.describe().items()
             if key in entry and entry[key] != value
         ]
+
+
+_SHARED = threading.local()
+_SHARED_KEPT = 2  # vocabularies whose tokenizer a thread keeps
+
+
+def shared_tokenizer(
+    vocab: VocabFile, do_lower_case: bool | None = None, *, source: str | None = None
+) -> SubwordTokenizer:
+    """This thread's ``SubwordTokenizer`` of ``vocab``, built once: building one costs ~0.1 s for
+    BERT's vocab.txt (more for a large tokenizer.json), and one build process asks for it when the
+    vocabulary is checked, when the graph is built and in every tokenizing step. Per thread, as
+    its memo of pieces is not shared between threads; the last ``_SHARED_KEPT`` vocabularies kept."""
+    kept: OrderedDict = _SHARED.__dict__.setdefault("tokenizers", OrderedDict())
+    key = (vocab.name, vocab.sha256)
+    by_case = kept.pop(key, {})  # do_lower_case asked for (None: the vocabulary's own) -> tokenizer
+    kept[key] = by_case
+    while len(kept) > _SHARED_KEPT:
+        kept.popitem(last=False)
+    wp = by_case.get(do_lower_case)
+    if wp is None:
+        wp = by_case.get(None)
+        if wp is None or do_lower_case is None or wp.do_lower_case != do_lower_case:
+            wp = SubwordTokenizer(vocab, do_lower_case, source=source)
+        by_case[do_lower_case] = wp
+        if do_lower_case is None:  # a vocab.txt's guessed case, a tokenizer.json's own: that case's too
+            by_case[wp.do_lower_case] = wp
+    return wp
 
 
 def split_long_sentence(length: int, limit: int, is_word_start: np.ndarray) -> list[int]:

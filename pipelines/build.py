@@ -26,7 +26,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.intermediate import WORK_DIR
 from corpusgen.masking import VocabTables
 from corpusgen.shards import MANIFEST_NAME, build_manifest, encode_manifest
-from corpusgen.tokenizer import SubwordTokenizer, VocabFile
+from corpusgen.tokenizer import VocabFile, shared_tokenizer
 from pipelines.transforms import (
     LAUNCHER_PID,
     MAIN,
@@ -37,6 +37,7 @@ from pipelines.transforms import (
     FindNearDuplicates,
     MergeCounts,
     ReadDocuments,
+    StagedVocab,
     TokenizeChunks,
     read_marker,
     write_file,
@@ -48,13 +49,13 @@ log = logging.getLogger("corpusgen")
 
 class _WriteManifest(beam.DoFn):
     def __init__(
-        self, output_dir: str, cfg: BuildConfig, vocab: VocabFile, tokenizer: dict, started: float, skipped: dict
+        self, output_dir: str, cfg: BuildConfig, vocab: StagedVocab, tokenizer: dict, started: float, skipped: dict
     ) -> None:
         self.output_dir, self.cfg, self.vocab, self.tokenizer, self.started = output_dir, cfg, vocab, tokenizer, started
         self.skipped = skipped
 
     def process(self, _, shards, counts):
-        write_file(FileSystems.join(self.output_dir, self.vocab.name), self.vocab.data)
+        write_file(FileSystems.join(self.output_dir, self.vocab.name), self.vocab.load().data)
         manifest = build_manifest(
             self.cfg,
             vocab_name=self.vocab.name,
@@ -94,19 +95,20 @@ def build_pipeline(
     copy of a pool is paired and masked as a task of its own (see ``CreateShards``; never changes the output).
     """
     skipped = {reason: sorted(paths) for reason, paths in (skipped or {}).items() if paths}
-    wp = SubwordTokenizer(vocab, cfg.do_lower_case)
+    wp = shared_tokenizer(vocab, cfg.do_lower_case)
     if cfg.do_lower_case is None:
         cfg = cfg.replace(do_lower_case=wp.do_lower_case)  # the manifest records what was used
     tables = VocabTables.from_tokenizer(wp)
     started = time.time()
     work_dir = FileSystems.join(output_dir, WORK_DIR)
+    staged = StagedVocab.of(vocab, work_dir)  # run_build writes it there before the run
 
     read = (
         p
         | "Files" >> beam.Create(list(enumerate(sorted(files))))
         | "Read" >> ReadDocuments(cfg, work_dir, chunk_chars, range_bytes=range_bytes_for(chunk_chars))
     )
-    tokenized = read[MAIN] | "Tokenize" >> TokenizeChunks(cfg, vocab, work_dir)
+    tokenized = read[MAIN] | "Tokenize" >> TokenizeChunks(cfg, staged, work_dir)
     if cfg.near_dedup is not None:
         near = tokenized[SIGNATURES] | "NearDuplicates" >> FindNearDuplicates(cfg)
     else:
@@ -128,7 +130,7 @@ def build_pipeline(
         | "Commit" >> beam.Create([None])
         | "WriteManifest"
         >> beam.ParDo(
-            _WriteManifest(output_dir, cfg, vocab, wp.describe(), started, skipped),
+            _WriteManifest(output_dir, cfg, staged, wp.describe(), started, skipped),
             shards=beam.pvalue.AsList(shards[MAIN]),
             counts=beam.pvalue.AsSingleton(counts),
         )
@@ -501,6 +503,7 @@ def run_build(
     stamp = {"config": cfg.to_dict(), "files": sorted(files), "vocab_sha256": vocab.sha256, "chunk_chars": chunk}
     if prepare_work_dir(output_dir, stamp):
         log.info("resuming the unfinished build in %s: finished files, chunks and pools are not redone", output_dir)
+    StagedVocab.written(vocab, FileSystems.join(output_dir, WORK_DIR))
     beam_args = list(beam_args or [])
     min_tasks = min_tasks_for(runner, workers, beam_args)
     with contextlib.ExitStack() as stack:

@@ -15,6 +15,7 @@ from corpusgen.tokenizer import (
     SubwordTokenizer,
     VocabError,
     VocabFile,
+    shared_tokenizer,
     split_long_sentence,
     tokenize_documents,
 )
@@ -171,6 +172,34 @@ def test_a_good_vocab_reads_with_its_tables(tmp_path):
     assert wp.is_continuation.tolist() == [False] * 7 + [True, False, False, False, True, False]
     assert wp.replacement_ids.tolist() == list(range(6, 13))
     assert wp.replacement_rank.tolist() == [-1] * 6 + list(range(7))
+
+
+def test_the_tables_pickle_small_and_whole():
+    import pickle
+
+    wp = SubwordTokenizer(VocabFile.read(DATA / "bert-base-uncased-vocab.txt"))
+    data = pickle.dumps(wp.tables)
+    assert len(data) < 10_000  # two bit sets, not four arrays of 30,522 (540 KB)
+    back = pickle.loads(data)
+    assert (back.cls_id, back.sep_id, back.mask_id, back.vocab_size) == (101, 102, 103, 30522)
+    for name in ("is_special", "is_continuation", "replacement_ids", "replacement_rank"):
+        a, b = getattr(wp.tables, name), getattr(back, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+def test_a_shared_tokenizer_is_built_once_per_vocabulary_and_case():
+    txt = vocab_txt([*SPECIAL_TOKENS, *ORDINARY, "Cat"])  # 1 upper-case piece of 12: guessed cased
+    guessed = shared_tokenizer(txt)
+    assert guessed.do_lower_case is False
+    assert shared_tokenizer(txt) is guessed and shared_tokenizer(txt, False) is guessed
+    lowered = shared_tokenizer(txt, True)  # asked for: another tokenizer, and the guess still the guess's
+    assert lowered is not guessed and lowered.do_lower_case is True
+    assert shared_tokenizer(txt, True) is lowered and shared_tokenizer(txt) is guessed
+    other = vocab_txt([*SPECIAL_TOKENS, *ORDINARY, "dog"])
+    assert shared_tokenizer(other) is not guessed and shared_tokenizer(other).tokens[-1] == "dog"
+    assert shared_tokenizer(txt) is guessed  # two vocabularies kept
+    shared_tokenizer(vocab_txt([*SPECIAL_TOKENS, *ORDINARY, "cow"]))
+    assert shared_tokenizer(other) is not shared_tokenizer(txt) and shared_tokenizer(txt) is not guessed  # then rebuilt
 
 
 # --- cased or uncased, read from the vocabulary ----------------------------------------------------

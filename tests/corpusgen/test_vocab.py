@@ -14,7 +14,7 @@ from corpusgen.config import BuildConfig
 from corpusgen.intermediate import decode_pool_documents
 from corpusgen.tokenizer import VocabFile
 from corpusgen.vocab import iter_documents, train_vocab
-from pipelines.transforms import MAIN, ReadDocuments, TokenizeChunks, read_file
+from pipelines.transforms import MAIN, ReadDocuments, StagedVocab, TokenizeChunks, read_file
 from tests.conftest import DATA, ROOT
 
 
@@ -53,7 +53,7 @@ def test_vocab_reads_and_cleans_as_build_does(tmp_path):
     work = tmp_path / "work"
     with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
         read = p | beam.Create(list(enumerate(files))) | ReadDocuments(cfg, str(work))
-        tokenized = read[MAIN] | TokenizeChunks(cfg, vocab_file(), str(work))
+        tokenized = read[MAIN] | TokenizeChunks(cfg, StagedVocab.written(vocab_file(), str(work)), str(work))
         keys = tokenized[MAIN] | beam.FlatMap(
             lambda tf: [d.doc.key for d in decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
         )

@@ -109,6 +109,27 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, vocab_file):
     assert set(a.values()).isdisjoint(c.values())
 
 
+def test_the_vocabulary_reaches_the_steps_as_a_copy_in_the_work_folder(tmp_path, vocab_file, monkeypatch):
+    """Steps carry the copy's path and checksum (not the bytes, which Beam would pickle into each);
+    the copy is gone with the work folder once the manifest is written, and the build's vocabulary is
+    the one given. A copy that disappears or changes mid-build stops the step with its path."""
+    from pipelines.transforms import StagedVocab
+
+    src = _slice(tmp_path, 30)
+    run_build([str(src)], str(tmp_path / "o"), BuildConfig(dupe_factor=1), vocab_file)
+    assert (tmp_path / "o" / "vocab.txt").read_bytes() == vocab_file.data
+    assert not (tmp_path / "o" / "_work").exists()
+    staged = StagedVocab.of(vocab_file, str(tmp_path / "w"))
+    assert staged.path.startswith(str(tmp_path / "w" / "vocabulary"))
+    with pytest.raises(RuntimeError, match="cannot be read.*Rerun the build"):
+        staged.load()
+    assert StagedVocab.written(vocab_file, str(tmp_path / "w")) == staged
+    assert staged.load() == vocab_file
+    Path(staged.path).write_bytes(vocab_file.data + b"extra\n")
+    with pytest.raises(RuntimeError, match="changed while it ran"):
+        staged.load()
+
+
 def test_bad_inputs_are_skipped_and_counted(tmp_path, vocab_file):
     src = tmp_path / "in"
     src.mkdir()

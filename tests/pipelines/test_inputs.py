@@ -16,7 +16,7 @@ from corpusgen.clean import content_key
 from corpusgen.cli import cli
 from corpusgen.config import BuildConfig
 from pipelines.inputs import InputError, check_inputs, leave_out_output, resolve_inputs
-from pipelines.transforms import MAIN, STATS, MergeCounts, TokenizeChunks, read_file
+from pipelines.transforms import MAIN, STATS, MergeCounts, StagedVocab, TokenizeChunks, read_file
 
 
 def test_hidden_files_are_skipped_counted_and_listed(tmp_path):
@@ -144,7 +144,9 @@ def test_a_failing_document_is_counted_not_fatal(monkeypatch, tmp_path, vocab_fi
     path.write_bytes(intermediate.encode_chunk([0, 1], texts))
     with BeamTestPipeline(runner="FnApiRunner", blocking=True) as p:
         chunk = p | beam.Create([{"chunk": "000000-00000", "path": str(path), "documents": 2}])
-        out = chunk | TokenizeChunks(BuildConfig(heldout_fraction=0.0), vocab_file, str(tmp_path / "w"))
+        out = chunk | TokenizeChunks(
+            BuildConfig(heldout_fraction=0.0), StagedVocab.written(vocab_file, str(tmp_path / "w")), str(tmp_path / "w")
+        )
         keys = out[MAIN] | beam.FlatMap(
             lambda tf: [d.doc.key for d in intermediate.decode_pool_documents(read_file(tf["path"]), [0], 0, 2**64)]
         )

@@ -24,6 +24,7 @@ from pipelines.transforms import (
     CreateShards,
     MergeCounts,
     ReadDocuments,
+    StagedVocab,
     TokenizeChunks,
     read_file,
 )
@@ -99,7 +100,11 @@ def test_tokenize_chunks_cleans_splits_and_counts(tmp_path, vocab_file):
         out = (
             p
             | beam.Create([{"chunk": "000000-00000", "path": str(path), "documents": 4}])
-            | TokenizeChunks(BuildConfig(heldout_fraction=0.0), vocab_file, str(tmp_path / "w"))
+            | TokenizeChunks(
+                BuildConfig(heldout_fraction=0.0),
+                StagedVocab.written(vocab_file, str(tmp_path / "w")),
+                str(tmp_path / "w"),
+            )
         )
 
         def check(files):
