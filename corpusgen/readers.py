@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from corpusgen.stats import (
+    ARCHIVE_FILE,
     BINARY_FILE,
     DOCUMENT_TOO_LONG,
     DOCUMENTS_READ,
     EMPTY_FILE,
+    FILE_DROPS,
     FILES_READ,
     INVALID_UNICODE,
     INVALID_UTF8,
@@ -80,9 +82,27 @@ class StreamCut(Exception):
     when the stream ended is dropped with it; the records yielded before stay.
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, whole_file: bool = False) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.whole_file = whole_file  # nothing of the file was read
+
+
+def _table_kind(head: bytes) -> str | None:
+    """``arrow`` or ``parquet`` when the first bytes are an Arrow IPC (file or stream) or Parquet file's."""
+    stream = head.startswith(b"\xff\xff\xff\xff") and 0 < int.from_bytes(head[4:8], "little") < 1 << 24
+    if head.startswith(b"ARROW1") or stream:  # a stream: a continuation marker, then its schema's length
+        return "arrow"
+    return "parquet" if head.startswith(b"PAR1") else None
+
+
+def _archive_kind(head: bytes) -> str | None:
+    """``tar`` or ``zip`` when the (decompressed) first bytes of a file are an archive's."""
+    if head[257:262] == b"ustar":
+        return "tar"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    return None
 
 
 COMPRESSIONS = {
@@ -360,6 +380,13 @@ class _Recoded:
             except UnicodeDecodeError as exc:
                 self.done = True
                 raise StreamCut(UNDECODABLE_FILE, f"not {self.codec} past this point ({exc.reason})") from None
+            except UnicodeError as exc:  # UTF-16/32 without a byte-order mark: the byte order is unknown
+                self.done = True
+                raise StreamCut(
+                    UNDECODABLE_FILE,
+                    f"not {self.codec} as given ({exc}); name the byte order (e.g. --encoding {self.codec}-le "
+                    "or -be) or use --encoding auto",
+                ) from None
             if not block:
                 self.done = True
             if text:
@@ -381,6 +408,14 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
     if not head:
         counts[EMPTY_FILE] += 1
         return None
+    archive = _archive_kind(head)
+    if archive is not None:
+        raise StreamCut(ARCHIVE_FILE, f"a {archive} archive; extract it and pass the folder", whole_file=True)
+    table = _table_kind(head)
+    if table is not None:
+        raise StreamCut(
+            BINARY_FILE, f"a {table} file; name it *.{table} or pass --input-format {table}", whole_file=True
+        )
     probe = head[:_DETECT_BYTES]
     unicode = encoding.sniff_unicode(head)
     if cfg.encoding not in ("auto", "utf-8") and (unicode is None or unicode[1] == 0):
@@ -408,8 +443,8 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
                     counts[BINARY_FILE] += 1
                     return None
         else:
-            counts[UNDECODABLE_FILE] += 1
-            return None
+            raise StreamCut(UNDECODABLE_FILE, "its bytes fit no text encoding (pass --encoding if you know it)",
+                            whole_file=True)  # fmt: skip
         if codec in ("utf-8", "ascii"):
             return _Prefixed(head, stream)
     if not codec.startswith(("utf-16", "utf-32")):
@@ -539,6 +574,17 @@ def read_text_documents(stream: IO[bytes], cfg: BuildConfig, counts: Counter) ->
     yield from flush()
 
 
+def _json_record(line: bytes):
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        # valid JSON with an integer of over 4,300 digits (Python's limit) in some field: only the
+        # text field matters here, so integers are kept as their digits
+        return json.loads(line, parse_int=str)
+
+
 def read_jsonl_documents(
     stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, whole_file: bool = True
 ) -> Iterator[str]:
@@ -561,7 +607,7 @@ def read_jsonl_documents(
             counts[NUL_BYTE] += 1
             continue
         try:
-            record = json.loads(line)
+            record = _json_record(line)
         except UnicodeDecodeError:
             counts[INVALID_UTF8] += 1
             continue
@@ -636,9 +682,9 @@ def _string_column_type(t):
 
     if pa.types.is_dictionary(t):
         t = t.value_type
-    if pa.types.is_string(t):
-        return pa.binary()
-    if pa.types.is_large_string(t):
+    if pa.types.is_string(t) or pa.types.is_string_view(t) or pa.types.is_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()  # binary values (UTF-8 text stored as bytes) are decoded like strings, strictly
+    if pa.types.is_large_string(t) or pa.types.is_large_binary(t):
         return pa.large_binary()
     return None
 
@@ -756,7 +802,7 @@ FORMATS: dict[str, InputFormat] = {
         InputFormat("text", read_text_documents, ()),  # the fallback for unknown names
         InputFormat("jsonl", read_jsonl_documents, (".jsonl", ".json", ".ndjson")),
         InputFormat("parquet", read_parquet_documents, (".parquet",), table="parquet"),
-        InputFormat("arrow", read_arrow_documents, (".arrow", ".feather", ".ipc"), table="arrow"),
+        InputFormat("arrow", read_arrow_documents, (".arrow", ".arrows", ".feather", ".ipc"), table="arrow"),
         # a `datasets` save_to_disk folder: resolve_inputs lists its Arrow files
         InputFormat("hf", read_arrow_documents, (), table="arrow"),
         InputFormat("html", read_html_document, (".html", ".htm", ".xhtml", ".shtml")),
@@ -852,6 +898,7 @@ def read_documents(
         counts[FILES_READ] += 1
     before = (counts[RECORDS_READ], counts[DOCUMENTS_READ], counts[MISSING_TEXT_FIELD] + counts[NON_STRING_TEXT])
     binary = counts[BINARY_FILE]
+    file_drops = sum(counts[r] for r in FILE_DROPS)
     yield from _read_documents(path, fmt, cfg, counts, opener, byte_range)  # never raises
     if counts[BINARY_FILE] > binary and compression_of(path) is None:
         kind = _compressed_by_magic(path, opener)
@@ -860,6 +907,8 @@ def read_documents(
             log.warning(
                 "%s: holds %s-compressed data; name it %s%s to read it (skipped as binary)", path, kind, path, suffix
             )
+    if byte_range is None and counts[RECORDS_READ] == before[0] and sum(counts[r] for r in FILE_DROPS) == file_drops:
+        counts[EMPTY_FILE] += 1  # nothing but whitespace (or a table of no rows)
     records, docs, no_text = (
         after - was
         for after, was in zip(
@@ -903,7 +952,7 @@ def _read_documents(path, fmt, cfg, counts, opener, byte_range) -> Iterator[str]
                 counts[DOCUMENTS_READ] += 1
                 yield doc
     except StreamCut as exc:
-        log.warning("%s: %s; kept the documents before it", path, exc)
+        log.warning("%s: %s; %s", path, exc, "skipped it" if exc.whole_file else "kept the documents before it")
         counts[exc.reason] += 1
     except OSError as exc:
         log.warning("%s: %s; skipped the rest of the file", path, exc)

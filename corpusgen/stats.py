@@ -24,11 +24,15 @@ EMPTY_FILE = "empty_file"
 UNREADABLE_FILE = "unreadable_file"  # cannot be opened, or a corrupt compressed stream / table
 UNDECODABLE_FILE = "undecodable_file"  # bytes that fit no text encoding
 TRUNCATED_FILE = "truncated_file"  # a compressed stream cut short: the partial last record is dropped
+ARCHIVE_FILE = "archive_file"  # a tar or zip archive: its members would read as one text, headers and all
 HIDDEN_FILE = "hidden_file"  # a name starting with "." inside an input folder: skipped, listed
 LINKED_FOLDER_SEEN = "linked_folder_seen"  # a link to a folder already walked (a loop): skipped, listed
 INSIDE_OUTPUT = "inside_output"  # a file under the build's own output folder: never an input
 UNSUPPORTED_FORMAT = "unsupported_format"  # a spreadsheet-like file (CSV, TSV): its cells would read as prose
-SKIPPED_FILES = (HIDDEN_FILE, LINKED_FOLDER_SEEN, INSIDE_OUTPUT, UNSUPPORTED_FORMAT)  # left out before reading
+DUPLICATE_INPUT = "duplicate_input"  # a file named again (another spelling, a link to it): read once
+EARLIER_BUILD = "earlier_build"  # a folder holding a corpusgen build (manifest.json): its shards are no text
+SKIPPED_FILES = (HIDDEN_FILE, LINKED_FOLDER_SEEN, INSIDE_OUTPUT, UNSUPPORTED_FORMAT, DUPLICATE_INPUT, EARLIER_BUILD)
+# (left out before reading, and listed in the manifest's skipped_inputs)
 
 # drop reasons of one record (never fatal, never the whole file)
 INVALID_UTF8 = "invalid_utf8"
@@ -57,7 +61,7 @@ HTML_DOCUMENTS = "html_documents"
 MOJIBAKE_FIXED_DOCUMENTS = "mojibake_fixed_documents"
 BOILERPLATE_LINES_REMOVED = "boilerplate_lines_removed"
 
-FILE_DROPS = (BINARY_FILE, EMPTY_FILE, UNREADABLE_FILE, UNDECODABLE_FILE, TRUNCATED_FILE, *SKIPPED_FILES)
+FILE_DROPS = (BINARY_FILE, EMPTY_FILE, UNREADABLE_FILE, UNDECODABLE_FILE, TRUNCATED_FILE, ARCHIVE_FILE, *SKIPPED_FILES)
 RECORD_DROPS = (
     INVALID_UTF8,
     INVALID_UNICODE,

@@ -21,7 +21,15 @@ from apache_beam.io.filesystems import FileSystems
 
 from corpusgen import readers
 from corpusgen.config import BuildConfig
-from corpusgen.stats import HIDDEN_FILE, INSIDE_OUTPUT, LINKED_FOLDER_SEEN, UNSUPPORTED_FORMAT
+from corpusgen.shards import MANIFEST_NAME
+from corpusgen.stats import (
+    DUPLICATE_INPUT,
+    EARLIER_BUILD,
+    HIDDEN_FILE,
+    INSIDE_OUTPUT,
+    LINKED_FOLDER_SEEN,
+    UNSUPPORTED_FORMAT,
+)
 
 
 class InputError(ValueError):
@@ -37,6 +45,19 @@ def _is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
+def _is_build(folder: str) -> bool:
+    """Whether ``folder`` holds a corpusgen build (its manifest.json names shards and a format version)."""
+    path = os.path.join(folder, MANIFEST_NAME)
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            manifest = json.loads(f.read(64 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest and "shards" in manifest
+
+
 def _walk_folder(folder: str, skipped: dict[str, list[str]]) -> list[str]:
     """Files under ``folder``; hidden files and folders are left out and listed in ``skipped``.
 
@@ -46,7 +67,15 @@ def _walk_folder(folder: str, skipped: dict[str, list[str]]) -> list[str]:
     """
     found = []
     seen = {os.path.realpath(folder)}
+    if _is_build(folder):
+        raise InputError(
+            f"{folder}: a corpusgen build (shards and manifest.json), not text; pass the corpus it was built from"
+        )
     for root, dirs, names in os.walk(folder, followlinks=True):
+        if root != folder and _is_build(root):  # an earlier build's shards would read as binary text
+            skipped.setdefault(EARLIER_BUILD, []).append(root + os.sep)
+            dirs[:] = []
+            continue
         try:  # a `datasets` save_to_disk folder: its data files, not its JSON metadata
             hf = readers.expand_hf_dataset_dir(root)
         except ValueError as exc:
@@ -100,8 +129,7 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
                 f"{pattern}: no input matched; check the path, or quote the glob so the shell does not expand it"
             )
         files += sorted(matched)
-    # One file named twice (by two patterns) is read once.
-    files = list(dict.fromkeys(files))
+    files = _once_each(files, skipped)
     if cfg.input_format == "auto":
         # A CSV/TSV read as plain text would give its header, quotes and ids as sentences.
         tables = [f for f in files if readers.strip_compression_suffix(f).lower().endswith(UNSUPPORTED_SUFFIXES)]
@@ -114,6 +142,27 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
                     "(a text column), or pass --input-format text to read it as plain text"
                 )
     return files
+
+
+def _once_each(files: list[str], skipped: dict[str, list[str]]) -> list[str]:
+    """``files`` with each file once: a path named twice, or a local file named again by another spelling
+    or a link (same device and inode), is read under its first name; the others listed as duplicate_input."""
+    kept: list[str] = []
+    first: dict = {}
+    for f in files:
+        key: object = f
+        if "://" not in f:
+            try:
+                st = os.stat(f)
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = os.path.abspath(f)
+        if key in first:
+            skipped.setdefault(DUPLICATE_INPUT, []).append(f)
+        else:
+            first[key] = f
+            kept.append(f)
+    return kept
 
 
 UNSUPPORTED_SUFFIXES = (".csv", ".tsv")  # left out (and listed) under input_format auto

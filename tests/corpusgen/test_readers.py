@@ -411,7 +411,10 @@ def test_one_nul_byte_costs_its_record_not_the_file():
 
 def test_binary_is_decided_on_evidence():
     assert text_docs(bytes(range(256)) * 100)[1] == Counter({stats.BINARY_FILE: 1})
-    assert jsonl_docs(b"PK\x03\x04" + b'{"text": "x"}\n' * 10)[1] == Counter({stats.BINARY_FILE: 1})
+    assert jsonl_docs(b"\x89PNG\r\n\x1a\n" + b'{"text": "x"}\n' * 10)[1] == Counter({stats.BINARY_FILE: 1})
+    with pytest.raises(readers.StreamCut) as cut:  # a zip: an archive (read_documents counts it, says so)
+        jsonl_docs(b"PK\x03\x04" + b'{"text": "x"}\n' * 10)
+    assert cut.value.reason == stats.ARCHIVE_FILE and cut.value.whole_file
     assert jsonl_docs(b'{"text": "x"}\n' + bytes(4000) + b"\n")[1] == Counter({stats.BINARY_FILE: 1})
     # UTF-16 without a BOM has NULs everywhere and is text
     docs, counts = text_docs("Grüße aus Köln.\n\nZweites.\n".encode("utf-16-le"))
@@ -481,4 +484,101 @@ def test_a_compressed_file_whose_name_does_not_say_so_is_named_with_the_fix(tmp_
     path = tmp_path / "corpus.jsonl"
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: holds gzip-compressed data; name it {path}.gz to read it (skipped as binary)"
+    ]
+
+
+def test_archives_are_skipped_and_named_with_the_fix(tmp_path, caplog):
+    """A tar (plain or compressed) or zip archive would read as one text, headers and all."""
+    import gzip
+    import tarfile
+    import zipfile
+
+    member = tmp_path / "a.txt"
+    member.write_text("One sentence here. Another one there.\n")
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as tar:
+        tar.add(member, arcname="a.txt")
+    with tarfile.open(tmp_path / "c.tar", "w") as tar:
+        tar.add(member, arcname="a.txt")
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as z:
+        z.write(member, "a.txt")
+    (tmp_path / "members.jsonl.gz").write_bytes(gzip.compress((tmp_path / "c.tar").read_bytes()))
+    for name in ("c.tar.gz", "c.tar", "c.zip", "members.jsonl.gz"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="corpusgen"):
+            docs, counts = read_file(tmp_path / name)
+        assert docs == [] and counts == Counter({stats.ARCHIVE_FILE: 1}), name
+        (message,) = [r.getMessage() for r in caplog.records]
+        assert message.startswith(f"{tmp_path / name}: archive_file: a ") and "extract it" in message
+
+
+def test_files_of_nothing_but_whitespace_are_empty(tmp_path):
+    (tmp_path / "e.txt").write_bytes(b"\n\n\n")
+    (tmp_path / "f.jsonl").write_bytes(b"   \n\t\n")
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp_path / "g.parquet")
+    for name in ("e.txt", "f.jsonl", "g.parquet"):
+        assert read_file(tmp_path / name) == ([], Counter({stats.EMPTY_FILE: 1})), name
+
+
+def test_string_view_and_binary_text_columns_are_read(tmp_path):
+    texts = ["Grüße aus Köln. Zweiter Satz.", "Plain text. Two."]
+    for name, column in {
+        "view.parquet": pa.array(texts, pa.string_view()),
+        "view.arrow": pa.array(texts, pa.string_view()),
+        "bytes.parquet": pa.array([t.encode() for t in texts] + [b"\xff bad"], pa.binary()),
+        "large.arrow": pa.array([t.encode() for t in texts], pa.large_binary()),
+    }.items():
+        table = pa.table({"text": column})
+        if name.endswith(".parquet"):
+            pq.write_table(table, tmp_path / name)
+        else:
+            with pa.ipc.new_file(tmp_path / name, table.schema) as w:
+                w.write_table(table)
+        docs, counts = read_file(tmp_path / name)
+        assert docs == texts, name
+        assert counts == (Counter({stats.INVALID_UTF8: 1}) if name == "bytes.parquet" else Counter()), name
+
+
+def test_an_arrow_stream_is_read_by_its_suffix_and_named_when_misnamed(tmp_path, caplog):
+    table = pa.table({"text": ["One. Two.", "Three. Four."]})
+    with pa.ipc.new_stream(tmp_path / "s.arrows", table.schema) as w:
+        w.write_table(table)
+    assert read_file(tmp_path / "s.arrows") == (["One. Two.", "Three. Four."], Counter())
+    (tmp_path / "s.data").write_bytes((tmp_path / "s.arrows").read_bytes())
+    pq.write_table(table, tmp_path / "p.data")
+    for name, kind in (("s.data", "arrow"), ("p.data", "parquet")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="corpusgen"):
+            assert read_file(tmp_path / name) == ([], Counter({stats.BINARY_FILE: 1}))
+        assert [r.getMessage() for r in caplog.records] == [
+            f"{tmp_path / name}: binary_file: a {kind} file; name it *.{kind} or pass --input-format {kind}; skipped it"
+        ]
+
+
+def test_a_huge_integer_elsewhere_in_a_record_does_not_drop_it():
+    line = b'{"id": ' + b"9" * 5000 + b', "text": "One. Two."}\n'
+    assert jsonl_docs(line + b'{"text": "Three."}\n') == (["One. Two.", "Three."], Counter())
+    assert jsonl_docs(b'{"id": ' + b"9" * 5000 + b', "text": \n') == ([], Counter({stats.MALFORMED_JSON: 1}))
+
+
+def test_utf16_named_without_a_byte_order_mark_is_one_line(tmp_path, caplog):
+    (tmp_path / "c.txt").write_bytes(b"Plain ASCII text. Two.\n")
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert read_file(tmp_path / "c.txt", encoding="utf-16") == ([], Counter({stats.UNDECODABLE_FILE: 1}))
+    (record,) = caplog.records
+    assert record.exc_info is None and "--encoding utf-16-le" in record.getMessage()
+
+
+def test_undecodable_files_are_named(tmp_path, caplog, monkeypatch):
+    from corpusgen import encoding
+
+    def no_codec(data):  # what the detector says of bytes no code page explains
+        raise encoding.DecodeError(encoding.UNDECODABLE, "no candidate encoding decodes these bytes")
+
+    monkeypatch.setattr(encoding, "decode_bytes", no_codec)
+    (tmp_path / "u.txt").write_bytes(bytes([0x81, 0x8D, 0x8F, 0x90, 0x9D]) * 800)
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert read_file(tmp_path / "u.txt") == ([], Counter({stats.UNDECODABLE_FILE: 1}))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'u.txt'}: undecodable_file: its bytes fit no text encoding (pass --encoding if you know "
+        "it); skipped it"
     ]

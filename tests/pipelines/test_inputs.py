@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 
 import apache_beam as beam
 import pyarrow as pa
@@ -176,3 +177,31 @@ def test_a_save_to_disk_folder_inside_an_input_folder_gives_its_arrow_files(tmp_
     files = resolve_inputs([str(tmp_path / "corpus")], BuildConfig(), {})
     assert files[0] == str(tmp_path / "corpus" / "a.jsonl")
     assert len(files) == 2 and files[1].endswith(".arrow")  # not state.json / dataset_info.json
+
+
+def test_a_file_named_twice_or_by_a_link_is_read_once_and_listed(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "One. Two."}\n')
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "a.jsonl")
+    os.link(tmp_path / "a.jsonl", tmp_path / "hard.jsonl")
+    a = str(tmp_path / "a.jsonl")
+    skipped: dict = {}
+    files = resolve_inputs([a, a, os.path.join(str(tmp_path), ".", "a.jsonl"), str(tmp_path / "link.jsonl"),
+                            str(tmp_path / "hard.jsonl")], BuildConfig(), skipped)  # fmt: skip
+    assert files == [a]
+    assert sorted(skipped[stats.DUPLICATE_INPUT]) == sorted(
+        [a, os.path.join(str(tmp_path), ".", "a.jsonl"), str(tmp_path / "link.jsonl"), str(tmp_path / "hard.jsonl")]
+    )
+
+
+def test_an_earlier_build_inside_an_input_folder_is_skipped_and_listed(tmp_path, vocab_file):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("One sentence here. Another one there.\n\nA second document. With two.\n")
+    from pipelines.build import run_build
+
+    run_build([str(corpus / "a.txt")], str(corpus / "out"), BuildConfig(dupe_factor=1), vocab_file)
+    skipped: dict = {}
+    assert resolve_inputs([str(corpus)], BuildConfig(), skipped) == [str(corpus / "a.txt")]
+    assert skipped == {stats.EARLIER_BUILD: [str(corpus / "out") + os.sep]}
+    with pytest.raises(InputError, match="out: a corpusgen build .*pass the corpus it was built from"):
+        resolve_inputs([str(corpus / "out")], BuildConfig(), {})
