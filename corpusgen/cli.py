@@ -579,7 +579,16 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
     """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
     import pyarrow as pa
 
-    from corpusgen.shards import NSP_IGNORE, ManifestError, load_manifest, open_shard, resolve_entry, sha256_file
+    from corpusgen.shards import (
+        MANIFEST_NAME,
+        NSP_IGNORE,
+        ManifestError,
+        load_manifest,
+        mask_layout_problem,
+        open_shard,
+        resolve_entry,
+        sha256_file,
+    )
     from corpusgen.tokenizer import SubwordTokenizer, VocabError, VocabFile
 
     try:
@@ -606,6 +615,9 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
             f"{vocab}: sha256 differs from the manifest's vocab_sha256, so the tokens shown would be wrong; "
             f"run `corpusgen validate {build_dir}`, restore the vocabulary or rebuild"
         )
+    problems = wp.entry_problems(manifest["tokenizer"])
+    if problems:
+        raise UserError(f"{Path(build_dir) / MANIFEST_NAME}: {problems[0]}; the manifest was edited: rebuild the data")
     if not shard.is_file():
         raise UserError(f"{shard}: shard listed in the manifest is missing; run `corpusgen validate {build_dir}`")
     if sha256_file(shard) != entry.get("sha256"):
@@ -614,11 +626,15 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         )
     try:
         reader = open_shard(shard)
-        rows = reader.get_batch(0).slice(0, count).to_pylist() if reader.num_record_batches else []
+        first = reader.get_batch(0) if reader.num_record_batches else None
     except (pa.ArrowException, OSError) as exc:
         raise UserError(
             f"{shard}: unreadable shard ({str(exc)[:120]}); run `corpusgen validate {build_dir}` and rebuild"
         ) from None
+    problem = None if first is None else mask_layout_problem(first, bool(manifest["config"].get("dynamic_masking")))
+    if problem is not None:
+        raise UserError(f"{shard}: {problem}; the manifest was edited: rebuild the data")
+    rows = first.slice(0, count).to_pylist() if first is not None else []
     click.echo(f"{entry['path']}: {entry['rows']} rows, bin {entry['bin']}, split {entry.get('split', 'train')}")
     packing = manifest["stats"].get("packing")
     if packing:
@@ -766,6 +782,8 @@ def vocab(
     except (ValueError, InputError) as exc:
         raise _fail(exc) from None
     drops = ", ".join(f"{reason} {n}" for reason, n in result["drops"].items())
+    for warning in result["warnings"]:
+        click.echo(f"warning: {output}: {warning}", err=True)
     click.echo(
         f"{output}: {result['vocab_size']} tokens from {result['documents']} documents (dropped: {drops or 'none'})"
     )

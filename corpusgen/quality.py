@@ -182,6 +182,16 @@ class QualityConfig:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+        if self.languages:  # "EN" is en; a code the identifier never returns would drop every document
+            languages = tuple(str(code).strip().lower() for code in self.languages)
+            known = known_languages()
+            unknown = [code for code in languages if code not in known]
+            if unknown:
+                raise ValueError(
+                    f"QualityConfig: languages {', '.join(map(repr, unknown))} unknown to the language identifier; "
+                    f"give ISO 639-1 codes such as en, de, zh (known: {', '.join(known)})"
+                )
+            object.__setattr__(self, "languages", languages)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -362,6 +372,11 @@ def detect_language(text: str) -> tuple[str, float]:
 
     The model (97 languages) ships inside the py3langid wheel and loads once per process (~0.7 s).
     """
+    lang, prob = _language_identifier().classify(text[:_LANGID_CHARS])
+    return lang, float(prob)
+
+
+def _language_identifier():
     global _LANGID
     if _LANGID is None:
         with _LANGID_LOCK:
@@ -369,8 +384,12 @@ def detect_language(text: str) -> tuple[str, float]:
                 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
                 _LANGID = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    lang, prob = _LANGID.classify(text[:_LANGID_CHARS])
-    return lang, float(prob)
+    return _LANGID
+
+
+def known_languages() -> list[str]:
+    """The codes ``detect_language`` can return (loads its model)."""
+    return sorted(set(_language_identifier().nb_classes))
 
 
 _SCRIPT_RES = {name: regex.compile(rf"\p{{Script={name}}}") for name in SCRIPTS}

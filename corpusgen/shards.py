@@ -102,6 +102,27 @@ def layout_schema(cfg: Any, vocab_size: int) -> pa.Schema:
     )
 
 
+def mask_layout_problem(batch: pa.RecordBatch, dynamic: bool) -> str | None:
+    """What is wrong when a record batch's masks disagree with the config's ``dynamic_masking``, else None.
+
+    A dynamic build stores its rows unmasked (the loader draws the masks), a static one masks every
+    row; a manifest edited from one to the other would train on no masks or on masks drawn twice.
+    """
+    import pyarrow.compute as pc
+
+    if batch.num_rows == 0:
+        return None
+    column = batch.column("masked_positions")
+    if pa.types.is_list(column.type.value_type):  # mask_copies > 1: a list of sets per row
+        column = column.flatten()
+    masks = pc.list_value_length(column)
+    if dynamic and pc.max(masks).as_py() > 0:
+        return "its rows hold masks, but the manifest's config says dynamic_masking (rows stored unmasked)"
+    if not dynamic and pc.max(masks).as_py() == 0:
+        return "its rows hold no masks, but the manifest's config says static masking (dynamic_masking false)"
+    return None
+
+
 def _offsets(lengths: np.ndarray) -> np.ndarray:
     out = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])

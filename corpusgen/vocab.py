@@ -78,12 +78,15 @@ def train_vocab(
     lower_case = (model == "wordpiece") if lower_case is None else lower_case
     counts: Counter = Counter()
     n_docs = 0
+    alphabet: set[str] = set()  # a Unigram vocabulary holds every character it saw
 
     def docs() -> Iterator[str]:
         nonlocal n_docs
         for doc in iter_documents(files, cfg, counts, opener):
             if doc:
                 n_docs += 1
+                if model == "unigram":
+                    alphabet.update(doc.lower() if lower_case else doc)
                 yield doc
 
     if model == "wordpiece":
@@ -110,7 +113,16 @@ def train_vocab(
             special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")],
         )
     else:
-        tok = _train_sentence_piece_style(docs(), model, vocab_size, min_frequency, limit_alphabet, lower_case)
+        try:
+            tok = _train_sentence_piece_style(docs(), model, vocab_size, min_frequency, limit_alphabet, lower_case)
+        except Exception as exc:  # tokenizers raises a bare Exception
+            if "not large enough to contain all chars" not in str(exc):
+                raise
+            need = len(alphabet - set(" \t\n")) + 1 + len(SENTENCE_PIECE_SPECIALS)  # characters, "▁", specials
+            raise ValueError(
+                f"{files[0]}{' …' if len(files) > 1 else ''}: --vocab-size {vocab_size} cannot hold the input's "
+                f"{len(alphabet)} distinct characters (a Unigram vocabulary keeps every one); use at least {need}"
+            ) from None
     drops = {reason: counts[reason] for reason in stats.DROP_REASONS if counts[reason]}
     if n_docs == 0:
         raise ValueError(f"{files[0]}: no documents read (drops: {drops or 'none'}); check the input format")
@@ -122,7 +134,16 @@ def train_vocab(
         vocab = tok.get_vocab()
         tokens = sorted(vocab, key=vocab.__getitem__)
         out.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-    return {"vocab_size": tok.get_vocab_size(), "documents": n_docs, "drops": drops, "counts": dict(counts)}
+    warnings = []
+    if tok.get_vocab_size() > vocab_size:
+        kept = "is kept; raise --vocab-size" if model == "unigram" else (
+            f"(up to --limit-alphabet {limit_alphabet}) is kept; lower --limit-alphabet or raise --vocab-size"
+        )  # fmt: skip
+        warnings.append(
+            f"{tok.get_vocab_size()} tokens, more than --vocab-size {vocab_size}: every character of the input {kept}"
+        )
+    return {"vocab_size": tok.get_vocab_size(), "documents": n_docs, "drops": drops, "counts": dict(counts),
+            "warnings": warnings}  # fmt: skip
 
 
 def _train_sentence_piece_style(docs: Iterator[str], model: str, vocab_size: int, min_frequency: int,

@@ -123,6 +123,9 @@ def train(config_file: str | None, **options) -> None:
         cfg = TrainConfig.from_file(config_file, **given) if config_file else TrainConfig(**given)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        for warning in cfg.warnings():
+            click.echo(f"warning: {warning}", err=True)
     from corpusgen.shards import ManifestError
 
     try:

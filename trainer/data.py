@@ -66,6 +66,7 @@ from corpusgen.shards import (
     NSP_IGNORE,
     ManifestError,
     load_manifest,
+    mask_layout_problem,
     open_shard,
     resolve_entry,
     sha256_file,
@@ -440,9 +441,11 @@ class ShardDataset(IterableDataset):
         self.shard_keys = np.array([shard_key(e["path"]) for e in entries], dtype=np.uint64)
         rows_per_batch = config.rows_per_batch
         cols: list[tuple[int, int, int, int, int, int]] = []
+        self.batch_rows: list[list[int]] = []  # rows of each record batch of each shard, from its manifest entry
         for s, e in enumerate(entries):
             bn = bin_index[tuple(e.get("bin", (1, self.max_seq_length)))]
             counts = _record_batch_rows(self.paths[s], int(e["rows"]), rows_per_batch) if e["rows"] else []
+            self.batch_rows.append(counts)
             before = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
             cols += [(s, b, 0, n, bn, int(before[b])) for b, n in enumerate(counts) if n]
         self.units = (
@@ -572,7 +575,17 @@ class ShardDataset(IterableDataset):
                 if len(readers) >= 32:
                     readers.pop(next(iter(readers)))
                 readers[s] = open_shard(self.paths[s])
-            rb = readers[s].get_batch(int(units.batch[u])).slice(int(units.lo[u]), int(units.rows[u]))
+            b = int(units.batch[u])
+            rb = readers[s].get_batch(b)
+            if rb.num_rows != self.batch_rows[s][b]:  # the file is the build's (sha256): its entry was edited
+                raise ManifestError(
+                    f"{self.paths[s]}: record batch {b} holds {rb.num_rows} rows, the manifest's row count for "
+                    f"the shard gives {self.batch_rows[s][b]}; the manifest was edited: rebuild the data"
+                )
+            problem = mask_layout_problem(rb, self.tables is not None)
+            if problem is not None:
+                raise ManifestError(f"{self.paths[s]}: {problem}; the manifest was edited: rebuild the data")
+            rb = rb.slice(int(units.lo[u]), int(units.rows[u]))
             try:
                 rows = rows_from_record_batch(
                     rb, self.width, round_up(self.predictions), self.mask_copies, self.segments

@@ -152,7 +152,24 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown train option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         check_option_types(cls, data, str(path))
-        return cls(**{**data, **overrides})
+        try:
+            return cls(**{**data, **overrides})
+        except ValueError as exc:  # a check on a value the file gave: name the file and its key
+            flag, _, rest = str(exc).partition(" ")
+            key = flag.rstrip(",").removeprefix("--").replace("-", "_")
+            if flag.startswith("--") and key in data and key not in overrides:
+                raise ValueError(f"{path}: {key} = {data[key]!r}: {rest}") from None
+            raise
+
+    def warnings(self) -> list[str]:
+        """What is allowed but likely a mistake."""
+        out = []
+        if self.warmup is not None and self.warmup >= self.steps:
+            out.append(
+                f"warmup ({self.warmup_steps} steps) is not shorter than the run ({self.steps} steps): the learning "
+                f"rate never reaches its peak {self.peak_lr:g}; lower --warmup or raise --steps"
+            )
+        return out
 
     @property
     def peak_lr(self) -> float:

@@ -284,3 +284,29 @@ def test_a_step_that_fails_ends_in_one_line_without_beams_traceback(tmp_path):
     debug = subprocess.run([sys.executable, "-c", code, "--debug", *args[:3], str(tmp_path / "d"), *args[4:]],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+def test_readers_stop_on_a_manifest_whose_masking_or_tokenizer_was_edited(tmp_path):
+    """validate flags these edits; inspect and the trainer's loader must not read on (they would show
+    or train on no masks, or masks drawn over masks)."""
+    from corpusgen.shards import ManifestError
+    from trainer.data import ShardDataset
+
+    def edit(out, section, key, value):
+        m = json.loads((out / "manifest.json").read_text())
+        m[section][key] = value
+        (out / "manifest.json").write_text(json.dumps(m))
+
+    for dynamic, needle in ((False, "its rows hold masks"), (True, "its rows hold no masks")):
+        out = tmp_path / f"dyn-{dynamic}"
+        flags = ["--dynamic-masking"] if dynamic else []
+        code, text = run("build", str(DATA / "sample_text.txt"), "-o", str(out), "--dupe-factor", "1", *flags)
+        assert code == 0, text
+        assert run("inspect", str(out), "-n", "1")[0] == 0
+        edit(out, "config", "dynamic_masking", not dynamic)
+        one_line_error(*run("inspect", str(out), "-n", "1"), needle, "the manifest was edited")
+        with pytest.raises(ManifestError, match=needle):
+            next(iter(ShardDataset(out, batch_size=4, seed=0)))
+    edit(out, "config", "dynamic_masking", True)
+    edit(out, "tokenizer", "type", "sentencepiece")
+    one_line_error(*run("inspect", str(out), "-n", "1"), "tokenizer.type is 'sentencepiece'", "manifest was edited")

@@ -361,6 +361,7 @@ def test_strip_is_identity_when_off():
         ({"max_bullet_lines": 1.5}, "max_bullet_lines=1.5 must be a share"),
         ({"max_top_ngram_chars": (0.2,)}, "needs 3 values"),
         ({"scripts": ("Klingon",)}, "unknown scripts"),
+        ({"languages": ("en", "zz")}, "languages 'zz' unknown to the language identifier; give ISO 639-1 codes"),
     ],
 )
 def test_config_validation(kwargs, message):
@@ -385,3 +386,10 @@ def test_check_document_returns_none_or_a_known_reason(text, sentences):
     assert check_document(text, sentences) in (None, *q.DROP_REASONS)
     stripped, removed = strip_boilerplate_lines(text)
     assert removed >= 0 and len(stripped) <= len(text)
+
+
+def test_language_codes_are_read_in_any_case():
+    """An upper-case code kept every document out before (the identifier answers in lower case)."""
+    cfg = QualityConfig(languages=("EN", " De "))
+    assert cfg.languages == ("en", "de")
+    assert check_document(ARTICLE, SENTENCES, cfg) is None

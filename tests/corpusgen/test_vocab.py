@@ -88,3 +88,25 @@ def test_a_trained_wordpiece_tokenizer_json_adds_bert_special_tokens(tmp_path):
     assert enc.type_ids == [0] * (enc.tokens.index("[SEP]") + 1) + [1] * (
         len(enc.tokens) - enc.tokens.index("[SEP]") - 1
     )
+
+
+def test_a_unigram_vocabulary_too_small_for_the_characters_is_one_line_with_the_size(tmp_path):
+    import pytest
+
+    src = tmp_path / "zh.txt"
+    chars = [chr(0x4E00 + i) for i in range(400)]  # 400 distinct Han characters
+    src.write_text("\n\n".join("".join(chars[i : i + 40]) + "。" for i in range(0, 400, 40)) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"zh.txt: --vocab-size 100 cannot hold the input's 40\d distinct") as exc:
+        train_vocab([str(src)], str(tmp_path / "u.json"), BuildConfig(), vocab_size=100, model="unigram")
+    need = int(str(exc.value).rsplit(" ", 1)[-1])
+    result = train_vocab([str(src)], str(tmp_path / "u.json"), BuildConfig(), vocab_size=need, model="unigram")
+    assert result["vocab_size"] >= 400
+
+
+def test_a_wordpiece_vocabulary_larger_than_asked_says_why(tmp_path):
+    src = tmp_path / "zh.txt"
+    src.write_text("".join(chr(0x4E00 + i) for i in range(300)) + "。\n", encoding="utf-8")
+    result = train_vocab([str(src)], str(tmp_path / "v.txt"), BuildConfig(), vocab_size=100, min_frequency=1)
+    assert result["vocab_size"] > 100
+    (warning,) = result["warnings"]
+    assert f"{result['vocab_size']} tokens, more than --vocab-size 100" in warning and "--limit-alphabet" in warning

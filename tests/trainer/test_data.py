@@ -301,3 +301,17 @@ def test_a_row_wider_than_the_manifest_says_is_refused_naming_its_shard(tmp_path
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ManifestError, match=r"shards/.*\.arrow: a row has \d+ tokens, more than the build's limit 16"):
         next(iter(ShardDataset(d, batch_size=8, seed=0)))
+
+
+def test_a_hand_edited_row_count_stops_the_loader_naming_the_shard(tmp_path, build_dir):
+    """The shard is the build's (its sha256 matches), but its entry's rows were changed by less than
+    a record batch: the count of batches still agrees, the rows of the last one do not."""
+    d = copy_build(build_dir, tmp_path / "b")
+    m = json.loads((d / "manifest.json").read_text())
+    entry = next(e for e in m["shards"] if e["split"] == "train" and e["rows"] % 100 > 1)
+    entry["rows"] -= 1
+    (d / "manifest.json").write_text(json.dumps(m))
+    ds = ShardDataset(d, batch_size=8, seed=0, epochs=1, drop_last=False, shuffle=False)
+    with pytest.raises(ManifestError, match="the manifest was edited") as exc:
+        first_batches(ds, len(ds))
+    assert str(exc.value).startswith(f"{d / entry['path']}: record batch ") and "\n" not in str(exc.value)

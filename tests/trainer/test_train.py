@@ -151,6 +151,9 @@ def test_train_config_file_uses_the_shared_reader(tmp_path):
         ("bad.json", "[1, 2]", "bad.json: a config file holds a table of options, not list"),
         ("unknown.toml", "stepz = 3", "unknown.toml: unknown train option\\(s\\) stepz"),
         ("type.toml", 'steps = "ten"\ndata = "d"', "type.toml: steps = 'ten' should be an integer"),
+        ("lr.toml", 'lr = -1.0\ndata = "d"', "lr.toml: lr = -1.0: must be positive, got -1.0"),
+        ("batch.toml", 'batch_size = 0\ndata = "d"', "batch.toml: batch_size = 0: must be at least 1"),
+        ("drop.toml", 'dropout = 1.5\ndata = "d"', r"drop.toml: dropout = 1.5: must be in \[0, 1\)"),
     ]:
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=message) as exc:
@@ -158,6 +161,15 @@ def test_train_config_file_uses_the_shared_reader(tmp_path):
         assert "\n" not in str(exc.value)
     with pytest.raises(ValueError, match="missing.toml: cannot read config"):
         TrainConfig.from_file(tmp_path / "missing.toml")
+    # a bad value given on the command line is the option's, not the file's
+    with pytest.raises(ValueError, match="^--lr must be positive"):
+        TrainConfig.from_file(tmp_path / "t.json", lr=-2.0)
+
+
+def test_a_warmup_as_long_as_the_run_is_warned_about():
+    assert TrainConfig(data="d", steps=2).warnings() == []  # the default warmup follows the steps
+    (warning,) = TrainConfig(data="d", steps=2, warmup=5000).warnings()
+    assert "warmup (5000 steps) is not shorter than the run (2 steps)" in warning
 
 
 def test_eval_data_evaluates_on_another_builds_heldout_split(build_dir, tmp_path):
