@@ -314,7 +314,7 @@ def build(
     from corpusgen.stats import UNSUPPORTED_FORMAT
     from pipelines.build import check_beam_args, check_runner, run_build
     from pipelines.inputs import InputError, check_inputs, leave_out_output, resolve_inputs
-    from pipelines.output import OutputError, is_remote, take_output
+    from pipelines.output import OutputError, check_output, is_remote, take_output
 
     try:
         check_beam_args(beam_args)
@@ -340,6 +340,10 @@ def build(
             err=True,
         )
     if dry_run:
+        try:
+            check_output(output, overwrite)  # what the real run would refuse, said now
+        except OutputError as exc:
+            raise _fail(exc) from None
         _dry_run(files + unlisted, unlisted, output, cfg, vocab_file, runner, workers, beam_args)
         return
     try:
@@ -487,6 +491,10 @@ def _setup_logging(debug: bool = False) -> None:
         logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(
             lambda record: "No semi_persistent_directory found" not in record.getMessage()
         )
+        # DaskRunner's note on each step that its partition size changed between Beam versions
+        logging.getLogger("apache_beam.runners.dask.transform_evaluator").addFilter(
+            lambda record: "default partition size" not in record.getMessage()
+        )
 
 
 UNKNOWN_SHARE_WARNING = 0.01  # BERT's uncased vocabulary leaves ~0.01% of English Wikipedia unknown
@@ -584,10 +592,11 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         NSP_IGNORE,
         ManifestError,
         load_manifest,
-        mask_layout_problem,
+        masking_layout_problem,
         open_shard,
         resolve_entry,
         sha256_file,
+        stored_masks_problem,
     )
     from corpusgen.tokenizer import SubwordTokenizer, VocabError, VocabFile
 
@@ -615,9 +624,10 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
             f"{vocab}: sha256 differs from the manifest's vocab_sha256, so the tokens shown would be wrong; "
             f"run `corpusgen validate {build_dir}`, restore the vocabulary or rebuild"
         )
-    problems = wp.entry_problems(manifest["tokenizer"])
-    if problems:
-        raise UserError(f"{Path(build_dir) / MANIFEST_NAME}: {problems[0]}; the manifest was edited: rebuild the data")
+    problems = [*wp.entry_problems(manifest["tokenizer"]), masking_layout_problem(manifest)]
+    if any(problems):
+        problem = next(p for p in problems if p)
+        raise UserError(f"{Path(build_dir) / MANIFEST_NAME}: {problem}; the manifest was edited: rebuild the data")
     if not shard.is_file():
         raise UserError(f"{shard}: shard listed in the manifest is missing; run `corpusgen validate {build_dir}`")
     if sha256_file(shard) != entry.get("sha256"):
@@ -631,7 +641,7 @@ def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
         raise UserError(
             f"{shard}: unreadable shard ({str(exc)[:120]}); run `corpusgen validate {build_dir}` and rebuild"
         ) from None
-    problem = None if first is None else mask_layout_problem(first, bool(manifest["config"].get("dynamic_masking")))
+    problem = None if first is None else stored_masks_problem(first, bool(manifest["config"].get("dynamic_masking")))
     if problem is not None:
         raise UserError(f"{shard}: {problem}; the manifest was edited: rebuild the data")
     rows = first.slice(0, count).to_pylist() if first is not None else []

@@ -102,24 +102,32 @@ def layout_schema(cfg: Any, vocab_size: int) -> pa.Schema:
     )
 
 
-def mask_layout_problem(batch: pa.RecordBatch, dynamic: bool) -> str | None:
-    """What is wrong when a record batch's masks disagree with the config's ``dynamic_masking``, else None.
+def masking_layout_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong when the config's ``dynamic_masking`` disagrees with how the shards were masked
+    (``stats.masking.layout``, written by the build), else None. A dynamic build stores its rows
+    unmasked and the loader draws the masks; read as static it would train on no masks, and static
+    rows read as dynamic would be masked twice."""
+    layout = ((manifest.get("stats") or {}).get("masking") or {}).get("layout")
+    dynamic = bool((manifest.get("config") or {}).get("dynamic_masking"))
+    if layout not in ("static", "dynamic") or (layout == "dynamic") == dynamic:
+        return None
+    stored = "unmasked (layout dynamic)" if layout == "dynamic" else "with their masks (layout static)"
+    return f"config.dynamic_masking is {str(dynamic).lower()}, but the build stored its rows {stored}"
 
-    A dynamic build stores its rows unmasked (the loader draws the masks), a static one masks every
-    row; a manifest edited from one to the other would train on no masks or on masks drawn twice.
-    """
+
+def stored_masks_problem(batch: pa.RecordBatch, dynamic: bool) -> str | None:
+    """What is wrong when a record batch of a dynamic build holds masks (its rows are stored unmasked),
+    else None; a static row may hold none (span or whole-word masking of a short row), so only this
+    direction is told from the rows themselves."""
     import pyarrow.compute as pc
 
-    if batch.num_rows == 0:
+    if not dynamic or batch.num_rows == 0:
         return None
     column = batch.column("masked_positions")
     if pa.types.is_list(column.type.value_type):  # mask_copies > 1: a list of sets per row
         column = column.flatten()
-    masks = pc.list_value_length(column)
-    if dynamic and pc.max(masks).as_py() > 0:
+    if pc.max(pc.list_value_length(column)).as_py() > 0:
         return "its rows hold masks, but the manifest's config says dynamic_masking (rows stored unmasked)"
-    if not dynamic and pc.max(masks).as_py() == 0:
-        return "its rows hold no masks, but the manifest's config says static masking (dynamic_masking false)"
     return None
 
 

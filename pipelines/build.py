@@ -522,4 +522,7 @@ def run_build(
         build_pipeline(p, files, output_dir, cfg, vocab, chunk_chars=chunk, skipped=skipped, min_tasks=min_tasks)
         result = p.run()
         result.wait_until_finish()
+        client = getattr(result, "client", None)  # DaskRunner's: closed before the cluster it talks to, or
+        if client is not None:  # it tries to reconnect for 30 s and then logs an error
+            client.close()
     return result

@@ -138,6 +138,21 @@ def take_output(output: str, overwrite: bool) -> TakenOutput:
         raise
 
 
+def check_output(output: str, overwrite: bool) -> None:
+    """What ``take_output`` would refuse, raised as ``OutputError``, touching nothing (a dry run's check).
+
+    A remote output is not listed (a dry run needs no network); with ``overwrite`` nothing is refused
+    that a build would replace.
+    """
+    out = Path(output)
+    if is_remote(output) or not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; choose another -o/--output")
+    if not overwrite:
+        _clear(output, False, {p.name for p in out.iterdir() if p.name != LOCK_NAME}, None)
+
+
 def _clear(output: str, overwrite: bool, entries: set[str], delete) -> bool:
     """The decision, the same for every filesystem: ``entries`` are the names at the top of ``output``.
 

@@ -132,6 +132,18 @@ def train(config_file: str | None, **options) -> None:
         result = run(cfg)
     except (ManifestError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        if int(os.environ.get("RANK", "0")) == 0:
+            from trainer.train import checkpoints
+
+            saved = checkpoints(Path(cfg.out)) if Path(cfg.out).is_dir() else []
+            where = (
+                f"{saved[-1]} is the last checkpoint: the same command with --resume continues from it"
+                if saved
+                else "no checkpoint was saved yet (--save-every N keeps progress)"
+            )
+            click.echo(f"interrupted; {cfg.out} keeps the run's logs; {where}", err=True)
+        sys.exit(130)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same summary
         click.echo(json.dumps(result))
 

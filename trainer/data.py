@@ -66,10 +66,11 @@ from corpusgen.shards import (
     NSP_IGNORE,
     ManifestError,
     load_manifest,
-    mask_layout_problem,
+    masking_layout_problem,
     open_shard,
     resolve_entry,
     sha256_file,
+    stored_masks_problem,
 )
 from corpusgen.tokenizer import SubwordTokenizer, VocabError, VocabFile
 from trainer.model import IGNORE
@@ -110,8 +111,10 @@ def load_build(data_dir: str | os.PathLike[str], expect_vocab_sha256: str | None
         problems = wp.entry_problems(manifest["tokenizer"])
     except VocabError:  # a vocabulary the tokenizer cannot read: the rows still train (as before)
         problems = []
-    if problems:
-        raise ManifestError(f"{data_dir / MANIFEST_NAME}: {problems[0]}; the manifest was edited: rebuild the data")
+    problems.append(masking_layout_problem(manifest))
+    if any(problems):
+        problem = next(p for p in problems if p)
+        raise ManifestError(f"{data_dir / MANIFEST_NAME}: {problem}; the manifest was edited: rebuild the data")
     if expect_vocab_sha256 is not None and digest != expect_vocab_sha256:
         raise ManifestError(
             f"{vocab}: vocabulary sha256 {digest[:12]}… differs from the checkpoint's {expect_vocab_sha256[:12]}…; "
@@ -582,7 +585,7 @@ class ShardDataset(IterableDataset):
                     f"{self.paths[s]}: record batch {b} holds {rb.num_rows} rows, the manifest's row count for "
                     f"the shard gives {self.batch_rows[s][b]}; the manifest was edited: rebuild the data"
                 )
-            problem = mask_layout_problem(rb, self.tables is not None)
+            problem = stored_masks_problem(rb, self.tables is not None)
             if problem is not None:
                 raise ManifestError(f"{self.paths[s]}: {problem}; the manifest was edited: rebuild the data")
             rb = rb.slice(int(units.lo[u]), int(units.rows[u]))

@@ -508,8 +508,9 @@ class Console:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run (or continue) a pretraining run; returns the last train and eval metrics.
 
-    A run that fails before its first checkpoint leaves no trace: the ``--out`` folder (and any
-    parent) it created is removed again, so a bad ``--data`` or an empty build leaves nothing behind.
+    A run that fails before it logs a step leaves no trace: the ``--out`` folder (and any parent)
+    it created is removed again, so a bad ``--data`` or an empty build leaves nothing behind. Once a
+    step is logged or a checkpoint saved (a run stopped with Ctrl-C included) the folder stays.
     """
     out = Path(cfg.out).absolute()
     created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
@@ -518,9 +519,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     try:
         return _train(cfg)
     except BaseException:
-        if created is not None and created.is_dir() and not (out.is_dir() and checkpoints(out)):
+        if created is not None and created.is_dir() and not _has_progress(out):
             shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _has_progress(out: Path) -> bool:
+    """Whether a run's folder holds a checkpoint or a logged step (what a removal would lose)."""
+    log = out / "train.jsonl"
+    return out.is_dir() and (bool(checkpoints(out)) or (log.is_file() and log.stat().st_size > 0))
 
 
 def _train(cfg: TrainConfig) -> dict[str, Any]:

@@ -297,7 +297,10 @@ def test_readers_stop_on_a_manifest_whose_masking_or_tokenizer_was_edited(tmp_pa
         m[section][key] = value
         (out / "manifest.json").write_text(json.dumps(m))
 
-    for dynamic, needle in ((False, "its rows hold masks"), (True, "its rows hold no masks")):
+    for dynamic, needle in (
+        (False, "config.dynamic_masking is true, but the build stored its rows with their masks"),
+        (True, "config.dynamic_masking is false, but the build stored its rows unmasked"),
+    ):
         out = tmp_path / f"dyn-{dynamic}"
         flags = ["--dynamic-masking"] if dynamic else []
         code, text = run("build", str(DATA / "sample_text.txt"), "-o", str(out), "--dupe-factor", "1", *flags)
@@ -307,6 +310,13 @@ def test_readers_stop_on_a_manifest_whose_masking_or_tokenizer_was_edited(tmp_pa
         one_line_error(*run("inspect", str(out), "-n", "1"), needle, "the manifest was edited")
         with pytest.raises(ManifestError, match=needle):
             next(iter(ShardDataset(out, batch_size=4, seed=0)))
+    static = tmp_path / "dyn-False"  # the flag and the stats both edited: a static build's rows still tell
+    ms = json.loads((static / "manifest.json").read_text())
+    ms["config"]["dynamic_masking"], ms["stats"]["masking"]["layout"] = True, "dynamic"
+    (static / "manifest.json").write_text(json.dumps(ms))
+    one_line_error(*run("inspect", str(static), "-n", "1"), "its rows hold masks", "the manifest was edited")
+    with pytest.raises(ManifestError, match="its rows hold masks"):
+        next(iter(ShardDataset(static, batch_size=4, seed=0)))
     edit(out, "config", "dynamic_masking", True)
     edit(out, "tokenizer", "type", "sentencepiece")
     one_line_error(*run("inspect", str(out), "-n", "1"), "tokenizer.type is 'sentencepiece'", "manifest was edited")

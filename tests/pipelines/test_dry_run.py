@@ -173,6 +173,20 @@ def test_local_dry_run_lists_local_files_and_touches_no_output(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_dry_run_says_what_the_real_run_would_refuse_about_its_output(tmp_path):
+    (tmp_path / "in.txt").write_text("One. Two.\n")
+    built = tmp_path / "built"
+    (built / "shards").mkdir(parents=True)
+    (built / "manifest.json").write_text("{}")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    args = ("build", str(tmp_path / "in.txt"), "--dry-run", "-o")
+    one_line_error(*run(*args, str(built)), "holds a build; pass --overwrite")
+    one_line_error(*run(*args, str(tmp_path / "notes")), "not empty; choose another")
+    assert run(*args, str(built), "--overwrite")[0] == 0
+    assert (built / "manifest.json").exists() and (tmp_path / "notes" / "mine.txt").exists()  # nothing touched
+
+
 @pytest.mark.parametrize("name", ["os.system", "foo.bar.Baz", "builtins.print"])
 def test_a_dotted_runner_name_outside_beam_is_refused_not_imported(offline, tmp_path, name):
     one_line_error(

@@ -237,3 +237,28 @@ def test_a_batch_larger_than_the_training_rows_is_warned_about(tmp_path):
     assert "--batch-size 16 x 1 process(es) exceeds the build's 12 training rows" in r.output
     r = CliRunner().invoke(main, [*args, "--batch-size", "8", "--out", str(tmp_path / "run2")])
     assert r.exit_code == 0 and "exceeds" not in r.output
+
+
+@pytest.mark.e2e
+def test_ctrl_c_keeps_the_runs_folder_and_says_how_to_go_on(build_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "trainer", "train", "--data", str(build_dir), "--out", str(out), "--steps",
+            "100000", "--batch-size", "8", "--log-every", "2", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    log = out / "train.jsonl"
+    while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert log.read_text().strip() and (out / "run.json").is_file()  # the logs of the steps it trained stay
+    assert f"interrupted; {out} keeps the run's logs; no checkpoint was saved yet" in err

@@ -315,3 +315,31 @@ def test_a_hand_edited_row_count_stops_the_loader_naming_the_shard(tmp_path, bui
     with pytest.raises(ManifestError, match="the manifest was edited") as exc:
         first_batches(ds, len(ds))
     assert str(exc.value).startswith(f"{d / entry['path']}: record batch ") and "\n" not in str(exc.value)
+
+
+def test_a_static_shard_whose_rows_hold_no_masks_is_read(tmp_path):
+    """Span or whole-word masking can leave a short row with no mask, and a shard of such rows alone
+    is valid: the loader must not take it for a dynamic build's (only the manifest's stats can say that)."""
+    import hashlib
+
+    import pyarrow as pa
+
+    from corpusgen.shards import open_shard
+
+    d = make_build(tmp_path / "b", rows=40, heldout_rows=0, rows_per_shard=400, bin_width=64)
+    m = json.loads((d / "manifest.json").read_text())
+    entry = m["shards"][0]
+    path = d / entry["path"]
+    table = open_shard(path).read_all()
+    for name in ("masked_positions", "masked_labels"):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), pa.array([[]] * len(table), table.schema.field(i).type))
+    with pa.ipc.new_file(path, table.schema) as w:
+        w.write_table(table, max_chunksize=m["config"]["rows_per_batch"])
+    data = path.read_bytes()
+    entry["sha256"], entry["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    (d / "manifest.json").write_text(json.dumps(m))
+    ds = ShardDataset(d, batch_size=8, seed=0, epochs=1, drop_last=False, shuffle=False)
+    batches = first_batches(ds, len(ds))
+    assert sum(len(b["input_ids"]) for b in batches) == 40
+    assert not any(b["masked_valid"].any() for b in batches)
