@@ -96,9 +96,19 @@ def _table_kind(head: bytes) -> str | None:
     return "parquet" if head.startswith(b"PAR1") else None
 
 
+def _tar_checksum_ok(header: bytes) -> bool:
+    """Whether a 512-byte tar header's checksum field holds the sum of its bytes (the field as spaces):
+    text that happens to hold "ustar" at byte 257 is no archive."""
+    try:
+        stored = int(header[148:156].replace(b"\x00", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(header[:148]) + 8 * 32 + sum(header[156:])
+
+
 def _archive_kind(head: bytes) -> str | None:
     """``tar`` or ``zip`` when the (decompressed) first bytes of a file are an archive's."""
-    if head[257:262] == b"ustar":
+    if len(head) >= 512 and head[257:263] in (b"ustar\x00", b"ustar ") and _tar_checksum_ok(head[:512]):
         return "tar"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"

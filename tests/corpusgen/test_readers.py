@@ -582,3 +582,9 @@ def test_undecodable_files_are_named(tmp_path, caplog, monkeypatch):
         f"{tmp_path / 'u.txt'}: undecodable_file: its bytes fit no text encoding (pass --encoding if you know "
         "it); skipped it"
     ]
+
+
+def test_text_holding_ustar_where_a_tar_header_would_is_still_text():
+    line = b'{"text": "' + b"a" * (257 - 10) + b'ustar custard. Second sentence."}\n'
+    assert line[257:262] == b"ustar"
+    assert jsonl_docs(line * 3)[0] == [json.loads(line)["text"]] * 3
