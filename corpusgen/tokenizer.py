@@ -503,13 +503,9 @@ def shared_tokenizer(
     while len(kept) > _SHARED_KEPT:
         kept.popitem(last=False)
     wp = by_case.get(do_lower_case)
-    if wp is None:
-        wp = by_case.get(None)
-        if wp is None or do_lower_case is None or wp.do_lower_case != do_lower_case:
-            wp = SubwordTokenizer(vocab, do_lower_case, source=source)
-        by_case[do_lower_case] = wp
-        if do_lower_case is None:  # a vocab.txt's guessed case, a tokenizer.json's own: that case's too
-            by_case[wp.do_lower_case] = wp
+    if wp is None:  # None resolves to a case (a vocab.txt's guess, a tokenizer.json's own): kept under both
+        built = SubwordTokenizer(vocab, do_lower_case, source=source)
+        wp = by_case[do_lower_case] = by_case.setdefault(built.do_lower_case, built)
     return wp
 
 

@@ -81,7 +81,7 @@ def read_file(path: str) -> bytes:
 @dataclass(frozen=True)
 class StagedVocab:
     """The build's vocabulary as the steps that need it carry it: name, checksum and the path of the
-    copy ``write`` puts in the work directory before the run, never its bytes. Beam pickles every
+    copy ``written`` puts in the work directory before the run, never its bytes. Beam pickles every
     step with bz2 twice while building the graph and unpickles it in every worker; with the bytes
     inside, BERT's 230 KB vocab.txt cost ~0.1 s a step, a 17 MB multilingual tokenizer.json seconds.
     """
