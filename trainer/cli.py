@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -115,7 +116,7 @@ def _with_options(options):
 @_with_options(_TRAIN_OPTIONS)
 def train(config_file: str | None, **options) -> None:
     """Pretrain BERT (MLM + NSP) on a build's shards; under torchrun, one process per GPU."""
-    from trainer.train import CheckpointError, TrainConfig
+    from trainer.train import CheckpointError, TrainConfig, TrainingInterrupted
     from trainer.train import train as run
 
     given = {k: v for k, v in options.items() if v is not None}
@@ -132,6 +133,14 @@ def train(config_file: str | None, **options) -> None:
         result = run(cfg)
     except (ManifestError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
+    except TrainingInterrupted as stop:
+        if stop.path is not None:  # rank 0
+            click.echo(
+                f"stopped at step {stop.step} of {cfg.steps} ({signal.Signals(stop.signum).name}); saved {stop.path}: "
+                "the same command with --resume continues the run exactly",
+                err=True,
+            )
+        sys.exit(128 + stop.signum)
     except KeyboardInterrupt:
         if int(os.environ.get("RANK", "0")) == 0:
             from trainer.train import checkpoints

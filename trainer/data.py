@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -638,6 +639,14 @@ class ShardDataset(IterableDataset):
         return out
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker leaves SIGINT and SIGTERM to the training process, which stops at a step
+    boundary (a Ctrl-C reaches every process of the terminal's group; torch's workers would exit on it,
+    and the next batch with them). A worker still ends with its parent."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
 class ShardLoader:
     """A DataLoader over a ``ShardDataset`` that counts consumed batches, so it can resume exactly.
 
@@ -666,6 +675,7 @@ class ShardLoader:
             # its own generator: DataLoader otherwise draws a base seed from the global torch RNG,
             # which would shift dropout masks between a resumed and an uninterrupted run
             generator=torch.Generator().manual_seed(self.dataset.seed),
+            worker_init_fn=ignore_stop_signals,
         )
         for batch in loader:
             self.dataset.batches_consumed += 1

@@ -18,7 +18,9 @@ import pickle
 import random
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -536,8 +538,11 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if ddp:
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         rank, world, local_rank = dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+        # the stop flag goes through a CPU group, so agreeing on it never waits for the GPU
+        flag_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
     else:
         rank, world, local_rank = 0, 1, 0
+        flag_group = None
     if cfg.device == "auto":
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     else:
@@ -699,92 +704,102 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     last_eval: dict | None = ckpt.get("last_eval") if ckpt else None
     t0 = time.time()
     first_step_started = t0 if cfg.compile else None
-    while step < end:
-        lr = lr_at(
-            step, lr=cfg.peak_lr, warmup=cfg.warmup_steps, steps=cfg.steps, power=cfg.decay_power, min_lr=cfg.min_lr
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        for micro in range(cfg.accumulation):
-            host = next(batches)
-            full = not has_padding(host)  # decided on the host copy, so the step never waits for the device
-            batch = {k: v.to(device, non_blocking=True) for k, v in host.items()}
-            # DDP all-reduces gradients on the last micro-batch only
-            last = micro == cfg.accumulation - 1
-            with contextlib.nullcontext() if last or not ddp else model.no_sync():
-                with autocast():
-                    outputs = model(**model_inputs(batch, full, has_nsp))
-                (outputs["loss"] / cfg.accumulation).backward()
-            accumulate(acc, outputs, batch)
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        if first_step_started is not None:  # the first step of a compiled model includes compiling its graph
-            console.line(f"step {step} took {time.time() - first_step_started:.1f}s (compiling the first graph)")
-            first_step_started = None
 
-        # not at --stop-after: the open interval's sums go into the checkpoint, so the resumed run logs what
-        # the uninterrupted one would
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            stats = all_reduce(acc.clone())
-            dt = time.time() - t0
-            seqs, tokens = stats[M_SEQS].item(), stats[M_TOKENS].item()
-            last_train = {
-                "step": step,
-                **summarize(stats),
-                "lr": lr,
-                "seq_per_s": round(seqs / dt, 2),
-                "tokens_per_s": round(tokens / dt, 1),
-            }
-            if device.type == "cuda":
-                last_train["mfu"] = round(mfu(mcfg, stats, dt, world, device, use_bf16), 4)
-            acc.zero_()
-            t0 = time.time()
-            if master:
-                append_jsonl(log_path, last_train)
-                log_tensorboard(tb, "train", last_train)
-                console.line(format_metrics(last_train, cfg.steps))
-        else:
-            console.progress(
-                f"step {step}/{cfg.steps} lr {lr:.2e} ({(time.time() - t0) / max(step % cfg.log_every, 1):.2f}s/step)"
+    def save() -> Path | None:
+        rngs = gather_objects(rng_state())
+        if not master:
+            return None
+        ckpt = {
+            "step": step,
+            "model": raw.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": schedule_state(cfg),
+            "model_config": mcfg.to_dict(),
+            "train_config": dataclasses.asdict(cfg),
+            "data": loader.state_dict(),
+            "rng": rngs,
+            "metrics": acc.cpu(),
+            "vocab_sha256": manifest["vocab_sha256"],
+            "tokenizer": manifest["tokenizer"],
+            "build_config": manifest["config"],
+            "data_dir": str(Path(cfg.data).resolve()),
+            "last_train": last_train,
+            "last_eval": last_eval,
+        }
+        path = save_checkpoint(out, ckpt, cfg.keep_checkpoints)
+        console.line(f"saved {path}")
+        return path
+
+    with StopOnSignal(ddp, flag_group, console) as stop:
+        while step < end:
+            lr = lr_at(
+                step, lr=cfg.peak_lr, warmup=cfg.warmup_steps, steps=cfg.steps, power=cfg.decay_power, min_lr=cfg.min_lr
             )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for micro in range(cfg.accumulation):
+                host = next(batches)
+                full = not has_padding(host)  # decided on the host copy, so the step never waits for the device
+                batch = {k: v.to(device, non_blocking=True) for k, v in host.items()}
+                # DDP all-reduces gradients on the last micro-batch only
+                last = micro == cfg.accumulation - 1
+                with contextlib.nullcontext() if last or not ddp else model.no_sync():
+                    with autocast():
+                        outputs = model(**model_inputs(batch, full, has_nsp))
+                    (outputs["loss"] / cfg.accumulation).backward()
+                accumulate(acc, outputs, batch)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if first_step_started is not None:  # the first step of a compiled model includes compiling its graph
+                console.line(f"step {step} took {time.time() - first_step_started:.1f}s (compiling the first graph)")
+                first_step_started = None
 
-        if eval_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-            last_eval = {
-                "step": step,
-                **evaluate(raw, eval_data, device, autocast, eval_cap(cfg, step, last_eval), has_nsp),
-            }
-            if master:
-                append_jsonl(eval_path, last_eval)
-                log_tensorboard(tb, "eval", last_eval)
-                console.line("eval " + format_metrics(last_eval, cfg.steps))
-            t0 = time.time()
-
-        if (cfg.save_every and step % cfg.save_every == 0) or step == end:
-            rngs = gather_objects(rng_state())
-            if master:
-                ckpt = {
+            # not at --stop-after: the open interval's sums go into the checkpoint, so the resumed run logs what
+            # the uninterrupted one would
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                stats = all_reduce(acc.clone())
+                dt = time.time() - t0
+                seqs, tokens = stats[M_SEQS].item(), stats[M_TOKENS].item()
+                last_train = {
                     "step": step,
-                    "model": raw.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": schedule_state(cfg),
-                    "model_config": mcfg.to_dict(),
-                    "train_config": dataclasses.asdict(cfg),
-                    "data": loader.state_dict(),
-                    "rng": rngs,
-                    "metrics": acc.cpu(),
-                    "vocab_sha256": manifest["vocab_sha256"],
-                    "tokenizer": manifest["tokenizer"],
-                    "build_config": manifest["config"],
-                    "data_dir": str(Path(cfg.data).resolve()),
-                    "last_train": last_train,
-                    "last_eval": last_eval,
+                    **summarize(stats),
+                    "lr": lr,
+                    "seq_per_s": round(seqs / dt, 2),
+                    "tokens_per_s": round(tokens / dt, 1),
                 }
-                path = save_checkpoint(out, ckpt, cfg.keep_checkpoints)
-                console.line(f"saved {path}")
-            t0 = time.time()
+                if device.type == "cuda":
+                    last_train["mfu"] = round(mfu(mcfg, stats, dt, world, device, use_bf16), 4)
+                acc.zero_()
+                t0 = time.time()
+                if master:
+                    append_jsonl(log_path, last_train)
+                    log_tensorboard(tb, "train", last_train)
+                    console.line(format_metrics(last_train, cfg.steps))
+            else:
+                console.progress(
+                    f"step {step}/{cfg.steps} lr {lr:.2e} ({(time.time() - t0) / max(step % cfg.log_every, 1):.2f}s/step)"
+                )
+
+            if eval_data is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
+                last_eval = {
+                    "step": step,
+                    **evaluate(raw, eval_data, device, autocast, eval_cap(cfg, step, last_eval), has_nsp),
+                }
+                if master:
+                    append_jsonl(eval_path, last_eval)
+                    log_tensorboard(tb, "eval", last_eval)
+                    console.line("eval " + format_metrics(last_eval, cfg.steps))
+                t0 = time.time()
+
+            saved = (cfg.save_every and step % cfg.save_every == 0) or step == end
+            path = save() if saved else None
+            if saved:
+                t0 = time.time()
+            if stop.agreed() and step < end:  # a step boundary, the same one on every rank
+                raise TrainingInterrupted(stop.signum, step, path if saved else save())
 
     if tb is not None:
         tb.close()
@@ -795,6 +810,74 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM at a step boundary, its checkpoint saved (``path``: on rank 0)."""
+
+    def __init__(self, signum: int, step: int, path: Path | None):
+        super().__init__(f"stopped at step {step} by {signal.Signals(signum).name}")
+        self.signum, self.step, self.path = signum, step, path
+
+
+class StopOnSignal:
+    """Turns the first SIGINT or SIGTERM into a request to stop at the next step boundary.
+
+    The loop asks ``agreed()`` once per step. In one process that is the request itself; under DDP
+    every rank posts its flag in an asynchronous all-reduce (MAX) and reads the previous step's
+    result, so all ranks stop after the same step, one step after the first of them got the
+    signal, and nothing waits on the flag. A repeat of the signal within ``GRACE_S`` counts as the
+    same request (torchrun forwards the Ctrl-C that its workers already got from the terminal); a
+    later one stops at once (KeyboardInterrupt, no checkpoint). DataLoader workers ignore both
+    signals (``ignore_stop_signals``), so a batch being loaded is not lost with them.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    GRACE_S = 3.0
+
+    def __init__(self, ddp: bool, group: Any, console: Console):
+        self.ddp, self.group, self.console = ddp, group, console
+        self.signum: int | None = None
+        self._requested: int = 0
+        self._at = 0.0
+        self._pending: tuple[torch.Tensor, Any] | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._saved = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)
+        if exc_type is None and self._pending is not None:
+            self._pending[1].wait()  # every rank posted the same reductions: complete the last one
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self._requested:
+            self._requested, self._at = signum, time.monotonic()
+            self.console.line(
+                f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                "(press Ctrl-C again to stop at once, without one)"
+            )
+        elif time.monotonic() - self._at > self.GRACE_S:
+            raise KeyboardInterrupt
+
+    def agreed(self) -> bool:
+        """Whether to stop now (call once per step on every rank)."""
+        if not self.ddp:
+            self.signum = self._requested or None
+            return self.signum is not None
+        stop = False
+        if self._pending is not None:
+            flag, work = self._pending
+            work.wait()
+            if int(flag.item()):
+                self.signum, stop = int(flag.item()), True
+        flag = torch.tensor([self._requested], dtype=torch.int64)
+        self._pending = (flag, dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True))
+        return stop
 
 
 def has_padding(batch: dict[str, torch.Tensor]) -> bool:

@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -239,26 +240,84 @@ def test_a_batch_larger_than_the_training_rows_is_warned_about(tmp_path):
     assert r.exit_code == 0 and "exceeds" not in r.output
 
 
-@pytest.mark.e2e
-def test_ctrl_c_keeps_the_runs_folder_and_says_how_to_go_on(build_dir, tmp_path):
-    import signal
+def _start_run(build_dir, out, steps, *extra, workers="0"):
+    """``trainer train`` in a child process; returns it once it has logged a step."""
     import subprocess
     import sys
     import time
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    out = tmp_path / "run"
     args = [sys.executable, "-m", "trainer", "train", "--data", str(build_dir), "--out", str(out), "--steps",
-            "100000", "--batch-size", "8", "--log-every", "2", "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    log = out / "train.jsonl"
+            str(steps), "--batch-size", "8", "--log-every", "2", "--eval-batches", "2", "--seed", "0",
+            "--workers", workers, "--no-progress", *extra]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root)}  # same threads as this process: the same float sums
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log, deadline = out / "train.jsonl", time.monotonic() + 300
     while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    return proc, args, env
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_at_a_step_with_a_checkpoint_and_resumes_exactly(build_dir, tmp_path, signum):
+    """Ctrl-C (or a scheduler's SIGTERM) finishes the step, saves it, exits 128+N; --resume then gives the
+    uninterrupted run's logs and weights. DataLoader workers (2 here) ignore the signal."""
+    import re
+    import signal
+    import subprocess
+
+    steps = 400  # far more than are trained before the signal lands; the comparison run stops where it did
+    proc, args, env = _start_run(build_dir, tmp_path / "run", steps, workers="2")
+    sig = getattr(signal, signum)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
-    assert log.read_text().strip() and (out / "run.json").is_file()  # the logs of the steps it trained stay
-    assert f"interrupted; {out} keeps the run's logs; no checkpoint was saved yet" in err
+    assert proc.returncode == 128 + sig, err[-2000:]
+    m = re.search(rf"stopped at step (\d+) of {steps} \({signum}\); saved (\S+): the same command with --resume", err)
+    assert m, err[-2000:]
+    stopped = int(m.group(1))
+    assert 0 < stopped < steps and "Traceback" not in err
+    assert [p.name for p in checkpoints(tmp_path / "run")] == [f"ckpt-{stopped:07d}.pt"] == [Path(m.group(2)).name]
+
+    # resume to a few steps later with --stop-after, against an uninterrupted run stopped there too
+    until = str(stopped + 3)
+    r = subprocess.run([*args, "--resume", "--stop-after", until], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    full = tmp_path / "full"
+    full_args = [a if a != str(tmp_path / "run") else str(full) for a in args]
+    r = subprocess.run([*full_args, "--stop-after", until], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("train.jsonl",):
+        a = [json.loads(x) for x in (full / name).read_text().splitlines()]
+        b = [json.loads(x) for x in (tmp_path / "run" / name).read_text().splitlines()]
+        assert [{k: r.get(k) for k in ("step", *METRICS)} for r in b] == [
+            {k: r.get(k) for k in ("step", *METRICS)} for r in a
+        ]
+    a, b = load_checkpoint(checkpoints(full)[-1]), load_checkpoint(checkpoints(tmp_path / "run")[-1])
+    assert a["step"] == b["step"] == stopped + 3
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_repeated_signal_is_one_request_and_a_later_one_stops_at_once():
+    """torchrun forwards the Ctrl-C its workers already got: a repeat within the grace period is the same
+    request; one after it is a KeyboardInterrupt now. The handlers are put back on leaving."""
+    import signal
+    import time
+
+    from trainer.train import Console, StopOnSignal
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with StopOnSignal(False, None, Console(False, False)) as stop:
+        assert not stop.agreed()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs between bytecodes of this thread
+        os.kill(os.getpid(), signal.SIGINT)  # within the grace period: nothing more
+        time.sleep(0.05)
+        assert stop.agreed() and stop.signum == signal.SIGTERM
+        stop._at -= StopOnSignal.GRACE_S + 1
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

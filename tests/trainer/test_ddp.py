@@ -48,3 +48,40 @@ def test_torchrun_two_ranks_disjoint_rows_identical_weights(build_dir, tmp_path)
     for t in ckpt["model"].values():
         h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().data)
     assert h.hexdigest() == traces[0][-1]["weights_sha256"]
+
+
+@pytest.mark.e2e
+def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step_with_a_checkpoint(build_dir, tmp_path):
+    """Ctrl-C in a terminal reaches torchrun and both ranks, and torchrun forwards it again: both ranks
+    finish the same step, rank 0 saves it, and --resume goes on with the ranks still in step."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trainer", "train", "--data", str(build_dir), "--out", str(out), "--steps", "100000",
+           "--batch-size", "8", "--log-every", "2", "--eval-batches", "2", "--no-progress", "--trace"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    log, deadline = out / "train.jsonl", time.monotonic() + 300
+    while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, text[-3000:]
+    saved = checkpoints(out)
+    assert len(saved) == 1, text[-3000:]
+    stopped = load_checkpoint(saved[0])["step"]
+    assert f"stopped at step {stopped} of 100000 (SIGINT)" in text
+    traces = [[json.loads(x) for x in (out / f"trace-rank{k}.jsonl").read_text().splitlines()] for k in (0, 1)]
+    assert traces[0][-1]["step"] == traces[1][-1]["step"] == stopped  # neither rank went on alone
+    assert traces[0][-1]["weights_sha256"] == traces[1][-1]["weights_sha256"]
+
+    resume = [*cmd, "--resume", "--stop-after", str(stopped + 2)]
+    r = subprocess.run(resume, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    traces = [[json.loads(x) for x in (out / f"trace-rank{k}.jsonl").read_text().splitlines()] for k in (0, 1)]
+    assert [t["step"] for t in traces[0]] == [t["step"] for t in traces[1]] == list(range(1, stopped + 3))
+    assert all(a["weights_sha256"] == b["weights_sha256"] for a, b in zip(*traces, strict=True))
