@@ -508,7 +508,7 @@ def run_build(
     min_tasks = min_tasks_for(runner, workers, beam_args)
     with contextlib.ExitStack() as stack:
         if runner in LOCAL_RUNNERS or runner == "DaskRunner":
-            # worker processes started here end with this one (pipelines.transforms.exit_with_launcher)
+            # worker processes started here end with this one (pipelines.transforms.set_up_local_worker)
             stack.enter_context(_environ(LAUNCHER_PID, str(os.getpid())))
         if runner == "DaskRunner" and not any(a.startswith("--dask_client_address") for a in beam_args):
             # No scheduler named: a local Dask cluster of `workers` processes, one thread each.

@@ -18,9 +18,11 @@ exact on every runner.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -135,21 +137,25 @@ def write_marker(path: str, record: dict) -> None:
 
 
 LAUNCHER_PID = "CORPUSGEN_LAUNCHER_PID"  # set by a local run for its worker processes
-_watching = False
+BEAM_WORKER_MAIN = "apache_beam.runners.worker.sdk_worker_main"  # what the FnApiRunner's worker processes run
+_local_worker_set_up = False
 
 
-def exit_with_launcher() -> None:
-    """In a local run's worker process, end it once the process that launched the build is gone.
+def set_up_local_worker() -> None:
+    """In a local run's worker process, once: tie its end to the launcher's, and let it end at once.
 
     Beam's local worker processes outlive a killed launcher by minutes (until their gRPC
     channels time out), working on and holding its terminal's pipes; a thread here ends them
-    within a second. Does nothing in the launcher itself or where no local run set the variable.
+    within a second. And a worker process the FnApiRunner is done with spends ~0.2 s tearing
+    down gRPC and Beam before it exits, while the runner stops its workers one after another
+    (0.4 s of a 2-worker build, 3 s with 16): ``_exit_when_done`` skips that teardown. Does
+    nothing in the launcher itself or where no local run set the variable.
     """
-    global _watching
+    global _local_worker_set_up
     pid = int(os.environ.get(LAUNCHER_PID, "0") or 0)
-    if _watching or pid in (0, os.getpid()):
+    if _local_worker_set_up or pid in (0, os.getpid()):
         return
-    _watching = True
+    _local_worker_set_up = True
 
     def watch() -> None:
         while True:
@@ -162,6 +168,35 @@ def exit_with_launcher() -> None:
     import threading
 
     threading.Thread(target=watch, name="exit-with-launcher", daemon=True).start()
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if getattr(main_spec, "name", None) == BEAM_WORKER_MAIN:  # not a Dask worker: its nanny ends it
+        atexit.register(_exit_when_done)
+
+
+def _exit_when_done() -> None:
+    """The first exit handler of a FnApiRunner worker process: end it now, with the exit status it has.
+
+    It runs once Beam's harness has returned: its results are sent, its log channel is closed,
+    and every file a step wrote was closed before that step's element was done. An uncaught
+    exception (a failed harness, the SIGINT of Beam's own termination) leaves ``sys.last_value``
+    and exits 1, as the interpreter would.
+    """
+    exit_without_teardown(1 if hasattr(sys, "last_value") else 0)
+
+
+def exit_without_teardown(status: int) -> None:
+    """End this process now: logs and standard streams flushed, the interpreter's teardown skipped.
+
+    For a process whose work is done and whose files are closed: tearing down Beam's and gRPC's
+    modules and threads costs ~0.2-0.3 s a process and saves nothing.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken: nothing left to lose
+            pass
+    os._exit(status)
 
 
 class CountingDoFn(beam.DoFn):
@@ -174,7 +209,7 @@ class CountingDoFn(beam.DoFn):
     """
 
     def setup(self) -> None:
-        exit_with_launcher()
+        set_up_local_worker()
         self.counts: Counter = Counter()
         self.timer = StageTimer()
 

@@ -320,3 +320,32 @@ def test_readers_stop_on_a_manifest_whose_masking_or_tokenizer_was_edited(tmp_pa
     edit(out, "config", "dynamic_masking", True)
     edit(out, "tokenizer", "type", "sentencepiece")
     one_line_error(*run("inspect", str(out), "-n", "1"), "tokenizer.type is 'sentencepiece'", "manifest was edited")
+
+
+def test_a_finished_build_ends_without_the_interpreters_teardown_and_a_failed_one_as_usual(tmp_path):
+    """After the summary, only Beam's and gRPC's teardown is left: ``main`` skips it (the exit handler
+    registered first stands for it), with everything printed; a build that fails keeps the usual exit."""
+    from tests.conftest import ROOT
+
+    code = (
+        "import atexit, sys\n"
+        "marker = sys.argv.pop(1)\n"
+        "atexit.register(lambda: open(marker, 'w').write('teardown ran'))\n"
+        "from corpusgen.cli import main\n"
+        "sys.argv = ['corpusgen', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    marker = tmp_path / "marker"
+    args = [str(marker), "build", str(DATA / "sample_text.txt"), "-o", str(tmp_path / "o"), "--dupe-factor", "1",
+            "--workers", "1"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "NSP random share" in done.stdout and "built in" in done.stdout  # flushed into the pipe
+    assert (tmp_path / "o" / "manifest.json").exists()
+    assert not marker.exists()
+    # no instances: exit 1 and the normal teardown
+    (tmp_path / "one.txt").write_text("One sentence only.\n")
+    args = [str(marker), "build", str(tmp_path / "one.txt"), "-o", str(tmp_path / "p"), "--workers", "1"]
+    failed = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "Error:" in failed.stderr, failed.stderr
+    assert marker.read_text() == "teardown ran"

@@ -160,7 +160,7 @@ def test_remote_output_with_foreign_files_is_never_deleted(tmp_path, monkeypatch
 
 def test_a_local_worker_process_ends_when_its_launcher_is_gone(tmp_path):
     launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    code = "from pipelines.transforms import exit_with_launcher as e; import time; e(); print('up', flush=True); time.sleep(120)"
+    code = "from pipelines.transforms import set_up_local_worker as e; import time; e(); print('up', flush=True); time.sleep(120)"
     env = {**os.environ, "CORPUSGEN_LAUNCHER_PID": str(launcher.pid)}
     worker = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
@@ -180,8 +180,54 @@ def test_a_local_worker_process_ends_when_its_launcher_is_gone(tmp_path):
         {**os.environ, "CORPUSGEN_LAUNCHER_PID": "self"},
         {k: v for k, v in os.environ.items() if k != "CORPUSGEN_LAUNCHER_PID"},
     ):
-        code = "import os, pipelines.transforms as t; p = os.environ.get('CORPUSGEN_LAUNCHER_PID'); os.environ.update({'CORPUSGEN_LAUNCHER_PID': str(os.getpid())} if p else {}); t.exit_with_launcher(); print(t._watching)"
+        code = "import os, pipelines.transforms as t; p = os.environ.get('CORPUSGEN_LAUNCHER_PID'); os.environ.update({'CORPUSGEN_LAUNCHER_PID': str(os.getpid())} if p else {}); t.set_up_local_worker(); print(t._local_worker_set_up)"
         out = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
         )
         assert out.stdout.strip() == "False", out.stderr
+
+
+FAST_EXIT = """
+import atexit, os, sys, types
+import pipelines.transforms as t
+atexit.register(lambda: open(sys.argv[1], "w").write("teardown ran"))  # stands for Beam's and gRPC's
+if sys.argv[2] == "beam":
+    sys.modules["__main__"].__spec__ = types.SimpleNamespace(name=t.BEAM_WORKER_MAIN)
+os.environ["CORPUSGEN_LAUNCHER_PID"] = str(os.getppid())
+t.set_up_local_worker()
+print("done", flush=True)
+sys.stderr.write("unflushed")
+if sys.argv[3] == "fail":
+    raise RuntimeError("the harness failed")
+"""
+
+
+@pytest.mark.parametrize("ending", ["ok", "fail"])
+def test_a_beam_worker_process_skips_the_teardown_and_keeps_its_exit_status(tmp_path, ending):
+    marker = tmp_path / "marker"
+    out = subprocess.run(
+        [sys.executable, "-c", FAST_EXIT, str(marker), "beam", ending],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == (1 if ending == "fail" else 0), out.stderr
+    assert out.stdout == "done\n"
+    assert "unflushed" in out.stderr  # what it wrote still goes out
+    if ending == "fail":
+        assert "the harness failed" in out.stderr
+    assert not marker.exists()  # the handlers registered before it (the slow teardown) were skipped
+
+
+def test_other_worker_processes_end_as_usual(tmp_path):
+    marker = tmp_path / "marker"
+    out = subprocess.run(
+        [sys.executable, "-c", FAST_EXIT, str(marker), "dask", "ok"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert marker.read_text() == "teardown ran"
