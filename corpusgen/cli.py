@@ -378,9 +378,9 @@ def build(
         taken.release()
     manifest = _read_manifest(output)
     click.echo(_summary(manifest, time.time() - started, cfg))
-    warning = _unknown_share_warning(manifest)
-    if warning:
-        click.echo(warning, err=True)
+    for warning in (_unknown_share_warning(manifest), _size_limit_warning(manifest, cfg)):
+        if warning:
+            click.echo(warning, err=True)
     if not manifest["shards"]:
         raise UserError(_no_instances(manifest))
     global _build_finished
@@ -516,6 +516,24 @@ def _unknown_share_warning(manifest: dict) -> str | None:
         f"warning: {unk / read:.1%} of the tokens read ({unk} of {read}) are {tok.get('unk_token', 'the unknown token')}; "
         f"{case}the vocabulary does not fit the text: check --vocab and --lower-case, or train one with `corpusgen vocab`"
     )
+
+
+def _size_limit_warning(manifest: dict, cfg: BuildConfig) -> str | None:
+    """What the size limits left out, and the keys that raise them (a book in one JSON line, a file without newlines)."""
+    from corpusgen.stats import DOCUMENT_TOO_LONG, LINE_TOO_LONG
+
+    drops = manifest["stats"]["drops"]
+    over = [
+        f"{drops[reason]} {what} over {key} ({limit:,})"
+        for reason, what, key, limit in (
+            (LINE_TOO_LONG, "line(s)", "max_line_bytes", cfg.max_line_bytes),
+            (DOCUMENT_TOO_LONG, "document(s)", "max_document_chars", cfg.max_document_chars),
+        )
+        if drops.get(reason)
+    ]
+    if not over:
+        return None
+    return f"warning: left out {' and '.join(over)}; to keep them, raise the limit under [build] in a --config file"
 
 
 def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:

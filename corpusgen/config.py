@@ -46,8 +46,9 @@ class BuildConfig:
     """Plain text: one document per file instead of blank-line-separated documents."""
     wikitext_headings: bool = False
     """Plain text: top-level `` = Title = `` lines start documents (WikiText layout)."""
-    max_line_bytes: int = 1 << 20
-    """Lines longer than this are skipped and counted (``line_too_long``)."""
+    max_line_bytes: int = 64 << 20
+    """Lines longer than this are skipped and counted (``line_too_long``): a JSON line holds a whole
+    document, so this admits one of ``max_document_chars`` with JSON's escapes (a book in one line)."""
     max_document_chars: int = 8 << 20
     """Documents longer than this are skipped and counted (``document_too_long``)."""
 

@@ -258,6 +258,25 @@ def test_a_build_warns_when_the_vocabulary_leaves_many_tokens_unknown(tmp_path):
     assert code == 0 and "warning:" not in out, out
 
 
+def test_a_book_in_one_json_line_is_kept_and_what_the_size_limits_leave_out_is_named(tmp_path):
+    """A JSON line holds a whole document: one of 1.5 MB (a book) is read at the defaults; documents over
+    max_document_chars are left out with a warning naming the key and how to raise it."""
+    sentences = " ".join(f"Sentence number {i} of the book goes on a while." for i in range(30_000))
+    src = tmp_path / "books.jsonl"
+    src.write_text(json.dumps({"text": sentences}) + "\n" + json.dumps({"text": "A short doc. It has two."}) + "\n")
+    assert src.stat().st_size > 1 << 20
+    code, out = run("build", str(src), "-o", str(tmp_path / "a"), "--dupe-factor", "1", "--workers", "1")
+    assert code == 0 and "warning:" not in out, out
+    drops = json.loads((tmp_path / "a" / "manifest.json").read_text())["stats"]["drops"]
+    assert "line_too_long" not in drops and "document_too_long" not in drops
+    cfg = tmp_path / "small.toml"
+    cfg.write_text("[build]\nmax_document_chars = 100000\n")
+    code, out = run("build", str(src), "-o", str(tmp_path / "b"), "--dupe-factor", "1", "--workers", "1",
+                    "--config", str(cfg))  # fmt: skip
+    (line,) = [x for x in out.splitlines() if x.startswith("warning:")]
+    assert "1 document(s) over max_document_chars (100,000)" in line and "--config" in line, line
+
+
 def test_a_step_that_fails_ends_in_one_line_without_beams_traceback(tmp_path):
     """A bug in a step (here made on purpose) reaches the user as one line; --debug shows the rest."""
     import subprocess

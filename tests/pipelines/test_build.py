@@ -145,7 +145,7 @@ def test_bad_inputs_are_skipped_and_counted(tmp_path, vocab_file):
     (src / "bad.jsonl").write_bytes(b'{"text": "Fine one. Fine two."}\n{oops\n{"text": 5}\n{"title": "x"}\n')
     files = sorted(str(p) for p in src.iterdir())
     out = tmp_path / "out"
-    run_build(files, str(out), BuildConfig(dupe_factor=1), vocab_file)
+    run_build(files, str(out), BuildConfig(dupe_factor=1, max_line_bytes=1 << 20), vocab_file)
     m = json.loads((out / "manifest.json").read_text())
     assert m["stats"]["drops"] == {
         "binary_file": 1,
