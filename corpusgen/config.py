@@ -9,6 +9,7 @@ the manifest, so a build can be repeated from its output alone.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import tomllib
@@ -294,10 +295,7 @@ class BuildConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> BuildConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        check_known_options(data, [f.name for f in dataclasses.fields(cls)], source)
         data = dict(data)
         check_option_types(cls, data, source)
         for name, typ in (("quality", QualityConfig), ("near_dedup", NearDupConfig)):
@@ -307,12 +305,7 @@ class BuildConfig:
             elif value is False:
                 data[name] = None
             elif isinstance(value, dict):
-                fields = {f.name: f for f in dataclasses.fields(typ)}
-                bad = sorted(set(value) - set(fields))
-                if bad:
-                    raise ValueError(
-                        f"{source}: unknown {name} option(s) {', '.join(bad)}; known: {', '.join(sorted(fields))}"
-                    )
+                check_known_options(value, [f.name for f in dataclasses.fields(typ)], source, f"{name} ")
                 check_option_types(typ, value, f"{source}: {name}")
                 data[name] = typ(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
         try:
@@ -361,6 +354,18 @@ def _kind(hint: Any) -> str:
     if dataclasses.is_dataclass(hint):
         return "a table of options or true/false"
     return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_known_options(data: dict, known: list[str], source: str, kind: str = "") -> None:
+    """Stop on a key that is no option, naming the option it most likely misspells."""
+    unknown = sorted(set(data) - set(known))
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        named.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    raise ValueError(f"{source}: unknown {kind}option(s) {', '.join(named)}; known: {', '.join(sorted(known))}")
 
 
 def check_option_types(cls: type, data: dict[str, Any], source: str) -> None:

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from corpusgen.config import check_option_types, read_config_file
+from corpusgen.config import check_known_options, check_option_types, read_config_file
 from corpusgen.partition import VALIDATION
 from corpusgen.shards import ManifestError, atomic_write_bytes, atomic_writer, remove_stale_temps
 from trainer.data import ShardDataset, ShardLoader, load_build
@@ -149,10 +149,7 @@ class TrainConfig:
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """A ``.toml`` / ``.json`` file (top-level keys or a ``[train]`` table), then ``overrides``."""
         data = read_config_file(path, "train")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown train option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_known_options(data, [f.name for f in dataclasses.fields(cls)], str(path), "train ")
         check_option_types(cls, data, str(path))
         try:
             return cls(**{**data, **overrides})

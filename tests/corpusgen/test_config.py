@@ -49,8 +49,14 @@ def test_round_trip_and_files(tmp_path):
 
 def test_unknown_and_unreadable_config_name_the_file(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"max_seq_len": 64}))
-    with pytest.raises(ValueError, match=r"c.json: unknown option\(s\) max_seq_len"):
+    with pytest.raises(ValueError, match=r"c.json: unknown option\(s\) max_seq_len \(did you mean max_seq_length\?\)"):
         BuildConfig.from_file(tmp_path / "c.json")
+    (tmp_path / "q.toml").write_text("[build]\nwibble = 1\n[build.quality]\nmin_wrods = 5\n")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) wibble; known: "):  # nothing close: no guess
+        BuildConfig.from_file(tmp_path / "q.toml")
+    (tmp_path / "q.toml").write_text("[build.quality]\nmin_wrods = 5\n")
+    with pytest.raises(ValueError, match=r"q.toml: unknown quality option\(s\) min_wrods \(did you mean min_words\?\)"):
+        BuildConfig.from_file(tmp_path / "q.toml")
     with pytest.raises(ValueError, match="cannot read config"):
         BuildConfig.from_file(tmp_path / "missing.toml")
     (tmp_path / "bad.toml").write_text("x = = 1")
