@@ -30,8 +30,17 @@ LINKED_FOLDER_SEEN = "linked_folder_seen"  # a link to a folder already walked (
 INSIDE_OUTPUT = "inside_output"  # a file under the build's own output folder: never an input
 UNSUPPORTED_FORMAT = "unsupported_format"  # a spreadsheet-like file (CSV, TSV): its cells would read as prose
 DUPLICATE_INPUT = "duplicate_input"  # a file named again (another spelling, a link to it): read once
+NOT_REGULAR_FILE = "not_regular_file"  # a named pipe, socket or device: reading it could wait forever
 EARLIER_BUILD = "earlier_build"  # a folder holding a corpusgen build (manifest.json): its shards are no text
-SKIPPED_FILES = (HIDDEN_FILE, LINKED_FOLDER_SEEN, INSIDE_OUTPUT, UNSUPPORTED_FORMAT, DUPLICATE_INPUT, EARLIER_BUILD)
+SKIPPED_FILES = (
+    HIDDEN_FILE,
+    LINKED_FOLDER_SEEN,
+    INSIDE_OUTPUT,
+    UNSUPPORTED_FORMAT,
+    DUPLICATE_INPUT,
+    EARLIER_BUILD,
+    NOT_REGULAR_FILE,
+)
 # (left out before reading, and listed in the manifest's skipped_inputs)
 
 # drop reasons of one record (never fatal, never the whole file)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections import Counter
 from itertools import islice
 
@@ -28,6 +29,7 @@ from corpusgen.stats import (
     HIDDEN_FILE,
     INSIDE_OUTPUT,
     LINKED_FOLDER_SEEN,
+    NOT_REGULAR_FILE,
     UNSUPPORTED_FORMAT,
 )
 
@@ -129,7 +131,7 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
                 f"{pattern}: no input matched; check the path, or quote the glob so the shell does not expand it"
             )
         files += sorted(matched)
-    files = _once_each(files, skipped)
+    files = _once_each(_regular_files(files, skipped), skipped)
     if cfg.input_format == "auto":
         # A CSV/TSV read as plain text would give its header, quotes and ids as sentences.
         tables = [f for f in files if readers.strip_compression_suffix(f).lower().endswith(UNSUPPORTED_SUFFIXES)]
@@ -142,6 +144,24 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
                     "(a text column), or pass --input-format text to read it as plain text"
                 )
     return files
+
+
+def _regular_files(files: list[str], skipped: dict[str, list[str]]) -> list[str]:
+    """``files`` without the local ones that are no regular file (a named pipe, socket or device, which
+    a read would wait on forever), listed in ``skipped`` as ``not_regular_file``."""
+    kept = []
+    for f in files:
+        try:
+            special = "://" not in f and not stat.S_ISREG(os.stat(f).st_mode)
+        except OSError:  # gone or unreadable: the reader counts it
+            special = False
+        if special:
+            skipped.setdefault(NOT_REGULAR_FILE, []).append(f)
+        else:
+            kept.append(f)
+    if files and not kept:
+        raise InputError(f"{files[0]}: not a regular file (a named pipe, socket or device); give files to read")
+    return kept
 
 
 def _once_each(files: list[str], skipped: dict[str, list[str]]) -> list[str]:

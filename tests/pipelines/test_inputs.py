@@ -50,6 +50,22 @@ def test_linked_folders_are_followed_and_a_loop_is_listed_not_walked(tmp_path):
     assert skipped == {stats.LINKED_FOLDER_SEEN: [str(corpus / "sub" / "loop") + "/"]}
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_named_pipe_is_left_out_and_listed_never_opened(tmp_path):
+    """Opening a FIFO waits for a writer forever: in a folder it is skipped and listed, named alone it is refused."""
+    (tmp_path / "a.txt").write_text("One sentence here. Another one there.\n")
+    os.mkfifo(tmp_path / "pipe.txt")
+    skipped: dict = {}
+    assert resolve_inputs([str(tmp_path)], BuildConfig(), skipped) == [str(tmp_path / "a.txt")]
+    assert skipped == {stats.NOT_REGULAR_FILE: [str(tmp_path / "pipe.txt")]}
+    skipped = {}
+    assert resolve_inputs([str(tmp_path / "a.txt"), str(tmp_path / "pipe.txt")], BuildConfig(), skipped) == [
+        str(tmp_path / "a.txt")
+    ]
+    with pytest.raises(InputError, match="pipe.txt: not a regular file"):
+        resolve_inputs([str(tmp_path / "pipe.txt")], BuildConfig(), {})
+
+
 def test_files_inside_the_output_folder_are_never_inputs(tmp_path):
     (tmp_path / "out" / "shards").mkdir(parents=True)
     (tmp_path / "out" / "shards" / "s.arrow").write_bytes(b"x")
