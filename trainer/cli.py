@@ -186,15 +186,27 @@ def plot(run_dir: str, output: str | None) -> None:
     help="Folder for config.json + model.safetensors.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export in OUTPUT (other files stay).")
-def export(checkpoint: str, output: str, overwrite: bool) -> None:
+@click.option(
+    "--tokenizer",
+    type=click.Path(dir_okay=False),
+    help="The vocab.txt / tokenizer.json the model was trained with [the training build's].",
+)
+def export(checkpoint: str, output: str, overwrite: bool, tokenizer: str | None) -> None:
     """Convert a checkpoint (or a run directory's latest) for transformers' BertForPreTraining."""
     from trainer.export import export as run
     from trainer.train import CheckpointError
 
     try:
-        click.echo(str(run(checkpoint, output, overwrite=overwrite)))
-    except (CheckpointError, FileNotFoundError, FileExistsError) as exc:
+        out, vocab = run(checkpoint, output, overwrite=overwrite, tokenizer=tokenizer)
+    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    if vocab is None:
+        click.echo(
+            f"warning: the training build is gone, so {out} has the weights but no tokenizer; "
+            "add it with --tokenizer (the build's vocab.txt or tokenizer.json) and --overwrite",
+            err=True,
+        )
+    click.echo(str(out))
 
 
 @click.command("loader")

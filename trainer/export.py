@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from safetensors.torch import save
 
-from corpusgen.shards import atomic_write_bytes, remove_stale_temps
+from corpusgen.shards import atomic_write_bytes, remove_stale_temps, sha256_file
 from corpusgen.tokenizer import ROLES
 from trainer.model import BertConfig
 
@@ -76,12 +76,17 @@ def hf_state_dict(state: dict[str, torch.Tensor], mcfg: BertConfig) -> dict[str,
     return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in hf.items()}
 
 
-def export(checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+def export(
+    checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = False, tokenizer: str | Path | None = None
+) -> tuple[Path, Path | None]:
     """Write the Hugging Face folder for ``checkpoint`` (a ckpt-*.pt or a run directory: its latest).
 
     The checkpoint is loaded without executing anything in it (``load_checkpoint``); every file is
     written durably under a temporary name and renamed into place. ``out_dir`` must be new or
     empty unless ``overwrite`` (then the export's files in it are replaced, nothing else touched).
+    The tokenizer put beside the weights is ``tokenizer`` or the training build's, and must be the
+    vocabulary the model was trained with (the checkpoint's sha256). Returns the folder and the
+    tokenizer file used (None: the build is gone and none was given; the weights are written alone).
     """
     out = Path(out_dir)
     if out.is_dir() and ((out / "manifest.json").exists() or any(out.glob("ckpt-*.pt"))):
@@ -100,16 +105,49 @@ def export(checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = Fal
         checkpoint = found[-1]
     ckpt = load_checkpoint(checkpoint)
     mcfg = BertConfig(**ckpt["model_config"])
+    vocab = trained_vocabulary(ckpt, tokenizer)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)  # left by an export that was killed
     write_json(out / "config.json", hf_config(mcfg))
     atomic_write_bytes(out / "model.safetensors", save(hf_state_dict(ckpt["model"], mcfg), metadata={"format": "pt"}))
-    copy_tokenizer(ckpt, out, mcfg.max_position_embeddings)
-    return out
+    if vocab is not None:
+        copy_tokenizer(vocab, ckpt.get("tokenizer") or {}, out, mcfg.max_position_embeddings)
+    return out, vocab
 
 
-def copy_tokenizer(ckpt: dict[str, Any], out: Path, max_length: int) -> None:
-    """Put the build's vocabulary beside the weights so AutoTokenizer works too, when it is still there.
+def trained_vocabulary(ckpt: dict[str, Any], given: str | Path | None = None) -> Path | None:
+    """The vocab.txt or tokenizer.json to export with the model: ``given``, else the training build's.
+
+    Either must be the file the model was trained with (sha256 as the checkpoint records it): a build
+    redone in the same folder with another vocabulary would otherwise ship ids the model never saw.
+    None when no file is given and the build is gone.
+    """
+    if given is not None:
+        path = Path(given)
+        if path.name not in ("vocab.txt", "tokenizer.json") and path.suffix not in (".txt", ".json"):
+            raise ValueError(f"--tokenizer {path}: give the build's vocab.txt or tokenizer.json")
+        if not path.is_file():
+            raise FileNotFoundError(f"--tokenizer {path}: no such file")
+    else:
+        data_dir = ckpt.get("data_dir")
+        found = [Path(data_dir) / n for n in ("vocab.txt", "tokenizer.json")] if data_dir else []
+        found = [f for f in found if f.is_file()]
+        if not found:
+            return None
+        path = found[0]
+    expected = ckpt.get("vocab_sha256")
+    digest = sha256_file(path)
+    if expected and digest != expected:
+        raise ValueError(
+            f"{path}: not the vocabulary this model was trained with (sha256 {digest[:12]}…, the checkpoint's "
+            f"{str(expected)[:12]}…; the build was redone since?); pass --tokenizer with the original file"
+        )
+    return path
+
+
+def copy_tokenizer(vocab: Path, tok: dict[str, Any], out: Path, max_length: int) -> None:
+    """Put the model's vocabulary (``vocab``, checked by ``trained_vocabulary``) beside the weights so
+    AutoTokenizer works too; ``tok`` is the build manifest's tokenizer entry.
 
     A vocab.txt gets BERT's tokenizer class with the build's ``do_lower_case``. A tokenizer.json is
     used through the generic fast class, which runs its own normalizer and pre-tokenizer (BERT's
@@ -120,22 +158,17 @@ def copy_tokenizer(ckpt: dict[str, Any], out: Path, max_length: int) -> None:
     names the build's special tokens (the manifest's tokenizer entry); ``model_max_length`` is the
     model's positions.
     """
-    data_dir = ckpt.get("data_dir")
-    tok = ckpt.get("tokenizer") or {}
-    if not data_dir:
-        return
-    txt, spec = Path(data_dir) / "vocab.txt", Path(data_dir) / "tokenizer.json"
-    if txt.is_file():
-        atomic_write_bytes(out / "vocab.txt", txt.read_bytes())
+    if vocab.suffix == ".txt":
+        atomic_write_bytes(out / "vocab.txt", vocab.read_bytes())
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": bool(tok.get("do_lower_case", True)),
             "model_max_length": max_length,
         }
         write_json(out / "tokenizer_config.json", config)
-    elif spec.is_file():
+    else:
         atomic_write_bytes(
-            out / "tokenizer.json", trained_layout(spec.read_text(encoding="utf-8"), tok).encode("utf-8")
+            out / "tokenizer.json", trained_layout(vocab.read_text(encoding="utf-8"), tok).encode("utf-8")
         )
         config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length}
         config |= {f"{role}_token": tok[f"{role}_token"] for role in ROLES if f"{role}_token" in tok}

@@ -35,7 +35,7 @@ def test_transformers_loads_the_export_with_identical_outputs(build_dir, tmp_pat
     train(
         TrainConfig(data=str(build_dir), out=str(tmp_path / "run"), steps=3, batch_size=8, log_every=1, progress=False)
     )
-    folder = export(tmp_path / "run", tmp_path / "hf")
+    folder, _ = export(tmp_path / "run", tmp_path / "hf")
     assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in folder.iterdir()}
     ckpt = torch.load(next((tmp_path / "run").glob("ckpt-*.pt")), weights_only=False)
     ours = BertForPreTraining(BertConfig(**ckpt["model_config"])).eval()
@@ -87,7 +87,7 @@ def test_an_exported_tokenizer_json_encodes_as_the_build_did(tmp_path, kind):
             tk.post_processor = None
             tk.save(str(data / "tokenizer.json"))
     entry = SubwordTokenizer(VocabFile.read(data / "tokenizer.json")).describe()
-    copy_tokenizer({"data_dir": str(data), "tokenizer": entry}, tmp_path, 1024)
+    copy_tokenizer(data / "tokenizer.json", entry, tmp_path, 1024)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and config["model_max_length"] == 1024
     assert config["mask_token"] == entry["mask_token"] and config["pad_token"] == entry["pad_token"]
@@ -119,3 +119,31 @@ def test_export_refuses_a_folder_that_holds_files_unless_overwrite(build_dir, tm
     for folder in (build_dir, trained_run):
         with pytest.raises(FileExistsError, match="a build or training run is there"):
             export(trained_run, folder, overwrite=True)
+
+
+def test_export_ships_only_the_vocabulary_the_model_was_trained_with(build_dir, tmp_path):
+    """A build redone in the same folder with another vocabulary is refused (ids the model never saw);
+    the original given with --tokenizer is taken; with the build gone the weights come alone, said."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from trainer.cli import export as export_command
+
+    data = tmp_path / "data"
+    shutil.copytree(build_dir, data)
+    run_dir = tmp_path / "run"
+    train(TrainConfig(data=str(data), out=str(run_dir), steps=1, batch_size=4, log_every=1, progress=False))
+    original = tmp_path / "vocab.txt"
+    shutil.copy(data / "vocab.txt", original)
+    (data / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nother\n")  # the build redone
+    done = CliRunner().invoke(export_command, [str(run_dir), "-o", str(tmp_path / "a")])
+    assert done.exit_code == 1 and "not the vocabulary this model was trained with" in done.output, done.output
+    assert "--tokenizer" in done.output and not (tmp_path / "a").exists()  # nothing written
+    done = CliRunner().invoke(export_command, [str(run_dir), "-o", str(tmp_path / "b"), "--tokenizer", str(original)])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "b" / "vocab.txt").read_bytes() == original.read_bytes()
+    shutil.rmtree(data)
+    done = CliRunner().invoke(export_command, [str(run_dir), "-o", str(tmp_path / "c")])
+    assert done.exit_code == 0 and "no tokenizer" in done.output and "--tokenizer" in done.output, done.output
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["config.json", "model.safetensors"]
