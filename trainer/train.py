@@ -277,6 +277,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+RUN_LOGS = ("train.jsonl", "eval.jsonl", "run.json")  # what a run writes beside its checkpoints
+
+
 def resume_point(found: list[Path], say) -> tuple[dict[str, Any], Path]:
     """The newest checkpoint of ``found`` that loads intact; a damaged newer one is skipped, saying so."""
     for skipped, path in enumerate(reversed(found)):
@@ -564,6 +567,17 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if found and not cfg.resume:
         raise SystemExit(
             f"{out}: holds checkpoints already; pass --resume to continue that run, or choose another --out"
+        )
+    logs = [name for name in RUN_LOGS if (out / name).exists()] if not found else []
+    if logs and not cfg.resume:
+        raise SystemExit(
+            f"{out}: holds an earlier run's {', '.join(logs)} and no checkpoint; choose another --out, or pass "
+            "--resume to start that run over from step 0 (its logs are replaced)"
+        )
+    if cfg.resume and not found:
+        console.line(
+            f"{out}: no checkpoint to resume from; starting at step 0"
+            + (f" (the earlier {', '.join(logs)} are replaced)" if logs else "")
         )
     ckpt, ckpt_path = resume_point(found, console.line) if cfg.resume and found else (None, None)
     if ckpt is not None:  # before anything is read: the same refusals for a finished run as for an unfinished one

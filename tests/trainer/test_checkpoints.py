@@ -120,6 +120,24 @@ def test_resume_falls_back_past_a_truncated_checkpoint_and_a_partial_log_line(bu
     assert a["optimizer"]["state"][0]["step"] == b["optimizer"]["state"][0]["step"] == 6
 
 
+def test_logs_without_a_checkpoint_are_not_overwritten_unless_resume_starts_over(build_dir, tmp_path, capsys):
+    """What a run interrupted before its first save leaves: its logs. A new run there is refused; --resume
+    (a requeued job passes it every time) starts over from step 0 and says so, as it does in an empty --out."""
+    out = tmp_path / "run"
+    train(config(build_dir, out, stop_after=2))
+    for ckpt in checkpoints(out):
+        ckpt.unlink()
+    before = (out / "train.jsonl").read_text()
+    with pytest.raises(SystemExit, match=r"holds an earlier run's train.jsonl.*and no checkpoint.*--resume"):
+        train(config(build_dir, out, stop_after=1))
+    assert (out / "train.jsonl").read_text() == before
+    capsys.readouterr()
+    assert train(config(build_dir, out, resume=True, stop_after=1))["step"] == 1
+    assert "no checkpoint to resume from; starting at step 0 (the earlier train.jsonl" in capsys.readouterr().out
+    assert train(config(build_dir, tmp_path / "new", resume=True, stop_after=1))["step"] == 1
+    assert "new: no checkpoint to resume from; starting at step 0\n" in capsys.readouterr().out
+
+
 def test_resume_refuses_a_changed_schedule(build_dir, tmp_path):
     out = tmp_path / "run"
     train(config(build_dir, out, stop_after=2))
