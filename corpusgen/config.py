@@ -398,6 +398,19 @@ def default_bin_width(max_seq_length: int, packed: bool = False) -> int:
     return 16 if max_seq_length <= 512 else max_seq_length // 32
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(repr(key))
+        out[key] = value
+    return out
+
+
 def read_config_file(path: str | Path, table: str) -> dict[str, Any]:
     """The options in a ``.toml`` / ``.json`` file: its ``[table]`` table if it has one, else its top level.
 
@@ -410,10 +423,15 @@ def read_config_file(path: str | Path, table: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ValueError(f"{path}: cannot read config ({why}); check the path") from None
+    kind = "JSON" if path.suffix == ".json" else "TOML"
     try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        data = json.loads(text, object_pairs_hook=_refuse_duplicate_keys) if kind == "JSON" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
+        raise ValueError(f"{path}: not valid {kind} ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not a config ({kind} nested too deep to read)") from None
+    except _DuplicateKey as exc:  # TOML refuses them itself; JSON would keep the last one silently
+        raise ValueError(f"{path}: {exc} is given twice; keep one") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file holds a table of options, not {type(data).__name__}")
     if isinstance(data.get(table), dict):

@@ -463,6 +463,8 @@ def load_manifest(build_dir: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path}: unreadable manifest ({exc}); rebuild the data") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: not a manifest (JSON nested too deep to read); rebuild the data") from None
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path}: not a manifest (a JSON object is expected); rebuild the data")
     version = manifest.get("format_version")

@@ -55,7 +55,7 @@ def _is_build(folder: str) -> bool:
     try:
         with open(path, "rb") as f:
             manifest = json.loads(f.read(64 << 20))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # no build's manifest
         return False
     return isinstance(manifest, dict) and "format_version" in manifest and "shards" in manifest
 

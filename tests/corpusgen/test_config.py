@@ -64,6 +64,15 @@ def test_unknown_and_unreadable_config_name_the_file(tmp_path):
         BuildConfig.from_file(tmp_path / "bad.toml")
 
 
+def test_a_config_nested_too_deep_or_with_a_json_key_twice_is_refused_in_one_line(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep.json: not a config \(JSON nested too deep to read\)"):
+        BuildConfig.from_file(tmp_path / "deep.json")
+    (tmp_path / "twice.json").write_text('{"masked_lm_prob": 0.15, "masked_lm_prob": 0.5}')
+    with pytest.raises(ValueError, match="twice.json: 'masked_lm_prob' is given twice"):  # JSON kept the last
+        BuildConfig.from_file(tmp_path / "twice.json")
+
+
 def test_length_bins():
     cfg = BuildConfig(length_bin_width=16)
     assert [cfg.bin_of(n) for n in (1, 16, 17, 128)] == [0, 0, 1, 7]

@@ -180,3 +180,13 @@ def test_inspect_refuses_a_damaged_shard_or_vocabulary_in_one_line(build):
     r = run.invoke(cli, ["inspect", str(build)])
     assert r.exit_code == 1 and "vocab.txt: sha256 differs from the manifest's vocab_sha256" in r.output
     assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+
+
+def test_a_manifest_nested_too_deep_is_a_manifest_error_and_no_build(tmp_path):
+    from pipelines.inputs import resolve_inputs
+
+    (tmp_path / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ManifestError, match="nested too deep"):
+        load_manifest(tmp_path)
+    (tmp_path / "a.txt").write_text("One sentence. Two sentences.\n")
+    assert str(tmp_path / "a.txt") in resolve_inputs([str(tmp_path)], BuildConfig(), {})  # read, not refused
