@@ -224,11 +224,22 @@ def normalize_encoding(name: str) -> str:
     label = name.strip().lower()
     label = _ALIASES.get(label, label)
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except LookupError:
         raise ValueError(
             f"unknown encoding {name!r}: use a Python codec name such as 'cp1252' or 'shift_jis'"
         ) from None
+    # base64, hex, zlib, rot13 …: byte-to-byte transforms, not encodings of text; punycode and idna
+    # encode domain names
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_DOCUMENT_CODECS:
+        raise ValueError(
+            f"--encoding {name}: {info.name} is no encoding of text files; use a text encoding such as "
+            "'utf-8', 'cp1252' or 'shift_jis' (decompress or decode such files first)"
+        )
+    return info.name
+
+
+_NOT_DOCUMENT_CODECS = frozenset({"punycode", "idna"})
 
 
 def sniff_utf16_32(head: bytes) -> str | None:

@@ -392,11 +392,12 @@ class _Recoded:
                 raise StreamCut(UNDECODABLE_FILE, f"not {self.codec} past this point ({exc.reason})") from None
             except UnicodeError as exc:  # UTF-16/32 without a byte-order mark: the byte order is unknown
                 self.done = True
-                raise StreamCut(
-                    UNDECODABLE_FILE,
-                    f"not {self.codec} as given ({exc}); name the byte order (e.g. --encoding {self.codec}-le "
-                    "or -be) or use --encoding auto",
-                ) from None
+                fix = (
+                    f"name the byte order (e.g. --encoding {self.codec}-le or -be) or use --encoding auto"
+                    if self.codec.startswith(("utf-16", "utf-32", "utf_16", "utf_32"))
+                    else "use --encoding auto"
+                )
+                raise StreamCut(UNDECODABLE_FILE, f"not {self.codec} as given ({exc}); {fix}") from None
             if not block:
                 self.done = True
             if text:

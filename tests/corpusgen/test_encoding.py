@@ -289,3 +289,12 @@ def test_binary_needs_evidence_a_text_file_cannot_show():
     assert sniff_unicode(FRENCH.encode("utf-16-le")) == ("utf-16-le", 0)
     assert sniff_unicode(codecs.BOM_UTF8 + b"x") == ("utf-8-sig", 3)
     assert sniff_unicode(b"plain") is None
+
+
+@pytest.mark.parametrize("codec", ["base64", "hex", "zlib_codec", "rot13", "punycode", "idna"])
+def test_an_encoding_that_is_no_encoding_of_text_files_is_refused_before_any_work(codec):
+    from corpusgen.config import BuildConfig
+
+    with pytest.raises(ValueError, match=rf"--encoding {codec}: .* is no encoding of text files; use a text encoding"):
+        BuildConfig(encoding=codec)
+    assert BuildConfig(encoding="cp1252").encoding == "cp1252"
