@@ -136,6 +136,14 @@ class BuildConfig:
                 raise ValueError(msg)
 
         need(self.html in HTML_MODES, f"html must be one of {HTML_MODES}, got {self.html!r}")
+        try:  # recorded in the manifest as JSON
+            json.dumps(self.extra, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            what = "NaN or infinity" if isinstance(exc, ValueError) else str(exc).split(" is not")[0]
+            raise ValueError(
+                "extra: its values are recorded in the manifest and must be JSON (strings, numbers, booleans, "
+                f"lists, tables), not {what.removeprefix('Object of type ')}"
+            ) from None
         from corpusgen.masking import POSITION_SCHEMES
 
         if self.do_whole_word_mask and self.mask_scheme == "token":

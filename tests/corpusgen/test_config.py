@@ -73,6 +73,14 @@ def test_a_config_nested_too_deep_or_with_a_json_key_twice_is_refused_in_one_lin
         BuildConfig.from_file(tmp_path / "twice.json")
 
 
+@pytest.mark.parametrize("value, what", [("1979-05-27T07:32:00Z", "datetime"), ("nan", "NaN or infinity")])
+def test_extra_values_must_be_json_as_the_manifest_records_them(tmp_path, value, what):
+    (tmp_path / "e.toml").write_text(f"[build.extra]\nnote = 'fine'\nd = {value}\n")
+    with pytest.raises(ValueError, match=rf"e.toml: extra: .* must be JSON .*, not {what}"):
+        BuildConfig.from_file(tmp_path / "e.toml")
+    assert BuildConfig(extra={"note": "fine", "n": [1, 2]}).extra["n"] == [1, 2]
+
+
 def test_length_bins():
     cfg = BuildConfig(length_bin_width=16)
     assert [cfg.bin_of(n) for n in (1, 16, 17, 128)] == [0, 0, 1, 7]
