@@ -37,11 +37,16 @@ def test_a_stale_lock_file_does_not_block(tmp_path):
     taken.release()
 
 
-def _fifo_input(tmp_path):
-    """An input the build blocks on until we write to it: the build holds its lock while it waits."""
-    fifo = tmp_path / "slow.txt"
-    os.mkfifo(fifo)
-    return fifo
+# A build that holds its lock and never finishes: the pipeline's run waits until the process is killed.
+BLOCKED_BUILD = [
+    sys.executable,
+    "-c",
+    "import sys, time, pipelines.build as b\n"
+    "b.run_build = lambda *a, **k: time.sleep(600)\n"
+    "from corpusgen.cli import main\n"
+    "sys.argv = ['corpusgen', *sys.argv[1:]]\n"
+    "main()\n",
+]
 
 
 def _wait_for_lock(out, proc):
@@ -58,12 +63,12 @@ def _wait_for_lock(out, proc):
 
 def test_concurrent_build_refused_then_a_killed_build_does_not_block_the_rerun(tmp_path):
     out = tmp_path / "o"
-    first = subprocess.Popen([*CG, "build", str(_fifo_input(tmp_path)), "-o", str(out), "--dupe-factor", "1"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    (tmp_path / "in.txt").write_text("One sentence is here. Another one is there.\n")
+    first = subprocess.Popen([*BLOCKED_BUILD, "build", str(tmp_path / "in.txt"), "-o", str(out), "--dupe-factor", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                              start_new_session=True)  # fmt: skip
     try:
         _wait_for_lock(out, first)
-        (tmp_path / "in.txt").write_text("One sentence is here. Another one is there.\n")
         second = subprocess.run([*CG, "build", str(tmp_path / "in.txt"), "-o", str(out), "--overwrite"],
                                 capture_output=True, text=True, timeout=600)  # fmt: skip
         lines = second.stderr.strip().splitlines()
