@@ -394,7 +394,7 @@ class _Recoded:
                 self.done = True
                 fix = (
                     f"name the byte order (e.g. --encoding {self.codec}-le or -be) or use --encoding auto"
-                    if self.codec.startswith(("utf-16", "utf-32", "utf_16", "utf_32"))
+                    if self.codec.startswith(("utf-16", "utf-32"))  # codecs.lookup's names
                     else "use --encoding auto"
                 )
                 raise StreamCut(UNDECODABLE_FILE, f"not {self.codec} as given ({exc}); {fix}") from None

@@ -131,7 +131,7 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
                 f"{pattern}: no input matched; check the path, or quote the glob so the shell does not expand it"
             )
         files += sorted(matched)
-    files = _once_each(_regular_files(files, skipped), skipped)
+    files = _once_each(files, skipped)
     if cfg.input_format == "auto":
         # A CSV/TSV read as plain text would give its header, quotes and ids as sentences.
         tables = [f for f in files if readers.strip_compression_suffix(f).lower().endswith(UNSUPPORTED_SUFFIXES)]
@@ -146,27 +146,14 @@ def resolve_inputs(patterns: list[str], cfg: BuildConfig, skipped: dict[str, lis
     return files
 
 
-def _regular_files(files: list[str], skipped: dict[str, list[str]]) -> list[str]:
-    """``files`` without the local ones that are no regular file (a named pipe, socket or device, which
-    a read would wait on forever), listed in ``skipped`` as ``not_regular_file``."""
-    kept = []
-    for f in files:
-        try:
-            special = "://" not in f and not stat.S_ISREG(os.stat(f).st_mode)
-        except OSError:  # gone or unreadable: the reader counts it
-            special = False
-        if special:
-            skipped.setdefault(NOT_REGULAR_FILE, []).append(f)
-        else:
-            kept.append(f)
-    if files and not kept:
-        raise InputError(f"{files[0]}: not a regular file (a named pipe, socket or device); give files to read")
-    return kept
-
-
 def _once_each(files: list[str], skipped: dict[str, list[str]]) -> list[str]:
-    """``files`` with each file once: a path named twice, or a local file named again by another spelling
-    or a link (same device and inode), is read under its first name; the others listed as duplicate_input."""
+    """``files`` with each regular file once, from one ``stat`` of each local file.
+
+    A path named twice, or a local file named again by another spelling or a link (same device and
+    inode), is read under its first name; the others are listed as ``duplicate_input``. A local path
+    that is no regular file (a named pipe, socket or device, which a read would wait on forever) is
+    listed as ``not_regular_file``, and refused when nothing else is left.
+    """
     kept: list[str] = []
     first: dict = {}
     for f in files:
@@ -175,13 +162,19 @@ def _once_each(files: list[str], skipped: dict[str, list[str]]) -> list[str]:
             try:
                 st = os.stat(f)
                 key = (st.st_dev, st.st_ino)
-            except OSError:
+            except OSError:  # gone or unreadable: the reader counts it
                 key = os.path.abspath(f)
+            else:
+                if not stat.S_ISREG(st.st_mode):
+                    skipped.setdefault(NOT_REGULAR_FILE, []).append(f)
+                    continue
         if key in first:
             skipped.setdefault(DUPLICATE_INPUT, []).append(f)
         else:
             first[key] = f
             kept.append(f)
+    if files and not kept and skipped.get(NOT_REGULAR_FILE):
+        raise InputError(f"{files[0]}: not a regular file (a named pipe, socket or device); give files to read")
     return kept
 
 

@@ -124,7 +124,7 @@ def trained_vocabulary(ckpt: dict[str, Any], given: str | Path | None = None) ->
     """
     if given is not None:
         path = Path(given)
-        if path.name not in ("vocab.txt", "tokenizer.json") and path.suffix not in (".txt", ".json"):
+        if path.suffix not in (".txt", ".json"):
             raise ValueError(f"--tokenizer {path}: give the build's vocab.txt or tokenizer.json")
         if not path.is_file():
             raise FileNotFoundError(f"--tokenizer {path}: no such file")

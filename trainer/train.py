@@ -884,8 +884,9 @@ class StopOnSignal:
         if self._pending is not None:
             flag, work = self._pending
             work.wait()
-            if int(flag.item()):
-                self.signum, stop = int(flag.item()), True
+            signum = int(flag.item())
+            if signum:
+                self.signum, stop = signum, True
         flag = torch.tensor([self._requested], dtype=torch.int64)
         self._pending = (flag, dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True))
         return stop
