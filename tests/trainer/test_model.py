@@ -182,3 +182,37 @@ def test_sparse_word_gradient_equals_the_dense_one(monkeypatch):
     assert True in asked_sparse  # the model's own lookup asks for the sparse gradient on CPU
     torch.testing.assert_close(sparse, dense)
     assert dense[batch["input_ids"].unique()].abs().sum() > 0
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_tied_word_gradients_summed_in_place_equal_the_engines_sum(monkeypatch, autocast):
+    import trainer.model as model_module
+
+    cfg = BertConfig.from_size("tiny", vocab_size=300, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = BertForPreTraining(cfg).train()
+    batch = dict(
+        input_ids=torch.randint(5, 300, (4, 16)),
+        masked_positions=torch.tensor([[1, 3, 5]] * 4),
+        masked_labels=torch.randint(5, 300, (4, 3)),
+        next_sentence_label=torch.tensor([0, 1, 0, 1]),
+    )
+    used = []
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = model(**batch)["loss"]
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    tied = model_module.tied_word_weights
+    monkeypatch.setattr(model_module, "tied_word_weights", lambda w: used.append(1) or tied(w))
+    split = grads()
+    assert used  # the model's forward went through the split
+    assert split["emb.word.weight"].layout == torch.strided and split["emb.word.weight"].is_contiguous()
+    monkeypatch.setattr(model_module, "tied_word_weights", lambda w: (None, None))
+    plain = grads()  # F.linear on the parameter itself; the engine sums the two gradients
+    for name in plain:
+        torch.testing.assert_close(split[name], plain[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert split["emb.word.weight"][batch["input_ids"].unique()].abs().sum() > 0
