@@ -153,7 +153,8 @@ def test_cpu_attention_with_dropout_is_the_softmax_formula():
     torch.testing.assert_close(attention(q, k, v, mask, 0.0), probs @ v, rtol=1e-5, atol=1e-5)
 
 
-def test_sparse_word_gradient_equals_the_dense_one(monkeypatch):
+def _tiny_model_and_batch() -> tuple[BertForPreTraining, dict]:
+    """A tiny model without dropout in training mode, and a batch for it with 3 predictions a row."""
     cfg = BertConfig.from_size("tiny", vocab_size=300, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     torch.manual_seed(0)
     model = BertForPreTraining(cfg).train()
@@ -163,6 +164,11 @@ def test_sparse_word_gradient_equals_the_dense_one(monkeypatch):
         masked_labels=torch.randint(5, 300, (4, 3)),
         next_sentence_label=torch.tensor([0, 1, 0, 1]),
     )
+    return model, batch
+
+
+def test_sparse_word_gradient_equals_the_dense_one(monkeypatch):
+    model, batch = _tiny_model_and_batch()
 
     def word_grad():
         model.zero_grad(set_to_none=True)
@@ -188,15 +194,7 @@ def test_sparse_word_gradient_equals_the_dense_one(monkeypatch):
 def test_tied_word_gradients_summed_in_place_equal_the_engines_sum(monkeypatch, autocast):
     import trainer.model as model_module
 
-    cfg = BertConfig.from_size("tiny", vocab_size=300, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    torch.manual_seed(0)
-    model = BertForPreTraining(cfg).train()
-    batch = dict(
-        input_ids=torch.randint(5, 300, (4, 16)),
-        masked_positions=torch.tensor([[1, 3, 5]] * 4),
-        masked_labels=torch.randint(5, 300, (4, 3)),
-        next_sentence_label=torch.tensor([0, 1, 0, 1]),
-    )
+    model, batch = _tiny_model_and_batch()
     used = []
 
     def grads():
