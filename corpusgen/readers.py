@@ -700,6 +700,32 @@ def _string_column_type(t):
     return None
 
 
+def _text_column_bytes(column, binary) -> list:
+    """The values of a text column as bytes (None for a null), its offsets checked first.
+
+    Arrow trusts the offsets an IPC file holds: one damaged to point past the data crashes the
+    process that reads the values (or reads other memory). They are checked in the column's binary
+    layout, since a full check of a string type also checks UTF-8, which would cost the batch, not a row.
+    """
+    import pyarrow as pa
+
+    def same_layout(t):  # a cast between these copies nothing
+        if pa.types.is_string(t):
+            return pa.binary()
+        if pa.types.is_large_string(t):
+            return pa.large_binary()
+        return pa.binary_view() if pa.types.is_string_view(t) else t
+
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.dictionary(column.type.index_type, same_layout(column.type.value_type)))
+        column.validate(full=True)  # the indices too
+        column = column.dictionary_decode()
+    else:
+        column = column.cast(same_layout(column.type))
+        column.validate(full=True)
+    return column.cast(binary).to_pylist()
+
+
 def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter) -> Iterator[str]:
     """Documents of a Parquet or Arrow file: the ``cfg.text_field`` column, one record per row.
 
@@ -723,14 +749,13 @@ def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter)
     try:
         columns = [field] if whole is None else schema.names[:1]
         for batch in table_batches(path, fmt, columns if fmt == "parquet" else None):
-            counts[RECORDS_READ] += batch.num_rows
             if whole is not None:
+                counts[RECORDS_READ] += batch.num_rows
                 counts[whole] += batch.num_rows
                 continue
-            column = batch.column(batch.schema.get_field_index(field))
-            if pa.types.is_dictionary(column.type):
-                column = column.dictionary_decode()
-            for data in column.cast(binary).to_pylist():
+            values = _text_column_bytes(batch.column(batch.schema.get_field_index(field)), binary)
+            counts[RECORDS_READ] += batch.num_rows  # a batch that fails its check is the file's damage
+            for data in values:
                 if data is None:
                     counts[MISSING_TEXT_FIELD] += 1
                     continue

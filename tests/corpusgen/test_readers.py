@@ -392,6 +392,32 @@ def test_invalid_strings_in_tables_cost_only_their_row(tmp_path):
     assert balanced(docs, counts) == Counter({stats.INVALID_UTF8: 2, stats.NUL_BYTE: 1})
 
 
+def test_an_arrow_file_whose_offsets_point_past_its_data_is_damaged_not_a_crash(tmp_path):
+    """Arrow trusts an IPC file's offsets: read unchecked, one pointing past the data crashed the build."""
+    first, second = pa.table({"text": ["Kept one.", "Kept two."]}), pa.table({"text": ["Alpha one.", "Beta two."]})
+    with pa.ipc.new_file(tmp_path / "f.arrow", first.schema) as w:
+        w.write_table(first)
+        w.write_table(second)
+    data = (tmp_path / "f.arrow").read_bytes()
+    offsets = pa.array([0, 10, 19], pa.int32()).buffers()[1].to_pybytes()
+    assert data.count(offsets) == 1
+    (tmp_path / "f.arrow").write_bytes(
+        data.replace(offsets, pa.array([0, 1 << 30, 19], pa.int32()).buffers()[1].to_pybytes())
+    )
+    docs, counts = read_file(tmp_path / "f.arrow")
+    assert docs == ["Kept one.", "Kept two."] and counts == Counter({stats.UNREADABLE_FILE: 1})
+    table = pa.table({"text": pa.array(["One.", "Two.", "Three.", "One."]).dictionary_encode()})  # its indices too
+    with pa.ipc.new_file(tmp_path / "d.arrow", table.schema) as w:
+        w.write_table(table)
+    data = (tmp_path / "d.arrow").read_bytes()
+    indices = pa.array([0, 1, 2, 0], pa.int32()).buffers()[1].to_pybytes()
+    assert data.count(indices) == 1
+    (tmp_path / "d.arrow").write_bytes(
+        data.replace(indices, pa.array([0, 1 << 30, 2, 0], pa.int32()).buffers()[1].to_pybytes())
+    )
+    assert read_file(tmp_path / "d.arrow") == ([], Counter({stats.UNREADABLE_FILE: 1}))
+
+
 def test_dictionary_encoded_text_column(tmp_path):
     table = pa.table({"text": pa.array(["One.", "Two.", "One."]).dictionary_encode()})
     pq.write_table(table, tmp_path / "d.parquet")
