@@ -663,7 +663,11 @@ def table_batches(path: str, fmt: str, columns: list[str] | None = None):
 
     source = open_arrow_source(path)
     if fmt == "parquet":
-        yield from pq.ParquetFile(source).iter_batches(batch_size=1024, columns=columns)
+        parquet = pq.ParquetFile(source)
+        # one row group at a time: batches spanning two would lose the rows of the intact one before
+        # a damaged one with it
+        for group in range(parquet.num_row_groups):
+            yield from parquet.iter_batches(batch_size=1024, row_groups=[group], columns=columns)
         return
     magic = source.read(6)
     source.seek(0)

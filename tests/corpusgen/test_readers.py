@@ -418,6 +418,19 @@ def test_an_arrow_file_whose_offsets_point_past_its_data_is_damaged_not_a_crash(
     assert read_file(tmp_path / "d.arrow") == ([], Counter({stats.UNREADABLE_FILE: 1}))
 
 
+def test_a_damaged_parquet_row_group_keeps_the_row_groups_before_it(tmp_path):
+    """Batches of 1024 rows spanned row groups: a damaged second group lost the intact first with it."""
+    texts = [f"Document {i}. Its second sentence." for i in range(30)]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "t.parquet", row_group_size=10, use_dictionary=False)
+    chunk = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(1).column(0)
+    data = bytearray((tmp_path / "t.parquet").read_bytes())
+    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data[middle : middle + 8] = bytes(b ^ 0xA5 for b in data[middle : middle + 8])
+    (tmp_path / "t.parquet").write_bytes(bytes(data))
+    docs, counts = read_file(tmp_path / "t.parquet")
+    assert docs == texts[:10] and counts == Counter({stats.UNREADABLE_FILE: 1})
+
+
 def test_dictionary_encoded_text_column(tmp_path):
     table = pa.table({"text": pa.array(["One.", "Two.", "One."]).dictionary_encode()})
     pq.write_table(table, tmp_path / "d.parquet")
