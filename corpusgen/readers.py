@@ -795,29 +795,36 @@ def expand_hf_dataset_dir(path: str) -> list[str] | None:
                 raise ValueError(f"{index}: 'splits' must be a list of split names, got {splits!r}")
             out = []
             for split in splits:
-                if not (root / split).resolve().is_relative_to(root.resolve()):
+                folder = (root / split).resolve()
+                if not folder.is_relative_to(root.resolve()):
                     raise ValueError(f"{index}: split {split!r} lies outside the dataset folder")
-                files = expand_hf_dataset_dir(str(root / split))
+                if folder == root.resolve():  # ".", "", a link back: the index again, without end
+                    raise ValueError(f"{index}: split {split!r} names the dataset folder itself, not a split in it")
+                files = _saved_dataset_files(root / split)
                 if files is None:  # a split the index names is gone: never leave it out silently
                     raise ValueError(f"{index}: split {split!r} has no save_to_disk folder ({root / split}/state.json)")
                 out += files
             return out
-        state = root / "state.json"
-        if not state.is_file():
-            return None
-        files = json.loads(state.read_text()).get("_data_files", [])
-        out = []
-        for f in files:
-            name = f["filename"]
-            # state.json is data: a file name leading out of the folder (../, /abs, a link) is refused
-            if not isinstance(name, str) or not (root / name).resolve().is_relative_to(root.resolve()):
-                raise ValueError(f"{state}: data file {name!r} is not a file name inside the dataset folder")
-            out.append(str(root / name))
-        return out
+        return _saved_dataset_files(root)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: not a readable save_to_disk folder ({type(exc).__name__}: {exc})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a readable save_to_disk folder (invalid JSON: {exc})") from None
+
+
+def _saved_dataset_files(root: Path) -> list[str] | None:
+    """The data files a ``Dataset`` folder's ``state.json`` names, or None without one."""
+    state = root / "state.json"
+    if not state.is_file():
+        return None
+    out = []
+    for f in json.loads(state.read_text()).get("_data_files", []):
+        name = f["filename"]
+        # state.json is data: a file name leading out of the folder (../, /abs, a link) is refused
+        if not isinstance(name, str) or not (root / name).resolve().is_relative_to(root.resolve()):
+            raise ValueError(f"{state}: data file {name!r} is not a file name inside the dataset folder")
+        out.append(str(root / name))
+    return out
 
 
 # --- the registry ------------------------------------------------------------------------------

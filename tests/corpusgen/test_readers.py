@@ -224,6 +224,18 @@ def test_a_dataset_dict_whose_split_is_gone_is_refused_not_left_out(tmp_path):
         readers.expand_hf_dataset_dir(str(tmp_path / "dd"))
 
 
+def test_a_dataset_dict_whose_split_is_the_folder_itself_is_refused(tmp_path):
+    """A split of "." or "" (or a link back) read the index again without end: a RecursionError."""
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"text": ["One. Two."]})
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "dd"))
+    (tmp_path / "dd" / "train" / "up").symlink_to("..")
+    for split in (".", "", "train/up"):
+        (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["train", split]}))
+        with pytest.raises(ValueError, match=rf"split '{split}' names the dataset folder itself, not a split in it"):
+            readers.expand_hf_dataset_dir(str(tmp_path / "dd"))
+
+
 def test_compression_suffixes():
     assert readers.strip_compression_suffix("a.jsonl.zst") == "a.jsonl"
     assert readers.strip_compression_suffix("b.txt.BZ2") == "b.txt"
