@@ -823,6 +823,8 @@ def _saved_dataset_files(root: Path) -> list[str] | None:
         # state.json is data: a file name leading out of the folder (../, /abs, a link) is refused
         if not isinstance(name, str) or not (root / name).resolve().is_relative_to(root.resolve()):
             raise ValueError(f"{state}: data file {name!r} is not a file name inside the dataset folder")
+        if not (root / name).is_file():  # a shard gone: never leave it out silently
+            raise ValueError(f"{state}: data file {name!r} is missing (or not a file)")
         out.append(str(root / name))
     return out
 

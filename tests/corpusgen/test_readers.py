@@ -236,6 +236,17 @@ def test_a_dataset_dict_whose_split_is_the_folder_itself_is_refused(tmp_path):
             readers.expand_hf_dataset_dir(str(tmp_path / "dd"))
 
 
+def test_a_save_to_disk_folder_whose_data_file_is_gone_is_refused_not_left_out(tmp_path):
+    """A shard gone was one unreadable_file in the build (or 'check --input-format' when alone)."""
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["One. Two.", "Three. Four."]}).save_to_disk(str(tmp_path / "ds"), num_shards=2)
+    (tmp_path / "ds" / "data-00001-of-00002.arrow").unlink()
+    with pytest.raises(
+        ValueError, match=r"state.json: data file 'data-00001-of-00002.arrow' is missing \(or not a file\)"
+    ):
+        readers.expand_hf_dataset_dir(str(tmp_path / "ds"))
+
+
 def test_compression_suffixes():
     assert readers.strip_compression_suffix("a.jsonl.zst") == "a.jsonl"
     assert readers.strip_compression_suffix("b.txt.BZ2") == "b.txt"
