@@ -745,6 +745,12 @@ def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter)
         log.warning("%s: not a readable %s file (%s); skipped it", path, fmt.capitalize(), str(exc)[:200])
         counts[UNREADABLE_FILE] += 1
         return
+    if schema.names.count(field) > 1:  # pyarrow cannot select either: which one is the text is unknown
+        log.warning(
+            "%s: %d columns are named %r; skipped it (rename all but one)", path, schema.names.count(field), field
+        )
+        counts[UNREADABLE_FILE] += 1
+        return
     if field not in schema.names:
         whole = MISSING_TEXT_FIELD
     else:

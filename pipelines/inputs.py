@@ -250,3 +250,5 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
             raise InputError(
                 f"{path}: no column {field!r} (columns: {', '.join(schema.names[:10])}); pass --text-field NAME"
             )
+        if schema.names.count(field) > 1:
+            raise InputError(f"{path}: {schema.names.count(field)} columns are named {field!r}; rename all but one")

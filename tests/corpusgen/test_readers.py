@@ -454,6 +454,20 @@ def test_a_damaged_parquet_row_group_keeps_the_row_groups_before_it(tmp_path):
     assert docs == texts[:10] and counts == Counter({stats.UNREADABLE_FILE: 1})
 
 
+def test_a_table_with_two_text_columns_is_named_not_a_logged_traceback(tmp_path, caplog):
+    table = pa.table([pa.array(["One. Two."]), pa.array(["Three. Four."])], names=["text", "text"])
+    pq.write_table(table, tmp_path / "t.parquet")
+    with pa.ipc.new_file(tmp_path / "t.arrow", table.schema) as w:
+        w.write_table(table)
+    for name in ("t.parquet", "t.arrow"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="corpusgen"):
+            assert read_file(tmp_path / name) == ([], Counter({stats.UNREADABLE_FILE: 1}))
+        assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
+            (f"{tmp_path / name}: 2 columns are named 'text'; skipped it (rename all but one)", None)
+        ]
+
+
 def test_dictionary_encoded_text_column(tmp_path):
     table = pa.table({"text": pa.array(["One.", "Two.", "One."]).dictionary_encode()})
     pq.write_table(table, tmp_path / "d.parquet")

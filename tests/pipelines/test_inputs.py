@@ -94,6 +94,12 @@ GOOD = [
 ]
 
 
+def test_a_table_with_two_text_columns_stops_the_check(tmp_path):
+    pq.write_table(pa.table([pa.array(["A. B."]), pa.array(["C. D."])], names=["text", "text"]), tmp_path / "t.parquet")
+    with pytest.raises(InputError, match="t.parquet: 2 columns are named 'text'; rename all but one"):
+        check_inputs([str(tmp_path / "t.parquet")], BuildConfig())
+
+
 def test_damaged_inputs_never_stop_a_build_and_the_summary_adds_up(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
