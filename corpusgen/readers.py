@@ -650,6 +650,9 @@ def open_arrow_source(path: str):
     import pyarrow as pa
     import pyarrow.fs as pafs
 
+    kind = compression_of(path)
+    if kind is not None:  # pyarrow would read the compressed bytes as the table's: "magic bytes not found"
+        raise OSError(f"{kind}-compressed, and Parquet and Arrow files are read in place: decompress it")
     if "://" in path:
         fs, inner = pafs.FileSystem.from_uri(path)
         return fs.open_input_file(inner)

@@ -243,9 +243,8 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
                 first_error = first_error or (path, exc)
         if schema is None:
             bad, exc = first_error
-            raise InputError(
-                f"{bad}: not a readable {fmt.table} file ({str(exc)[:150]}); check --input-format"
-            ) from None
+            fix = "" if readers.compression_of(bad) else "; check --input-format"
+            raise InputError(f"{bad}: not a readable {fmt.table} file ({str(exc)[:150]}){fix}") from None
         if field not in schema.names:
             raise InputError(
                 f"{path}: no column {field!r} (columns: {', '.join(schema.names[:10])}); pass --text-field NAME"

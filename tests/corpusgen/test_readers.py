@@ -468,6 +468,20 @@ def test_a_table_with_two_text_columns_is_named_not_a_logged_traceback(tmp_path,
         ]
 
 
+def test_a_compressed_table_file_is_named_with_the_fix(tmp_path, caplog):
+    """pyarrow read a .parquet.gz's gzip bytes as Parquet: 'magic bytes not found ...; check --input-format'."""
+    import gzip
+
+    pq.write_table(pa.table({"text": ["One. Two."]}), tmp_path / "t.parquet")
+    (tmp_path / "t.parquet.gz").write_bytes(gzip.compress((tmp_path / "t.parquet").read_bytes()))
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert read_file(tmp_path / "t.parquet.gz") == ([], Counter({stats.UNREADABLE_FILE: 1}))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 't.parquet.gz'}: not a readable Parquet file (gzip-compressed, and Parquet and Arrow files "
+        "are read in place: decompress it); skipped it"
+    ]
+
+
 def test_dictionary_encoded_text_column(tmp_path):
     table = pa.table({"text": pa.array(["One.", "Two.", "One."]).dictionary_encode()})
     pq.write_table(table, tmp_path / "d.parquet")

@@ -100,6 +100,15 @@ def test_a_table_with_two_text_columns_stops_the_check(tmp_path):
         check_inputs([str(tmp_path / "t.parquet")], BuildConfig())
 
 
+def test_a_compressed_table_file_stops_the_check_with_the_fix(tmp_path):
+    pq.write_table(pa.table({"text": ["A. B."]}), tmp_path / "t.parquet")
+    (tmp_path / "t.parquet.gz").write_bytes(gzip.compress((tmp_path / "t.parquet").read_bytes()))
+    with pytest.raises(
+        InputError, match=r"t.parquet.gz: not a readable parquet file \(gzip-compressed, .*: decompress it\)$"
+    ):
+        check_inputs([str(tmp_path / "t.parquet.gz")], BuildConfig())
+
+
 def test_damaged_inputs_never_stop_a_build_and_the_summary_adds_up(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
