@@ -672,26 +672,37 @@ def table_batches(path: str, fmt: str, columns: list[str] | None = None):
         for group in range(parquet.num_row_groups):
             yield from parquet.iter_batches(batch_size=1024, row_groups=[group], columns=columns)
         return
-    magic = source.read(6)
-    source.seek(0)
-    if magic == b"ARROW1":
-        reader = pa.ipc.open_file(source)
+    reader = _open_ipc(source)
+    if isinstance(reader, pa.ipc.RecordBatchFileReader):
         for i in range(reader.num_record_batches):
             yield reader.get_batch(i)
     else:
-        yield from pa.ipc.open_stream(source)
+        yield from reader
 
 
 def table_schema(path: str, fmt: str):
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     source = open_arrow_source(path)
     if fmt == "parquet":
         return pq.ParquetFile(source).schema_arrow
+    return _open_ipc(source).schema
+
+
+def _open_ipc(source):
+    """A reader of an Arrow IPC file or stream. A file whose footer is gone (a copy cut short) is read
+    as the stream its batches are, up to the cut, as a cut stream is: it was unreadable as a whole."""
+    import pyarrow as pa
+
     magic = source.read(6)
     source.seek(0)
-    return pa.ipc.open_file(source).schema if magic == b"ARROW1" else pa.ipc.open_stream(source).schema
+    if magic != b"ARROW1":
+        return pa.ipc.open_stream(source)
+    try:
+        return pa.ipc.open_file(source)
+    except pa.ArrowInvalid:
+        source.seek(8)  # the magic and its padding
+        return pa.ipc.open_stream(source)
 
 
 def _string_column_type(t):

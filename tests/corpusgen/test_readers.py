@@ -482,6 +482,20 @@ def test_a_compressed_table_file_is_named_with_the_fix(tmp_path, caplog):
     ]
 
 
+def test_an_arrow_file_cut_short_keeps_its_batches_before_the_cut(tmp_path):
+    """An IPC file's footer is at its end: cut short, it was 'Not an Arrow file' and lost whole, where a
+    cut stream or compressed file keeps what came before the cut."""
+    texts = [f"Document {i}. Its second sentence." for i in range(100)]
+    table = pa.table({"text": texts})
+    with pa.ipc.new_file(tmp_path / "f.arrow", table.schema) as w:
+        w.write_table(table, max_chunksize=25)
+    data = (tmp_path / "f.arrow").read_bytes()
+    (tmp_path / "f.arrow").write_bytes(data[: len(data) * 3 // 4])
+    docs, counts = read_file(tmp_path / "f.arrow")
+    assert docs == texts[: len(docs)] and 0 < len(docs) < 100 and len(docs) % 25 == 0
+    assert counts == Counter({stats.UNREADABLE_FILE: 1})
+
+
 def test_dictionary_encoded_text_column(tmp_path):
     table = pa.table({"text": pa.array(["One.", "Two.", "One."]).dictionary_encode()})
     pq.write_table(table, tmp_path / "d.parquet")
