@@ -705,7 +705,7 @@ def _open_ipc(source):
         return pa.ipc.open_stream(source)
 
 
-def _string_column_type(t):
+def string_column_type(t):
     """The binary type a text column's values are read as, or None when it holds no strings."""
     import pyarrow as pa
 
@@ -768,7 +768,7 @@ def read_table_documents(path: str, fmt: str, cfg: BuildConfig, counts: Counter)
     if field not in schema.names:
         whole = MISSING_TEXT_FIELD
     else:
-        binary = _string_column_type(schema.field(field).type)
+        binary = string_column_type(schema.field(field).type)
         whole = None if binary is not None else NON_STRING_TEXT
     try:
         columns = [field] if whole is None else schema.names[:1]

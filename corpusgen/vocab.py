@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from corpusgen import readers, stats
-from corpusgen.clean import clean_document
+from corpusgen.clean import clean_document, content_key
 from corpusgen.config import BuildConfig
 from corpusgen.tokenizer import SPECIAL_TOKENS
 
@@ -37,14 +37,22 @@ SENTENCE_PIECE_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 def iter_documents(
     files: list[str], cfg: BuildConfig, counts: Counter, opener: readers.Opener = readers.open_local
 ) -> Iterator[str]:
-    """Cleaned documents of ``files``, streamed; drops counted by reason in ``counts``.
+    """Cleaned documents of ``files``, streamed, each once; drops counted by reason in ``counts``.
 
-    ``opener`` opens a path's raw bytes: local files by default; the CLI passes Beam's
-    filesystems for gs://, s3://, hdfs:// paths.
+    Exact duplicates (``content_key``) are dropped as a build drops them (unless ``cfg.dedup`` is
+    off), so a text repeated across the corpus weighs in the vocabulary as it does in the shards;
+    the keys seen are kept (16 bytes a document). ``opener`` opens a path's raw bytes: local
+    files by default; the CLI passes Beam's filesystems for gs://, s3://, hdfs:// paths.
     """
+    seen: set[bytes] = set()
     for path in files:
         for doc in readers.read_documents(path, cfg, counts, opener):
             text, reason = clean_document(doc, cfg, counts, source=path)
+            if reason is None and cfg.dedup:
+                key = bytes.fromhex(content_key(text))
+                if key in seen:
+                    reason = stats.DUPLICATE_DOCUMENT
+                seen.add(key)
             if reason is None:
                 yield text
             else:

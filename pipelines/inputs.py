@@ -251,3 +251,9 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
             )
         if schema.names.count(field) > 1:
             raise InputError(f"{path}: {schema.names.count(field)} columns are named {field!r}; rename all but one")
+        kind = schema.field(field).type
+        if readers.string_column_type(kind) is None:  # every row would be dropped as non_string_text
+            raise InputError(
+                f"{path}: column {field!r} holds {kind}, not text (strings or UTF-8 bytes); "
+                "pass --text-field NAME of a text column"
+            )

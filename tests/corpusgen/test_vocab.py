@@ -60,6 +60,17 @@ def test_vocab_reads_and_cleans_as_build_does(tmp_path):
         assert_that(keys, equal_to([content_key(d) for d in docs]))
 
 
+def test_vocab_drops_exact_duplicates_as_build_does(tmp_path):
+    text = "The same article, copied. It appears three times."
+    (tmp_path / "a.txt").write_text(f"{text}\n\nAnother article here. It is there once.\n")
+    (tmp_path / "b.txt").write_text(f"{text.upper()}\n\n{text.replace(' ', '   ')}\n")  # case and spacing ignored
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    counts = Counter()
+    assert list(iter_documents(files, BuildConfig(), counts)) == [text, "Another article here. It is there once."]
+    assert counts[stats.DUPLICATE_DOCUMENT] == 2
+    assert len(list(iter_documents(files, BuildConfig(dedup=False), Counter()))) == 4
+
+
 def test_vocab_from_html_has_no_markup(tmp_path):
     (tmp_path / "page.html").write_text(PAGE)
     out = tmp_path / "vocab.txt"

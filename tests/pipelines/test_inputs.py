@@ -94,6 +94,18 @@ GOOD = [
 ]
 
 
+@pytest.mark.parametrize(
+    "column",
+    [pa.array([1, 2]), pa.array([None, None]), pa.array([["a. b."], ["c."]]), pa.array([{"t": "a"}, {"t": "b"}])],
+)
+def test_a_text_column_that_holds_no_text_stops_the_check(tmp_path, column):
+    pq.write_table(pa.table({"text": column}), tmp_path / "t.parquet")
+    with pytest.raises(InputError, match=r"t.parquet: column 'text' holds .*, not text .*pass --text-field NAME"):
+        check_inputs([str(tmp_path / "t.parquet")], BuildConfig())
+    pq.write_table(pa.table({"text": pa.array([b"A. B.", b"C. D."])}), tmp_path / "t.parquet")
+    check_inputs([str(tmp_path / "t.parquet")], BuildConfig())  # UTF-8 bytes are text
+
+
 def test_a_table_with_two_text_columns_stops_the_check(tmp_path):
     pq.write_table(pa.table([pa.array(["A. B."]), pa.array(["C. D."])], names=["text", "text"]), tmp_path / "t.parquet")
     with pytest.raises(InputError, match="t.parquet: 2 columns are named 'text'; rename all but one"):
