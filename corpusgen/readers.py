@@ -841,8 +841,13 @@ def _saved_dataset_files(root: Path) -> list[str] | None:
     for f in json.loads(state.read_text()).get("_data_files", []):
         name = f["filename"]
         # state.json is data: a file name leading out of the folder (../, /abs, a link) is refused
-        if not isinstance(name, str) or not (root / name).resolve().is_relative_to(root.resolve()):
-            raise ValueError(f"{state}: data file {name!r} is not a file name inside the dataset folder")
+        if not isinstance(name, str):
+            raise ValueError(f"{state}: data file {name!r} is not a file name")
+        if not (root / name).resolve().is_relative_to(root.resolve()):
+            raise ValueError(
+                f"{state}: data file {name!r} leads outside the dataset folder (a ../ or absolute path, or a "
+                "link out of it); only files inside it are read"
+            )
         if not (root / name).is_file():  # a shard gone: never leave it out silently
             raise ValueError(f"{state}: data file {name!r} is missing (or not a file)")
         out.append(str(root / name))

@@ -200,7 +200,7 @@ def test_a_save_to_disk_folder_naming_files_outside_it_is_refused(tmp_path):
     ds.mkdir()
     for name in ("../outside.arrow", str(tmp_path / "outside.arrow"), 7):
         (ds / "state.json").write_text(json.dumps({"_data_files": [{"filename": name}]}))
-        with pytest.raises(ValueError, match="is not a file name inside the dataset folder"):
+        with pytest.raises(ValueError, match="leads outside the dataset folder|is not a file name"):
             readers.expand_hf_dataset_dir(str(ds))
     (ds / "dataset_dict.json").write_text(json.dumps({"splits": ["../.."]}))
     with pytest.raises(ValueError, match=r"split '\.\./\.\.' lies outside the dataset folder"):
