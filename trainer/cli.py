@@ -245,21 +245,23 @@ def measure_loader(
     data_dir: str, *, batch_size: int = 256, workers: int = 0, seconds: float = 10.0, split: str = "train"
 ) -> dict:
     """Batches/s of a training stream after a short warm-up (start-up and worker spawn excluded)."""
+    from contextlib import closing
+
     from trainer.data import ShardDataset, ShardLoader
 
     data = ShardDataset(data_dir, split=split, batch_size=batch_size, seed=0)
-    it = iter(ShardLoader(data, num_workers=workers))
-    for _ in range(max(2, 2 * workers)):
-        next(it)
-    seqs = tokens = slots = batches = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        mask = next(it)["attention_mask"]
-        seqs += mask.shape[0]
-        tokens += int(mask.sum())
-        slots += mask.numel()
-        batches += 1
-    dt = time.perf_counter() - t0
+    with closing(iter(ShardLoader(data, num_workers=workers))) as it:
+        for _ in range(max(2, 2 * workers)):
+            next(it)
+        seqs = tokens = slots = batches = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            mask = next(it)["attention_mask"]
+            seqs += mask.shape[0]
+            tokens += int(mask.sum())
+            slots += mask.numel()
+            batches += 1
+        dt = time.perf_counter() - t0
     return {
         "seq_per_s": round(seqs / dt, 1),
         "tokens_per_s": round(tokens / dt, 1),

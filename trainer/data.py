@@ -647,6 +647,18 @@ def ignore_stop_signals(worker_id: int) -> None:
         signal.signal(s, signal.SIG_IGN)
 
 
+def worker_message(exc: ManifestError) -> str:
+    """The one-line message of a ``ManifestError`` a DataLoader worker raised: torch re-raises it in the
+    main process as ``Caught ManifestError in DataLoader worker process 0.\\nOriginal Traceback …``,
+    whose last line is ``corpusgen.shards.ManifestError: <the message>``."""
+    text = str(exc)
+    if not text.startswith("Caught "):
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and name.endswith(type(exc).__name__) else last
+
+
 class ShardLoader:
     """A DataLoader over a ``ShardDataset`` that counts consumed batches, so it can resume exactly.
 
@@ -677,11 +689,21 @@ class ShardLoader:
             generator=torch.Generator().manual_seed(self.dataset.seed),
             worker_init_fn=ignore_stop_signals,
         )
-        for batch in loader:
-            self.dataset.batches_consumed += 1
-            if self.trace_rows is not None:
-                self.trace_rows.append(batch.pop("row_ids").tolist())
-            yield batch
+        batches = iter(loader)
+        try:
+            for batch in batches:
+                self.dataset.batches_consumed += 1
+                if self.trace_rows is not None:
+                    self.trace_rows.append(batch.pop("row_ids").tolist())
+                yield batch
+        except ManifestError as exc:  # raised in a worker, torch re-raises it with the worker's traceback
+            raise ManifestError(worker_message(exc)) from None
+        finally:
+            # the workers ignore SIGTERM, so an iterator left to the garbage collector (a traceback keeps it
+            # alive) would hang the process's exit in multiprocessing's join: stop them now
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
 
     def state_dict(self) -> dict[str, Any]:
         return self.dataset.state_dict()

@@ -741,7 +741,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         console.line(f"saved {path}")
         return path
 
-    with StopOnSignal(ddp, flag_group, console) as stop:
+    # closing: an error leaves no DataLoader worker behind to block the process's exit
+    with StopOnSignal(ddp, flag_group, console) as stop, contextlib.closing(batches):
         while step < end:
             lr = lr_at(
                 step, lr=cfg.peak_lr, warmup=cfg.warmup_steps, steps=cfg.steps, power=cfg.decay_power, min_lr=cfg.min_lr

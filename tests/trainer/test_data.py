@@ -1,4 +1,5 @@
 import json
+import multiprocessing
 import shutil
 from collections import Counter
 from types import SimpleNamespace
@@ -275,6 +276,23 @@ def test_a_shard_that_fails_its_sha256_stops_the_loader_naming_it(tmp_path, buil
     with pytest.raises(ManifestError, match="differs from the manifest's") as exc:
         first_batches(ds, len(ds))
     assert str(exc.value).startswith(f"{shard}: sha256 ") and "\n" not in str(exc.value)
+
+
+def test_a_damaged_shard_read_by_worker_processes_stops_in_one_line_and_leaves_no_worker(tmp_path, build_dir):
+    """torch re-raises a worker's error with the worker's traceback in its message; and the workers, which
+    ignore SIGTERM, would outlive the error and hang the process's exit (multiprocessing joins them)."""
+    d = copy_build(build_dir, tmp_path / "b")
+    m = json.loads((d / "manifest.json").read_text())
+    for e in m["shards"]:
+        shard = d / e["path"]
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        shard.write_bytes(bytes(data))
+    ds = ShardDataset(d, batch_size=8, seed=0)
+    with pytest.raises(ManifestError, match="differs from the manifest's") as exc:
+        next(iter(ShardLoader(ds, num_workers=2)))
+    assert str(exc.value).startswith(str(d / "shards")) and "\n" not in str(exc.value)
+    assert multiprocessing.active_children() == []
 
 
 def test_each_shard_is_hashed_once_per_process_before_its_rows_are_read(build_dir, monkeypatch):
