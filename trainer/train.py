@@ -353,6 +353,25 @@ def check_model(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
 
 _SIZE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads")
 
+# what makes each step of a run: its batch, its data order, its update
+TRAINING_OPTIONS = ("batch_size", "accumulation", "seed", "optimizer", "weight_decay", "grad_clip")
+
+
+def check_training(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """A resumed run takes the steps it started with: refuse options that would change them midway (a new
+    --weight-decay was ignored before, the optimizer's saved state restoring the old one, and run.json then
+    recorded what was not trained)."""
+    changed = [
+        f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run has {saved[k]})"
+        for k in TRAINING_OPTIONS
+        if k in saved and saved[k] != getattr(cfg, k)
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{path}: the run was trained with other options: {', '.join(changed)}; "
+            "resume with the run's values, or start a new run in another --out"
+        )
+
 
 def rng_state() -> dict[str, Any]:
     """Every RNG the run draws from, as tensors and plain values (so ``weights_only`` loading takes it)."""
@@ -583,16 +602,9 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if ckpt is not None:  # before anything is read: the same refusals for a finished run as for an unfinished one
         check_model(ckpt["model_config"], cfg, ckpt_path)
         check_schedule(ckpt["scheduler"], cfg, ckpt_path)
+        check_training(ckpt.get("train_config") or {}, cfg, ckpt_path)
     manifest = load_build(cfg.data, expect_vocab_sha256=ckpt["vocab_sha256"] if ckpt else None)
     if ckpt is not None and ckpt["step"] >= cfg.steps:
-        saved = ckpt.get("train_config") or {}
-        changed = [
-            f"--{k.replace('_', '-')} {getattr(cfg, k)} (the run has {saved[k]})"
-            for k in ("batch_size", "accumulation", "seed")
-            if k in saved and saved[k] != getattr(cfg, k)
-        ]
-        if changed:  # what the data stream's check would refuse on an unfinished run
-            raise CheckpointError(f"{ckpt_path}: the run was trained with other options: {', '.join(changed)}")
         console.line(f"{ckpt_path.name}: already at step {ckpt['step']} of --steps {cfg.steps}; nothing to do")
         return {"step": ckpt["step"], "train": ckpt.get("last_train"), "eval": ckpt.get("last_eval")}
 

@@ -148,6 +148,26 @@ def test_resume_refuses_a_changed_schedule(build_dir, tmp_path):
     assert train(config(build_dir, out, resume=True))["step"] == 6
 
 
+def test_resume_refuses_other_training_options_also_once_the_run_is_finished(build_dir, tmp_path):
+    """--weight-decay was ignored (the optimizer's state brings the run's back), --accumulation, --optimizer
+    and --grad-clip changed the steps after the checkpoint: the run would not continue as it started."""
+    out = tmp_path / "run"
+    train(config(build_dir, out, stop_after=2))
+    changes = [
+        (dict(accumulation=2), r"--accumulation 2 \(the run has 1\)"),
+        (dict(optimizer="lamb"), r"--optimizer lamb \(the run has adamw\)"),
+        (dict(weight_decay=0.5), r"--weight-decay 0.5 \(the run has 0.01\)"),
+        (dict(grad_clip=0.0), r"--grad-clip 0.0 \(the run has 1.0\)"),
+    ]
+    for changed, message in changes:
+        with pytest.raises(CheckpointError, match=message):
+            train(config(build_dir, out, resume=True, **changed))
+    assert train(config(build_dir, out, resume=True))["step"] == 6
+    for changed, message in changes:
+        with pytest.raises(CheckpointError, match=message):
+            train(config(build_dir, out, resume=True, **changed))
+
+
 def test_resume_refuses_another_model_also_once_the_run_is_finished(build_dir, tmp_path):
     out = tmp_path / "run"
     train(config(build_dir, out, stop_after=2))
