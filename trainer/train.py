@@ -118,18 +118,22 @@ class TrainConfig:
             (self.dtype in ("auto", "bf16", "fp32"), "--dtype must be auto, bf16 or fp32"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0"),
+            (device_problem(self.device) is None, f"--device {self.device}: {device_problem(self.device)}"),
+            (self.lr is None or 0 < self.lr < math.inf, f"--lr must be positive, got {self.lr}"),
+            (0 <= self.seed < 2**63, f"--seed must be >= 0 and below 2**63, got {self.seed}"),
+            (0 <= self.weight_decay < math.inf, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (
-                not self.device.startswith("cuda") or torch.cuda.is_available(),
-                f"--device {self.device}: this torch sees no CUDA GPU; use --device cpu (or auto)",
+                0 <= self.decay_power < math.inf,
+                f"--decay-power must be >= 0 (1: linear, 0: constant after warmup), got {self.decay_power}",
             ),
-            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.shuffle_buffer >= 1, f"--shuffle-buffer must be at least 1, got {self.shuffle_buffer}"),
             (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
             (
                 min(self.save_every, self.eval_every, self.eval_batches) >= 0,
                 "--save-every, --eval-every and --eval-batches must be >= 0 (0: at the end only / all)",
             ),
             (self.workers is None or self.workers >= 0, "--workers must be >= 0 (0: load in this process)"),
-            (self.min_lr >= 0, f"--min-lr must be >= 0, got {self.min_lr}"),
+            (0 <= self.min_lr < math.inf, f"--min-lr must be >= 0, got {self.min_lr}"),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
             (self.grad_clip >= 0.0, f"--grad-clip must be >= 0 (0: no clipping), got {self.grad_clip}"),
             (
@@ -163,6 +167,11 @@ class TrainConfig:
     def warnings(self) -> list[str]:
         """What is allowed but likely a mistake."""
         out = []
+        if self.min_lr > self.peak_lr:
+            out.append(
+                f"--min-lr {self.min_lr:g} is above the peak learning rate {self.peak_lr:g}: the rate rises after "
+                "warmup instead of decaying; lower --min-lr or raise --lr"
+            )
         if self.warmup is not None and self.warmup >= self.steps:
             out.append(
                 f"warmup ({self.warmup_steps} steps) is not shorter than the run ({self.steps} steps): the learning "
@@ -177,6 +186,21 @@ class TrainConfig:
     @property
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else max(1, self.steps // 100)
+
+
+def device_problem(device: str) -> str | None:
+    """What is wrong with a --device value (None: usable as far as can be told before the run)."""
+    if device == "auto":
+        return None
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        return "not a device name; use auto, cpu, cuda or cuda:N"
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return "this torch sees no CUDA GPU; use --device cpu (or auto)"
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0"
+    return None
 
 
 # --- checkpoints --------------------------------------------------------------------------

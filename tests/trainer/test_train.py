@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -63,6 +64,15 @@ def test_bad_config_is_refused_before_work(tmp_path):
         (dict(keep_checkpoints=0), "--keep-checkpoints must be at least 1"),
         (dict(eval_batches=-1), "--eval-batches must be >= 0"),
         (dict(workers=-1), "--workers must be >= 0"),
+        # each of these used to train: NaN losses, a rate growing 99-fold at the end, a bare numpy traceback
+        (dict(lr=math.inf), "--lr must be positive"),
+        (dict(seed=-1), "--seed must be >= 0"),
+        (dict(weight_decay=-1.0), "--weight-decay must be >= 0"),
+        (dict(weight_decay=math.nan), "--weight-decay must be >= 0"),
+        (dict(decay_power=-1.0), "--decay-power must be >= 0"),
+        (dict(min_lr=math.inf), "--min-lr must be >= 0"),
+        (dict(shuffle_buffer=0), "--shuffle-buffer must be at least 1"),
+        (dict(device="gpu"), "--device gpu: not a device name"),
         *(
             [(dict(device="cuda"), "--device cuda: this torch sees no CUDA GPU")]
             if not torch.cuda.is_available()
@@ -170,6 +180,12 @@ def test_a_warmup_as_long_as_the_run_is_warned_about():
     assert TrainConfig(data="d", steps=2).warnings() == []  # the default warmup follows the steps
     (warning,) = TrainConfig(data="d", steps=2, warmup=5000).warnings()
     assert "warmup (5000 steps) is not shorter than the run (2 steps)" in warning
+
+
+def test_a_min_lr_above_the_peak_is_warned_about():
+    assert TrainConfig(data="d", min_lr=1e-3).warnings() == []  # tiny's peak: a constant rate after warmup
+    (warning,) = TrainConfig(data="d", min_lr=1e-2).warnings()
+    assert "--min-lr 0.01 is above the peak learning rate 0.001" in warning
 
 
 def test_eval_data_evaluates_on_another_builds_heldout_split(build_dir, tmp_path):
