@@ -14,9 +14,12 @@ from typing import Any
 import torch
 from safetensors.torch import save
 
-from corpusgen.shards import atomic_write_bytes, remove_stale_temps, sha256_file
+from corpusgen.intermediate import WORK_DIR
+from corpusgen.shards import MANIFEST_NAME, atomic_write_bytes, remove_stale_temps, sha256_file
 from corpusgen.tokenizer import ROLES
 from trainer.model import BertConfig
+
+BUILD_LOCK = ".corpusgen-build.lock"  # pipelines.output.LOCK_NAME (that module imports Beam)
 
 
 def hf_config(mcfg: BertConfig) -> dict[str, Any]:
@@ -88,14 +91,15 @@ def export(
     vocabulary the model was trained with (the checkpoint's sha256). Returns the folder and the
     tokenizer file used (None: the build is gone and none was given; the weights are written alone).
     """
+    from trainer.train import checkpoints, load_checkpoint
+
     out = Path(out_dir)
-    if out.is_dir() and ((out / "manifest.json").exists() or any(out.glob("ckpt-*.pt"))):
+    if out.is_dir() and holds_build_or_run(out):
         raise FileExistsError(f"{out}: a build or training run is there, not an export; export into another folder")
     if not overwrite and out.is_dir() and any(out.iterdir()):
         raise FileExistsError(
             f"{out}: folder is not empty; export into a new folder, or add --overwrite to replace an earlier export"
         )
-    from trainer.train import checkpoints, load_checkpoint
 
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
@@ -113,6 +117,16 @@ def export(
     if vocab is not None:
         copy_tokenizer(vocab, ckpt.get("tokenizer") or {}, out, mcfg.max_position_embeddings)
     return out, vocab
+
+
+def holds_build_or_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a build (finished, or unfinished: its shards, intermediate files or lock, no
+    manifest yet) or a training run (a checkpoint, or only its logs before the first one): an export there
+    would replace the build's vocab.txt, or mix a model's files into a run."""
+    from trainer.train import RUN_LOGS, checkpoints
+
+    build = (MANIFEST_NAME, "shards", WORK_DIR, BUILD_LOCK)
+    return any((folder / name).exists() for name in (*build, *RUN_LOGS)) or bool(checkpoints(folder))
 
 
 def trained_vocabulary(ckpt: dict[str, Any], given: str | Path | None = None) -> Path | None:

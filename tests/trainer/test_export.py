@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -119,13 +120,21 @@ def test_export_refuses_a_folder_that_holds_files_unless_overwrite(build_dir, tm
     for folder in (build_dir, trained_run):
         with pytest.raises(FileExistsError, match="a build or training run is there"):
             export(trained_run, folder, overwrite=True)
+    # nor an unfinished build (shards and vocab.txt, no manifest yet) or a run before its first checkpoint
+    unfinished, logs_only = tmp_path / "unfinished", tmp_path / "logs_only"
+    shutil.copytree(build_dir, unfinished, ignore=shutil.ignore_patterns("manifest.json"))
+    logs_only.mkdir()
+    shutil.copy(trained_run / "run.json", logs_only / "run.json")
+    for folder in (unfinished, logs_only):
+        before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+        with pytest.raises(FileExistsError, match="a build or training run is there"):
+            export(trained_run, folder, overwrite=True)
+        assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
 
 
 def test_export_ships_only_the_vocabulary_the_model_was_trained_with(build_dir, tmp_path):
     """A build redone in the same folder with another vocabulary is refused (ids the model never saw);
     the original given with --tokenizer is taken; with the build gone the weights come alone, said."""
-    import shutil
-
     from click.testing import CliRunner
 
     from trainer.cli import export as export_command
