@@ -19,6 +19,7 @@ from corpusgen.shards import MANIFEST_NAME, atomic_write_bytes, remove_stale_tem
 from corpusgen.tokenizer import ROLES
 from trainer.model import BertConfig
 
+TOKENIZER_FILES = frozenset({"vocab.txt", "tokenizer.json", "tokenizer_config.json"})  # what an export may hold
 BUILD_LOCK = ".corpusgen-build.lock"  # pipelines.output.LOCK_NAME (that module imports Beam)
 
 
@@ -86,7 +87,8 @@ def export(
 
     The checkpoint is loaded without executing anything in it (``load_checkpoint``); every file is
     written durably under a temporary name and renamed into place. ``out_dir`` must be new or
-    empty unless ``overwrite`` (then the export's files in it are replaced, nothing else touched).
+    empty unless ``overwrite`` (then the export's files in it are replaced, an earlier export's tokenizer
+    files this one does not write are removed, nothing else is touched).
     The tokenizer put beside the weights is ``tokenizer`` or the training build's, and must be the
     vocabulary the model was trained with (the checkpoint's sha256). Returns the folder and the
     tokenizer file used (None: the build is gone and none was given; the weights are written alone).
@@ -114,8 +116,13 @@ def export(
     remove_stale_temps(out)  # left by an export that was killed
     write_json(out / "config.json", hf_config(mcfg))
     atomic_write_bytes(out / "model.safetensors", save(hf_state_dict(ckpt["model"], mcfg), metadata={"format": "pt"}))
-    if vocab is not None:
+    written = (
         copy_tokenizer(vocab, ckpt.get("tokenizer") or {}, out, mcfg.max_position_embeddings)
+        if vocab is not None
+        else []
+    )
+    for name in TOKENIZER_FILES.difference(written):  # an earlier export's: AutoTokenizer would load it
+        (out / name).unlink(missing_ok=True)
     return out, vocab
 
 
@@ -159,7 +166,7 @@ def trained_vocabulary(ckpt: dict[str, Any], given: str | Path | None = None) ->
     return path
 
 
-def copy_tokenizer(vocab: Path, tok: dict[str, Any], out: Path, max_length: int) -> None:
+def copy_tokenizer(vocab: Path, tok: dict[str, Any], out: Path, max_length: int) -> list[str]:
     """Put the model's vocabulary (``vocab``, checked by ``trained_vocabulary``) beside the weights so
     AutoTokenizer works too; ``tok`` is the build manifest's tokenizer entry.
 
@@ -170,7 +177,7 @@ def copy_tokenizer(vocab: Path, tok: dict[str, Any], out: Path, max_length: int)
     with B as segment 1: a RoBERTa-style processor adds ``</s></s>`` between A and B and no segment
     ids, and a tokenizer.json without one adds no special tokens at all. The tokenizer_config.json
     names the build's special tokens (the manifest's tokenizer entry); ``model_max_length`` is the
-    model's positions.
+    model's positions. Returns the names written (of ``TOKENIZER_FILES``).
     """
     if vocab.suffix == ".txt":
         atomic_write_bytes(out / "vocab.txt", vocab.read_bytes())
@@ -180,6 +187,7 @@ def copy_tokenizer(vocab: Path, tok: dict[str, Any], out: Path, max_length: int)
             "model_max_length": max_length,
         }
         write_json(out / "tokenizer_config.json", config)
+        return ["vocab.txt", "tokenizer_config.json"]
     else:
         atomic_write_bytes(
             out / "tokenizer.json", trained_layout(vocab.read_text(encoding="utf-8"), tok).encode("utf-8")
@@ -192,6 +200,7 @@ def copy_tokenizer(vocab: Path, tok: dict[str, Any], out: Path, max_length: int)
         # the generic class leaves segment ids out unless told; the model was trained with them
         config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
         write_json(out / "tokenizer_config.json", config)
+        return ["tokenizer.json", "tokenizer_config.json"]
 
 
 def trained_layout(tokenizer_json: str, tok: dict[str, Any]) -> str:

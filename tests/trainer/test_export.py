@@ -156,3 +156,24 @@ def test_export_ships_only_the_vocabulary_the_model_was_trained_with(build_dir, 
     done = CliRunner().invoke(export_command, [str(run_dir), "-o", str(tmp_path / "c")])
     assert done.exit_code == 0 and "no tokenizer" in done.output and "--tokenizer" in done.output, done.output
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_export_over_an_earlier_export_leaves_none_of_its_tokenizer(build_dir, tmp_path):
+    """AutoTokenizer prefers a tokenizer.json: an earlier export's, left beside a vocab.txt model (or a model
+    whose build is gone), was loaded with weights it does not belong to."""
+    data = tmp_path / "data"
+    shutil.copytree(build_dir, data)
+    run_dir = tmp_path / "run"
+    train(TrainConfig(data=str(data), out=str(run_dir), steps=1, batch_size=4, log_every=1, progress=False))
+    target = tmp_path / "hf"
+    target.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "notes.txt"):  # an earlier BPE model's export
+        (target / name).write_text("{}")
+    export(run_dir, target, overwrite=True)
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json", "model.safetensors", "notes.txt", "tokenizer_config.json", "vocab.txt"
+    ]  # fmt: skip
+    assert (target / "vocab.txt").read_bytes() == (data / "vocab.txt").read_bytes()
+    shutil.rmtree(data)
+    assert export(run_dir, target, overwrite=True)[1] is None  # the build is gone: no tokenizer, none left
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.safetensors", "notes.txt"]
