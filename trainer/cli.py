@@ -133,6 +133,8 @@ def train(config_file: str | None, **options) -> None:
         result = run(cfg)
     except (ManifestError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(write_error(exc, Path(cfg.out))) from None
     except TrainingInterrupted as stop:
         if stop.path is not None:  # rank 0
             click.echo(
@@ -155,6 +157,27 @@ def train(config_file: str | None, **options) -> None:
         sys.exit(130)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns the same summary
         click.echo(json.dumps(result))
+
+
+def write_error(exc: OSError, out: Path) -> str:
+    """One line for a run that could not write into ``out`` (a full disk, a read-only folder): the file, the
+    reason, the fix, and where the run can continue from."""
+    import errno
+
+    from trainer.train import checkpoints
+
+    where = Path(exc.filename) if exc.filename else out
+    inside = where.absolute().is_relative_to(out.absolute())
+    if not inside or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{where}: {exc.strerror or exc}"  # not a write into the run's folder (a shard it read, …)
+    fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+    saved = checkpoints(out) if out.is_dir() else []
+    then = (
+        f"; {saved[-1]} is the last checkpoint: the same command with --resume continues from it"
+        if saved
+        else ", or choose another --out"
+    )
+    return f"{where}: {exc.strerror}; {fix}{then}"
 
 
 @click.command("plot")

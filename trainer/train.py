@@ -252,8 +252,15 @@ def save_checkpoint(out: Path, ckpt: dict[str, Any], keep: int) -> Path:
     """Write ``ckpt`` durably (temp file, fsync, rename, fsync of the folder), then drop all but the last ``keep``."""
     path = out / f"ckpt-{ckpt['step']:07d}.pt"
     ckpt = {**ckpt, "digest": checkpoint_digest({k: v for k, v in ckpt.items() if k != "digest"})}
-    with atomic_writer(path) as f:  # a reader sees the old set or the new file, never half of one
-        torch.save(ckpt, f)
+    try:
+        with atomic_writer(path) as f:  # a reader sees the old set or the new file, never half of one
+            torch.save(ckpt, f)
+    except (OSError, RuntimeError) as exc:  # a failed write (a full disk): name the checkpoint it was for
+        # torch's zip writer turns the OSError into "RuntimeError: [enforce fail …] unexpected pos …"
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from None
     for old in checkpoints(out)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

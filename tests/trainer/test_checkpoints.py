@@ -187,6 +187,40 @@ def test_resume_refuses_another_model_also_once_the_run_is_finished(build_dir, t
     assert train(config(build_dir, out, resume=True))["step"] == 6  # the same command: nothing to do
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_stops_train_in_one_line_naming_the_checkpoint_and_the_last_one_kept(
+    build_dir, tmp_path, monkeypatch
+):
+    """torch.save turns the write's ENOSPC into 'RuntimeError: [enforce fail at inline_container.cc:672] .
+    unexpected pos …'; the user sees the checkpoint, the reason and where to resume from."""
+    import contextlib
+
+    import trainer.train as train_mod
+
+    real = train_mod.atomic_writer
+    out = tmp_path / "run"
+
+    @contextlib.contextmanager
+    def full_after_the_first(path):
+        if not checkpoints(out):
+            with real(path) as f:
+                yield f
+        else:
+            with open("/dev/full", "wb") as f:  # every write fails with ENOSPC
+                yield f
+
+    monkeypatch.setattr(train_mod, "atomic_writer", full_after_the_first)
+    args = ["train", "--data", str(build_dir), "--out", str(out), "--steps", "4", "--batch-size", "4"]
+    r = CliRunner().invoke(main, [*args, "--save-every", "2", "--no-progress"])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: {out / 'ckpt-0000004.pt'}: No space left on device; free some space; {out / 'ckpt-0000002.pt'} "
+        "is the last checkpoint: the same command with --resume continues from it"
+    )
+    assert [p.name for p in checkpoints(out)] == ["ckpt-0000002.pt"]
+    load_checkpoint(out / "ckpt-0000002.pt")
+
+
 def test_saved_rng_and_optimizer_state_load_weights_only(full_run):
     ckpt = load_checkpoint(checkpoints(full_run)[-1])
     assert isinstance(ckpt["rng"]["numpy"]["key"], torch.Tensor) and len(ckpt["rng"]["python"][1]) == 625
