@@ -654,6 +654,15 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
                 f"{cfg.eval_data}: built with another vocabulary than {cfg.data}; "
                 "--eval-data needs a build made with the same vocabulary file"
             )
+        ours, theirs = manifest["tokenizer"], eval_manifest["tokenizer"]
+        changed = [
+            f"{k} {theirs.get(k)} ({cfg.data} has {ours.get(k)})" for k in ours | theirs if ours.get(k) != theirs.get(k)
+        ]
+        if changed:  # the same file read otherwise (--no-lower-case): ids of other text
+            raise ManifestError(
+                f"{cfg.eval_data}: the same vocabulary, but tokenized otherwise: {', '.join(changed)}; "
+                "--eval-data needs a build made with the same tokenizer options (--lower-case/--no-lower-case)"
+            )
     train_rows = sum(e["rows"] for e in manifest["shards"] if e.get("split", "train") == "train")
     if cfg.batch_size * world > train_rows:
         console.line(

@@ -201,6 +201,13 @@ def test_eval_data_evaluates_on_another_builds_heldout_split(build_dir, tmp_path
     bigger = make_build(tmp_path / "bigger", rows=200, heldout_rows=40, vocab_size=600)
     with pytest.raises(ManifestError, match="another vocabulary"):
         train(config(build_dir, tmp_path / "refused", steps=5, eval_data=str(bigger)))
+    cased = make_build(tmp_path / "cased", rows=200, heldout_rows=40)  # the same vocab.txt, kept case
+    manifest = json.loads((cased / "manifest.json").read_text())
+    manifest["config"]["do_lower_case"] = manifest["tokenizer"]["do_lower_case"] = False
+    (cased / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match=f"tokenized otherwise: do_lower_case False \\({build_dir} has True\\)"):
+        train(config(build_dir, tmp_path / "refused", steps=5, eval_data=str(cased)))
+    assert not (tmp_path / "refused").exists()
 
 
 def test_an_mlm_only_model_reports_no_nsp_on_a_held_out_set_with_pairs(tmp_path):
