@@ -1035,14 +1035,15 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 def truncate_log(path: Path, step: int, say=print) -> None:
     """Keep the log's lines up to ``step`` (a resumed run rewrites what came after its checkpoint).
 
-    A last line cut short by a killed run is dropped, and ``say`` tells so once; the log is
-    rewritten atomically.
+    A last line cut short by a killed run is dropped, and ``say`` tells so once; so is a line that is
+    no step's record (an edited log: a list, a string ``step``), which a resumed run could not order.
+    The log is rewritten atomically.
     """
     if not path.exists():
         return
     data = path.read_bytes()
     lines = data.decode("utf-8", errors="replace").split("\n")
-    keep, partial = [], 0
+    keep, partial, other = [], 0, 0
     for line in lines:
         if not line.strip():
             continue
@@ -1051,10 +1052,15 @@ def truncate_log(path: Path, step: int, say=print) -> None:
         except json.JSONDecodeError:
             partial += 1
             continue
-        if isinstance(record, dict) and record.get("step", 0) <= step:
+        at = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(at, (int, float)) or isinstance(at, bool):
+            other += 1
+        elif at <= step:
             keep.append(line)
     if partial:
         say(f"{path}: dropped {partial} partial line(s) a killed run left behind")
+    if other:
+        say(f"{path}: dropped {other} line(s) that are not a step's record (no number under 'step')")
     new = "".join(line + "\n" for line in keep).encode("utf-8")
     if new != data:
         atomic_write_bytes(path, new)

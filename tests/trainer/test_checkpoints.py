@@ -237,6 +237,10 @@ def test_truncate_log_keeps_whole_lines_up_to_the_step(tmp_path):
     assert said == [f"{log}: dropped 1 partial line(s) a killed run left behind"]
     truncate_log(log, 2, said.append)
     assert len(said) == 1
+    log.write_text('{"step": 1}\n{"step": "2"}\n[3]\n{"step": 3}\n')  # edited by hand
+    truncate_log(log, 2, said.append)
+    assert log.read_text() == '{"step": 1}\n'
+    assert said[1:] == [f"{log}: dropped 2 line(s) that are not a step's record (no number under 'step')"]
 
 
 def test_a_failed_train_leaves_no_out_folder(tmp_path):
