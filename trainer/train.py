@@ -200,6 +200,12 @@ def device_problem(device: str) -> str | None:
         return "this torch sees no CUDA GPU; use --device cpu (or auto)"
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0"
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, …: try it (on CUDA this would open a context on GPU 0)
+        try:
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+            return f"this torch cannot use it ({reason}); use --device cpu (or auto)"
     return None
 
 

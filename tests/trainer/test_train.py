@@ -74,6 +74,11 @@ def test_bad_config_is_refused_before_work(tmp_path):
         (dict(shuffle_buffer=0), "--shuffle-buffer must be at least 1"),
         (dict(device="gpu"), "--device gpu: not a device name"),
         *(
+            [(dict(device="mps"), "--device mps: this torch cannot use it")]
+            if not torch.backends.mps.is_available()
+            else []
+        ),
+        *(
             [(dict(device="cuda"), "--device cuda: this torch sees no CUDA GPU")]
             if not torch.cuda.is_available()
             else []
