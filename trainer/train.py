@@ -644,6 +644,12 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if ckpt is not None and ckpt["step"] >= cfg.steps:
         console.line(f"{ckpt_path.name}: already at step {ckpt['step']} of --steps {cfg.steps}; nothing to do")
         return {"step": ckpt["step"], "train": ckpt.get("last_train"), "eval": ckpt.get("last_eval")}
+    if ckpt is not None and cfg.stop_after is not None and ckpt["step"] >= cfg.stop_after:
+        console.line(
+            f"{ckpt_path.name}: already at step {ckpt['step']}, at or past --stop-after {cfg.stop_after}; "
+            "nothing to do (raise --stop-after, or leave it out to train to --steps)"
+        )
+        return {"step": ckpt["step"], "train": ckpt.get("last_train"), "eval": ckpt.get("last_eval")}
 
     # --- data ---
     workers = cfg.workers if cfg.workers is not None else (2 if device.type == "cuda" else 0)

@@ -137,6 +137,17 @@ def test_out_with_checkpoints_needs_resume(build_dir, tmp_path):
     assert train(config(build_dir, tmp_path / "run", steps=2, resume=True))["step"] == 2
 
 
+def test_resume_at_or_past_stop_after_says_there_is_nothing_to_do(build_dir, tmp_path, capsys):
+    train(config(build_dir, tmp_path / "run", steps=4, stop_after=2, log_every=1))
+    saved = checkpoints(tmp_path / "run")
+    capsys.readouterr()
+    assert train(config(build_dir, tmp_path / "run", steps=4, stop_after=2, resume=True))["step"] == 2
+    out = capsys.readouterr()
+    assert "at or past --stop-after 2; nothing to do" in out.out + out.err
+    assert checkpoints(tmp_path / "run") == saved
+    assert train(config(build_dir, tmp_path / "run", steps=4, resume=True))["step"] == 4  # without it: to --steps
+
+
 def test_save_every_keeps_the_latest(build_dir, tmp_path):
     train(config(build_dir, tmp_path / "run", steps=8, save_every=2, keep_checkpoints=2, log_every=4, optimizer="lamb"))
     assert [p.name for p in checkpoints(tmp_path / "run")] == ["ckpt-0000006.pt", "ckpt-0000008.pt"]
