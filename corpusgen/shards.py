@@ -49,6 +49,7 @@ import pyarrow as pa
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".corpusgen-build.lock"  # held by a build writing into its folder (pipelines.output)
 SHARDS_DIR = "shards"
 NSP_IGNORE = -100  # next_sentence_label when the build makes no pairs (next_sentence="none")
 COLUMNS = ("input_ids", "a_len", "masked_positions", "masked_labels", "next_sentence_label")

@@ -27,9 +27,8 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from corpusgen.intermediate import WORK_DIR
-from corpusgen.shards import MANIFEST_NAME
+from corpusgen.shards import LOCK_NAME, MANIFEST_NAME
 
-LOCK_NAME = ".corpusgen-build.lock"
 # What a build writes at the top of its folder (the vocabulary under either of its names).
 BUILD_ENTRIES = frozenset({MANIFEST_NAME, "shards", "removed", WORK_DIR, "vocab.txt", "tokenizer.json"})
 

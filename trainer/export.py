@@ -15,12 +15,11 @@ import torch
 from safetensors.torch import save
 
 from corpusgen.intermediate import WORK_DIR
-from corpusgen.shards import MANIFEST_NAME, atomic_write_bytes, remove_stale_temps, sha256_file
+from corpusgen.shards import LOCK_NAME, MANIFEST_NAME, atomic_write_bytes, remove_stale_temps, sha256_file
 from corpusgen.tokenizer import ROLES
 from trainer.model import BertConfig
 
 TOKENIZER_FILES = frozenset({"vocab.txt", "tokenizer.json", "tokenizer_config.json"})  # what an export may hold
-BUILD_LOCK = ".corpusgen-build.lock"  # pipelines.output.LOCK_NAME (that module imports Beam)
 
 
 def hf_config(mcfg: BertConfig) -> dict[str, Any]:
@@ -132,7 +131,7 @@ def holds_build_or_run(folder: Path) -> bool:
     would replace the build's vocab.txt, or mix a model's files into a run."""
     from trainer.train import RUN_LOGS, checkpoints
 
-    build = (MANIFEST_NAME, "shards", WORK_DIR, BUILD_LOCK)
+    build = (MANIFEST_NAME, "shards", WORK_DIR, LOCK_NAME)
     return any((folder / name).exists() for name in (*build, *RUN_LOGS)) or bool(checkpoints(folder))
 
 

@@ -107,6 +107,7 @@ class TrainConfig:
     second)."""
 
     def __post_init__(self) -> None:
+        device = device_problem(self.device)
         checks = [
             (bool(self.data), "--data is required: a `corpusgen build` output directory"),
             (self.model in SIZES, f"--model must be one of {', '.join(SIZES)}, got {self.model!r}"),
@@ -118,7 +119,7 @@ class TrainConfig:
             (self.dtype in ("auto", "bf16", "fp32"), "--dtype must be auto, bf16 or fp32"),
             (self.log_every >= 1, "--log-every must be at least 1"),
             (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0"),
-            (device_problem(self.device) is None, f"--device {self.device}: {device_problem(self.device)}"),
+            (device is None, f"--device {self.device}: {device}"),
             (self.lr is None or 0 < self.lr < math.inf, f"--lr must be positive, got {self.lr}"),
             (0 <= self.seed < 2**63, f"--seed must be >= 0 and below 2**63, got {self.seed}"),
             (0 <= self.weight_decay < math.inf, f"--weight-decay must be >= 0, got {self.weight_decay}"),
