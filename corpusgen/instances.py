@@ -20,7 +20,7 @@ from corpusgen.documents import Removed, drop
 from corpusgen.intermediate import PoolDocument
 from corpusgen.masking import VocabTables, mask_documents
 from corpusgen.packing import create_packed_instances
-from corpusgen.pairing import TokenizedDocument, create_pairs, document_rng
+from corpusgen.pairing import TokenizedDocument, create_pairs, document_seed, seeded_rng
 from corpusgen.partition import VALIDATION
 from corpusgen.shards import Instances
 from corpusgen.timing import StageTimer
@@ -92,10 +92,10 @@ def create_instances(
             batch = []
             with timer.stage("pair"):
                 for i in range(lo, min(lo + DOCS_PER_MASK_BATCH, len(pool))):
-                    rng = document_rng(cfg.random_seed, pool[i].key, dupe)
-                    pairs = create_pairs(i, pool, cfg, rng, counts)
+                    seed = document_seed(cfg.random_seed, pool[i].key, dupe)
+                    pairs = create_pairs(i, pool, cfg, seeded_rng(seed), counts)
                     counts["short_target_instances"] += sum(p.short for p in pairs)
-                    batch.append((pairs, rng))
+                    batch.append((pairs, seed))
             with timer.stage("mask"):
                 parts.append(mask_documents(batch, tables, cfg, counts))
     parts = [p for p in parts if len(p)]

@@ -28,12 +28,13 @@ seeded random length shorter than copy 0's (doc-sentences: every later boundary 
 the length is one the loader pads nothing to, see ``first_row_tokens``). A document that fits in
 one row stays one row in every copy (splitting it would only shorten its context and add a padded
 row), as does a full-sentences pool of one document: their copies differ in their masks only.
-Every random choice comes from ``document_rng`` of (seed, key, dupe), as for pairs, so a build
+Every random choice comes from streams named by ``document_seed`` of (seed, key, dupe), as for pairs, so a build
 is byte-identical across runners and worker counts.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
@@ -41,7 +42,7 @@ import numpy as np
 
 from corpusgen.config import BuildConfig
 from corpusgen.masking import VocabTables, mask_documents
-from corpusgen.pairing import Pair, TokenizedDocument, document_rng
+from corpusgen.pairing import Pair, TokenizedDocument, document_seed, seeded_rng
 from corpusgen.shards import NSP_IGNORE, Instances, position_dtype
 from corpusgen.stats import PAD_MULTIPLE
 from corpusgen.timing import StageTimer
@@ -113,31 +114,31 @@ class RowBuilder:
 
 def pack_pool(
     pool: Sequence[TokenizedDocument], cfg: BuildConfig, dupe: int, sep_id: int
-) -> list[tuple[RowBuilder, np.random.Generator]]:
-    """The packed rows of one pool (sorted by key) for one dupe copy, with their random streams.
+) -> list[tuple[RowBuilder, np.ndarray]]:
+    """The packed rows of one pool (sorted by key) for one dupe copy, with their seeds.
 
-    full-sentences: one stream for the pool (keyed by its first document and the dupe);
-    doc-sentences: one per document. Each builder comes with the generator its rows are masked with.
+    full-sentences: one seed for the pool (its first document and the dupe); doc-sentences: one
+    per document. Each builder comes with the seed (``document_seed``) its rows are masked with.
     """
     L = cfg.max_seq_length
     if cfg.next_sentence == "full-sentences":
-        rng = document_rng(cfg.random_seed, f"pool:{pool[0].key}", dupe)
-        order = np.arange(len(pool)) if dupe == 0 else rng.permutation(len(pool))
+        seed = document_seed(cfg.random_seed, f"pool:{pool[0].key}", dupe)
+        order = np.arange(len(pool)) if dupe == 0 else seeded_rng(seed).permutation(len(pool))
         rows = RowBuilder(L, sep_id)
         for i in order.tolist():
             rows.feed(pool[i])
         rows.close()
-        return [(rows, rng)]
+        return [(rows, seed)]
     out = []
     for doc in pool:
-        rng = document_rng(cfg.random_seed, doc.key, dupe)
+        seed = document_seed(cfg.random_seed, doc.key, dupe)
         first = None
         if dupe and L > 3 and doc.n_tokens > L - 2:  # a shorter first row than copy 0 moves every boundary
-            first = first_row_tokens(L - 3, rng)
+            first = first_row_tokens(L - 3, seeded_rng(seed))
         rows = RowBuilder(L, sep_id)
         rows.feed(doc, first)
         rows.close()
-        out.append((rows, rng))
+        out.append((rows, seed))
     return out
 
 
@@ -169,8 +170,12 @@ def create_packed_instances(
         counts["tokens_placed_own"] += tokens
         counts["tokens_covered"] += tokens
         entries = [
-            (rows.rows[lo : lo + ROWS_PER_MASK_BATCH], rng, rows.starts[lo : lo + ROWS_PER_MASK_BATCH])
-            for rows, rng in streams
+            (
+                rows.rows[lo : lo + ROWS_PER_MASK_BATCH],
+                _piece_seed(seed, lo),
+                rows.starts[lo : lo + ROWS_PER_MASK_BATCH],
+            )
+            for rows, seed in streams
             for lo in range(0, len(rows.rows), ROWS_PER_MASK_BATCH)
         ]
         batch: list = []
@@ -186,11 +191,18 @@ def create_packed_instances(
     return [p for p in parts if len(p)]
 
 
+def _piece_seed(seed: np.ndarray, first_row: int) -> np.ndarray:
+    """The seed of a stream's rows from ``first_row`` on (a full-sentences pool's rows are masked in
+    pieces): the stream's own for the first piece, a hash of it and ``first_row`` for the others."""
+    if first_row == 0:
+        return seed
+    digest = hashlib.blake2b(seed.tobytes() + first_row.to_bytes(8, "little"), digest_size=16).digest()
+    return np.frombuffer(digest, dtype=np.uint64)
+
+
 def _masked(batch, tables, cfg, counts, timer, pos_dtype) -> Instances:
-    # the same generator may appear in consecutive entries (a full-sentences stream cut into
-    # batches): mask_documents draws from each entry's generator in order, so that is deterministic
     with timer.stage("mask"):
-        inst = mask_documents([(rows, rng) for rows, rng, _ in batch], tables, cfg, counts)
+        inst = mask_documents([(rows, seed) for rows, seed, _ in batch], tables, cfg, counts)
     starts = [s for _, _, row_starts in batch for s in row_starts]
     inst.num_doc_starts = np.array([len(s) for s in starts], dtype=np.int32)
     inst.doc_starts = np.array([p for s in starts for p in s], dtype=np.int64).astype(pos_dtype)

@@ -107,14 +107,25 @@ class _PhiloxKey(ISeedSequence):
         return self.key
 
 
-def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
-    """The generator of every random choice for one (document, dupe) — nothing else seeds it.
+def document_seed(seed: int, key: str, dupe: int) -> np.ndarray:
+    """The 128-bit name of every random stream of one (document, dupe), as two 64-bit words: a hash
+    of seed, document key and dupe. Pairing's generator (``seeded_rng``) and the masking stream
+    (``masking.DocumentDraws``) are keyed by it; nothing else seeds them."""
+    return np.frombuffer(hashlib.blake2b(f"{seed}:{key}:{dupe}".encode(), digest_size=16).digest(), dtype=np.uint64)
 
-    Philox is counter-based: a 128-bit key (a hash of seed, document key and dupe) names an
-    independent stream, and keying it is cheap (no seed-sequence mixing per document).
+
+def seeded_rng(seed_words: np.ndarray) -> np.random.Generator:
+    """The generator keyed by ``document_seed``'s words.
+
+    Philox is counter-based: a 128-bit key names an independent stream, and keying it is cheap
+    (no seed-sequence mixing per document).
     """
-    digest = hashlib.blake2b(f"{seed}:{key}:{dupe}".encode(), digest_size=16).digest()
-    return np.random.Generator(np.random.Philox(_PhiloxKey(np.frombuffer(digest, dtype=np.uint64))))
+    return np.random.Generator(np.random.Philox(_PhiloxKey(seed_words)))
+
+
+def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
+    """The generator of pairing's random choices for one (document, dupe)."""
+    return seeded_rng(document_seed(seed, key, dupe))
 
 
 def truncation_counts(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:
@@ -177,10 +188,8 @@ def create_pairs(
     reused_sentences = placed_own = borrowed = no_other = 0
     start = 0
     i = 0
-    while i < n:
-        i += 1
-        if i < n and not (bounds[i] - bounds[start] >= target and i - start >= min_segments):
-            continue
+    while i < n:  # start == i here: the chunk closes at its first sentence end at or past the target
+        i = min(n, max(start + min_segments, bisect.bisect_left(bounds, bounds[start] + target, start + 1)))
         reused = i - start < min_segments
         if reused:
             # Only the document's last sentence is left: pair it with the one before.

@@ -18,8 +18,9 @@ from corpusgen.masking import (
     row_keys,
     row_sequences,
     shard_key,
+    stream_keys,
 )
-from corpusgen.pairing import create_pairs, document_rng
+from corpusgen.pairing import create_pairs, document_rng, document_seed, seeded_rng
 from corpusgen.shards import instance_counters
 from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, binomial_halfwidth, mask_kinds
 from tests.corpusgen.test_pairing_masking import make_pool
@@ -92,8 +93,8 @@ def test_static_mask_rate_and_split_within_binomial_bounds(tables, prob, mask_p,
     counts = Counter()
     batch = []
     for i, doc in enumerate(pool):
-        rng = document_rng(11, doc.key, 0)
-        batch.append((create_pairs(i, pool, cfg, rng, counts), rng))
+        seed = document_seed(11, doc.key, 0)
+        batch.append((create_pairs(i, pool, cfg, seeded_rng(seed), counts), seed))
     counts.update(instance_counters(mask_documents(batch, tables, cfg, counts), "train", tables.mask_id))
     masked = counts[KIND_MASK] + counts[KIND_RANDOM] + counts[KIND_KEPT]
     assert masked > 30_000
@@ -199,9 +200,9 @@ def test_mask_copies_hold_n_sets_of_one_unmasked_row(tables):
     cfg = BuildConfig(mask_copies=3)
     pool = make_pool(12, 20, max_len=30)
     counts, single_counts = Counter(), Counter()
-    batch = [(create_pairs(i, pool, cfg, document_rng(1, d.key, 0), Counter()), document_rng(1, d.key, 0)) for i, d in enumerate(pool)]  # fmt: skip
+    batch = [(create_pairs(i, pool, cfg, document_rng(1, d.key, 0), Counter()), document_seed(1, d.key, 0)) for i, d in enumerate(pool)]  # fmt: skip
     inst = mask_documents(batch, tables, cfg, counts)
-    batch1 = [(create_pairs(i, pool, cfg, document_rng(1, d.key, 0), Counter()), document_rng(1, d.key, 0)) for i, d in enumerate(pool)]  # fmt: skip
+    batch1 = [(create_pairs(i, pool, cfg, document_rng(1, d.key, 0), Counter()), document_seed(1, d.key, 0)) for i, d in enumerate(pool)]  # fmt: skip
     single = mask_documents(batch1, tables, cfg.replace(mask_copies=1), single_counts)
     assert inst.set_sizes.shape == (len(inst), 3) and np.array_equal(inst.set_sizes.sum(1), inst.num_masked)
     assert counts["mask_candidates"] == 3 * single_counts["mask_candidates"]
@@ -227,18 +228,27 @@ def test_dynamic_builds_keep_rows_unmasked_with_word_starts(tables):
     cfg = BuildConfig(dynamic_masking=True, mask_scheme="whole-word")
     pool = make_pool(13, 10, max_len=30)
     counts = Counter()
-    batch = [(create_pairs(i, pool, cfg, document_rng(1, d.key, 0), Counter()), document_rng(1, d.key, 0)) for i, d in enumerate(pool)]  # fmt: skip
+    batch = [(create_pairs(i, pool, cfg, document_rng(1, d.key, 0), Counter()), document_seed(1, d.key, 0)) for i, d in enumerate(pool)]  # fmt: skip
     inst = mask_documents(batch, tables, cfg, counts)
     assert not (inst.input_ids == tables.mask_id).any() and inst.num_masked.sum() == 0
     assert len(inst.word_starts) == len(inst.input_ids) and counts["mask_candidates"] == 0
     assert mask_documents(batch[:1], tables, cfg.replace(mask_scheme="token"), Counter()).word_starts is None
 
 
-def test_document_draws_match_the_documents_own_generators():
-    rngs = [np.random.default_rng(i) for i in range(3)]
-    x = DocumentDraws(rngs, np.array([2, 1, 2])).random(np.array([1, 2, 3, 0, 4]))
-    want = np.concatenate([np.random.default_rng(0).random(3), np.random.default_rng(1).random(3), np.random.default_rng(2).random(4)])  # fmt: skip
-    assert np.array_equal(x, want)
+def test_document_draws_are_each_documents_own_stream():
+    """A document's numbers are those of its stream alone, whatever shares the batch, call after call."""
+    seeds = np.stack([document_seed(1, key, 0) for key in "abc"])
+    draws = DocumentDraws(seeds, np.array([2, 1, 2]))
+    x, y = draws.random(np.array([1, 2, 3, 0, 4])), draws.integers(5, np.array([0, 1, 1, 1, 2]))
+    keys = stream_keys(seeds)
+    want_x = [RowDraws(keys[d : d + 1]).random(np.array([n])) for d, n in enumerate([3, 3, 4])]
+    assert np.array_equal(x, np.concatenate(want_x))
+    alone = [RowDraws(keys[d : d + 1]) for d in range(3)]
+    for r, n in zip(alone, [3, 3, 4]):
+        r.random(np.array([n]))
+    assert np.array_equal(y, np.concatenate([r.integers(5, np.array([n])) for r, n in zip(alone, [1, 1, 3])]))
+    again = DocumentDraws(seeds[1:2], np.array([1])).random(np.array([3]))
+    assert np.array_equal(again, x[3:6]) and not np.array_equal(x[:3], x[3:6])
 
 
 class _FixedDraws:

@@ -9,7 +9,17 @@ from hypothesis import strategies as st
 
 from corpusgen.config import BuildConfig
 from corpusgen.masking import VocabTables, mask_documents, mask_pairs
-from corpusgen.pairing import NEXT, RANDOM, Pair, TokenizedDocument, create_pairs, document_rng, truncation_counts
+from corpusgen.pairing import (
+    NEXT,
+    RANDOM,
+    Pair,
+    TokenizedDocument,
+    create_pairs,
+    document_rng,
+    document_seed,
+    seeded_rng,
+    truncation_counts,
+)
 from corpusgen.shards import instance_counters
 from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, binomial_halfwidth
 
@@ -142,9 +152,9 @@ def masked_instances(tables, cfg, seed, n_docs=40, vocab_ids=None):
     counts = Counter()
     out = []
     for i, doc in enumerate(pool):
-        rng = document_rng(seed, doc.key, 0)
-        pairs = create_pairs(i, pool, cfg, rng, counts)
-        inst = mask_pairs(pairs, tables, cfg, rng, counts)
+        doc_seed = document_seed(seed, doc.key, 0)
+        pairs = create_pairs(i, pool, cfg, seeded_rng(doc_seed), counts)
+        inst = mask_pairs(pairs, tables, cfg, doc_seed, counts)
         counts.update(instance_counters(inst, "train", tables.mask_id))
         out.append((pairs, inst))
     return out, counts
@@ -251,7 +261,7 @@ def test_whole_word_mask_takes_whole_words_up_to_the_budget(
     assert masked == (k // len(word)) * len(word)
     for seed in range(25):
         counts = Counter()
-        inst = mask_pairs([pair, pair], tables, cfg, document_rng(seed, "doc", 0), counts)
+        inst = mask_pairs([pair, pair], tables, cfg, document_seed(seed, "doc", 0), counts)
         assert counts["mask_candidates"] == 2 * n_cand
         kinds = instance_counters(inst, "train", tables.mask_id)
         assert kinds[KIND_MASK] + kinds[KIND_RANDOM] + kinds[KIND_KEPT] == 2 * masked
@@ -273,7 +283,7 @@ def test_a_piece_after_a_special_token_starts_a_word(tables):
     pair = Pair(np.array([PLAY, ING], np.int64), np.array([ING, ED, PLAY], np.int64), NEXT, False)
     row = originals([pair], tables)[0]  # [CLS] play ##ing [SEP] ##ing ##ed play [SEP]
     assert [w.tolist() for w in words_of(row, tables)] == [[1, 2], [4, 5], [6]]
-    inst = mask_pairs([pair], tables, cfg, document_rng(0, "doc", 0), Counter())
+    inst = mask_pairs([pair], tables, cfg, document_seed(0, "doc", 0), Counter())
     [(_, pos, lab)] = rows_of(inst)
     assert pos.tolist() == [1, 2, 4, 5, 6] and lab.tolist() == [PLAY, ING, ING, ED, PLAY]
 
@@ -287,8 +297,8 @@ def test_a_documents_masks_do_not_depend_on_its_batch_neighbours(tables, wordpie
         d.ids = vocab_ids[np.random.default_rng(len(d.ids)).integers(0, len(vocab_ids), size=len(d.ids))]
 
     def document(i):
-        rng = document_rng(21, pool[i].key, 0)
-        return create_pairs(i, pool, cfg, rng, Counter()), rng
+        seed = document_seed(21, pool[i].key, 0)
+        return create_pairs(i, pool, cfg, seeded_rng(seed), Counter()), seed
 
     alone_counts, batch_counts = Counter(), Counter()
     alone = [mask_documents([document(i)], tables, cfg, alone_counts) for i in range(len(pool))]
@@ -392,7 +402,7 @@ def test_whole_word_masking_on_bpe_picks_whole_words_of_the_tokenizer():
     multi_piece_words = 0
     for i, doc in enumerate(pool):
         pairs = create_pairs(i, pool, cfg, document_rng(1, doc.key, 0), counts)
-        inst = mask_pairs(pairs, tables, cfg, document_rng(1, doc.key, 0), counts)
+        inst = mask_pairs(pairs, tables, cfg, document_seed(1, doc.key, 0), counts)
         seq = assemble([pairs], tables)
         cand = ~tables.is_special[seq.ids]
         for r, (_, pos, _) in enumerate(rows_of(inst)):

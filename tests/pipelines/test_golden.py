@@ -13,29 +13,30 @@ from corpusgen.shards import read_shard
 from pipelines.build import run_build
 from tests.conftest import DATA
 
-GOLDEN_ROWS_SHA256 = "07572a295cb5812114f0403d7cbef7ddab656b8dea95f74600abfa52636e44d3"
+GOLDEN_ROWS_SHA256 = "eb9c3a6e072fb047c6b713f8b6c9d122c6b6cf6707d3caa9db56ddb6e89004ce"
 GOLDEN_FIRST_ROW_OF_LAST_SHARD = {
-    "a_len": 60,
-    "masked_positions": [1, 5, 12, 20, 30, 32, 33, 40, 42, 43, 55, 67, 69, 86, 96, 104, 118, 121],
+    "a_len": 14,
+    "masked_positions": [19, 20, 26, 27, 29, 34, 37, 47, 57, 76, 77, 80, 82, 86, 89, 100, 101, 117, 121],
     "masked_labels": [
-        1010,
         2008,
-        2084,
-        2018,
-        9232,
-        1996,
-        4223,
-        5344,
-        2354,
-        2032,
-        2735,
-        3897,
-        1997,
-        1010,
-        1010,
-        2073,
-        1996,
+        2851,
+        3193,
+        2000,
         1012,
+        6644,
+        1011,
+        5178,
+        2012,
+        2013,
+        2010,
+        4188,
+        2785,
+        2000,
+        2793,
+        1037,
+        2062,
+        2720,
+        4625,
     ],
     "next_sentence_label": 1,
 }
@@ -56,5 +57,20 @@ def test_golden_sample_text_build(tmp_path, vocab_file):
             digest.update(json.dumps(table.column(column).to_pylist()).encode())
     first = read_shard(out / m["shards"][-1]["path"]).slice(0, 1).to_pylist()[0]
     assert {k: first[k] for k in GOLDEN_FIRST_ROW_OF_LAST_SHARD} == GOLDEN_FIRST_ROW_OF_LAST_SHARD
-    assert first["input_ids"][:14] == [101, 103, 13346, 14436, 1997, 103, 2307, 2542, 9917, 1010, 2062, 6659, 103, 2151]
+    assert first["input_ids"][:14] == [
+        101,
+        1996,
+        9545,
+        1997,
+        4438,
+        9866,
+        1010,
+        1044,
+        22571,
+        10450,
+        2050,
+        2841,
+        1012,
+        102,
+    ]
     assert digest.hexdigest() == GOLDEN_ROWS_SHA256
