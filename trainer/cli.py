@@ -220,9 +220,15 @@ def export(checkpoint: str, output: str, overwrite: bool, tokenizer: str | None)
     from trainer.train import CheckpointError
 
     try:
-        out, vocab = run(checkpoint, output, overwrite=overwrite, tokenizer=tokenizer)
+        out, vocab, pair_head_trained = run(checkpoint, output, overwrite=overwrite, tokenizer=tokenizer)
     except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    if not pair_head_trained:
+        click.echo(
+            f"note: the model was trained on an MLM-only build, so the pooler and NSP head in {out} hold their "
+            "initial weights; load it as BertForMaskedLM or BertModel (not for next-sentence predictions)",
+            err=True,
+        )
     if vocab is None:
         click.echo(
             f"warning: the training build is gone, so {out} has the weights but no tokenizer; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors.torch import save
@@ -20,6 +20,12 @@ from corpusgen.tokenizer import ROLES
 from trainer.model import BertConfig
 
 TOKENIZER_FILES = frozenset({"vocab.txt", "tokenizer.json", "tokenizer_config.json"})  # what an export may hold
+
+
+class Exported(NamedTuple):
+    folder: Path
+    tokenizer: Path | None  # the tokenizer file put beside the weights; None: the build is gone, none given
+    pair_head_trained: bool  # False: an MLM-only build; the pooler and NSP head hold their initial weights
 
 
 def hf_config(mcfg: BertConfig) -> dict[str, Any]:
@@ -81,7 +87,7 @@ def hf_state_dict(state: dict[str, torch.Tensor], mcfg: BertConfig) -> dict[str,
 
 def export(
     checkpoint: str | Path, out_dir: str | Path, *, overwrite: bool = False, tokenizer: str | Path | None = None
-) -> tuple[Path, Path | None]:
+) -> Exported:
     """Write the Hugging Face folder for ``checkpoint`` (a ckpt-*.pt or a run directory: its latest).
 
     The checkpoint is loaded without executing anything in it (``load_checkpoint``); every file is
@@ -89,8 +95,9 @@ def export(
     empty unless ``overwrite`` (then the export's files in it are replaced, an earlier export's tokenizer
     files this one does not write are removed, nothing else is touched).
     The tokenizer put beside the weights is ``tokenizer`` or the training build's, and must be the
-    vocabulary the model was trained with (the checkpoint's sha256). Returns the folder and the
-    tokenizer file used (None: the build is gone and none was given; the weights are written alone).
+    vocabulary the model was trained with (the checkpoint's sha256). Returns the folder, the
+    tokenizer file used (None: the build is gone and none was given; the weights are written alone)
+    and whether the pooler and NSP head were trained (not on an MLM-only build).
     """
     from trainer.train import checkpoints, load_checkpoint
 
@@ -122,7 +129,8 @@ def export(
     )
     for name in TOKENIZER_FILES.difference(written):  # an earlier export's: AutoTokenizer would load it
         (out / name).unlink(missing_ok=True)
-    return out, vocab
+    next_sentence = (ckpt.get("build_config") or {}).get("next_sentence", "nsp")
+    return Exported(out, vocab, next_sentence in ("nsp", "sop"))
 
 
 def holds_build_or_run(folder: Path) -> bool:

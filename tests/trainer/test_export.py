@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import DATA
+from tests.trainer.conftest import make_build
 from trainer.export import export, hf_state_dict
 from trainer.model import BertConfig, BertForPreTraining
 from trainer.train import TrainConfig, train
@@ -36,7 +37,8 @@ def test_transformers_loads_the_export_with_identical_outputs(build_dir, tmp_pat
     train(
         TrainConfig(data=str(build_dir), out=str(tmp_path / "run"), steps=3, batch_size=8, log_every=1, progress=False)
     )
-    folder, _ = export(tmp_path / "run", tmp_path / "hf")
+    folder, _, pair_head_trained = export(tmp_path / "run", tmp_path / "hf")
+    assert pair_head_trained
     assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in folder.iterdir()}
     ckpt = torch.load(next((tmp_path / "run").glob("ckpt-*.pt")), weights_only=False)
     ours = BertForPreTraining(BertConfig(**ckpt["model_config"])).eval()
@@ -175,5 +177,19 @@ def test_export_over_an_earlier_export_leaves_none_of_its_tokenizer(build_dir, t
     ]  # fmt: skip
     assert (target / "vocab.txt").read_bytes() == (data / "vocab.txt").read_bytes()
     shutil.rmtree(data)
-    assert export(run_dir, target, overwrite=True)[1] is None  # the build is gone: no tokenizer, none left
+    assert export(run_dir, target, overwrite=True).tokenizer is None  # the build is gone: no tokenizer, none left
     assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.safetensors", "notes.txt"]
+
+
+def test_export_of_an_mlm_only_model_says_its_pair_head_is_untrained(tmp_path):
+    """A model trained without NSP has a pooler and NSP head at their initial weights: the export says so."""
+    from click.testing import CliRunner
+
+    from trainer.cli import export as export_command
+
+    data = make_build(tmp_path / "data", rows=200, heldout_rows=0, next_sentence="none")
+    train(TrainConfig(data=str(data), out=str(tmp_path / "run"), steps=1, batch_size=4, log_every=1, progress=False))
+    done = CliRunner().invoke(export_command, [str(tmp_path / "run"), "-o", str(tmp_path / "hf")])
+    assert done.exit_code == 0, done.output
+    assert "MLM-only" in done.output and "BertForMaskedLM" in done.output, done.output
+    assert export(tmp_path / "run", tmp_path / "hf", overwrite=True).pair_head_trained is False
