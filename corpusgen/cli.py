@@ -6,10 +6,12 @@ Every user error ends in one line naming the problem and the fix, exit code 1
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -478,6 +480,21 @@ def _no_instances(manifest: dict) -> str:
     )
 
 
+_WORKER_LOG = re.compile(r'^Worker: severity: (\w+).*? message: "((?:[^"\\]|\\.)*)"', re.S)
+
+
+def _worker_message(record: logging.LogRecord) -> bool:
+    """A local worker process's log line as its message alone: Beam's job service relays it as the
+    text form of a log proto (severity, timestamps, escaped message, transform, thread)."""
+    match = _WORKER_LOG.match(record.getMessage())
+    if match:
+        escaped = match.group(2).encode("utf-8")  # octal escapes of UTF-8 bytes, or the characters as they are
+        record.msg = codecs.escape_decode(escaped)[0].decode("utf-8", "replace")
+        record.args = ()
+        record.name = "worker"
+    return True
+
+
 def _setup_logging(debug: bool = False) -> None:
     logging.basicConfig(
         level=logging.INFO if debug else logging.WARNING,
@@ -493,6 +510,7 @@ def _setup_logging(debug: bool = False) -> None:
         logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(
             lambda record: "No semi_persistent_directory found" not in record.getMessage()
         )
+        logging.getLogger("apache_beam.runners.portability.local_job_service").addFilter(_worker_message)
         # DaskRunner's note on each step that its partition size changed between Beam versions
         logging.getLogger("apache_beam.runners.dask.transform_evaluator").addFilter(
             lambda record: "default partition size" not in record.getMessage()

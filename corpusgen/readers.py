@@ -88,6 +88,12 @@ class StreamCut(Exception):
         self.whole_file = whole_file  # nothing of the file was read
 
 
+NOT_TEXT = "binary data, not text (leave it out, or pass --input-format for a table)"
+FEATHER_V1 = b"FEA1"
+FEATHER_V1_FIX = "a Feather V1 file (older than Arrow IPC); rewrite it: pyarrow.feather.write_feather(pyarrow.feather.read_table(F), F2)"
+TABLE_NAMES = {"arrow": "an Arrow IPC", "parquet": "a Parquet"}
+
+
 def _table_kind(head: bytes) -> str | None:
     """``arrow`` or ``parquet`` when the first bytes are an Arrow IPC (file or stream) or Parquet file's."""
     stream = head.startswith(b"\xff\xff\xff\xff") and 0 < int.from_bytes(head[4:8], "little") < 1 << 24
@@ -425,8 +431,12 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
     table = _table_kind(head)
     if table is not None:
         raise StreamCut(
-            BINARY_FILE, f"a {table} file; name it *.{table} or pass --input-format {table}", whole_file=True
+            BINARY_FILE,
+            f"{TABLE_NAMES[table]} file; name it *.{table} or pass --input-format {table}",
+            whole_file=True,
         )
+    if head.startswith(FEATHER_V1):
+        raise StreamCut(BINARY_FILE, FEATHER_V1_FIX, whole_file=True)
     probe = head[:_DETECT_BYTES]
     unicode = encoding.sniff_unicode(head)
     if cfg.encoding not in ("auto", "utf-8") and (unicode is None or unicode[1] == 0):
@@ -437,8 +447,7 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
         if codec == "utf-8-sig":
             return _Prefixed(head, stream)
     elif encoding.looks_binary(probe):
-        counts[BINARY_FILE] += 1
-        return None
+        raise StreamCut(BINARY_FILE, NOT_TEXT, whole_file=True)
     elif cfg.encoding == "utf-8" or not detect or _utf8_prefix_ok(head) or _mostly_utf8(probe):
         return _Prefixed(head, stream)  # the common case: no detection at all
     else:
@@ -451,8 +460,7 @@ def _open_text(stream: IO[bytes], cfg: BuildConfig, counts: Counter, *, detect: 
                 break
             except encoding.DecodeError as exc:
                 if exc.reason == encoding.BINARY:
-                    counts[BINARY_FILE] += 1
-                    return None
+                    raise StreamCut(BINARY_FILE, NOT_TEXT, whole_file=True) from None
         else:
             raise StreamCut(UNDECODABLE_FILE, "its bytes fit no text encoding (pass --encoding if you know it)",
                             whole_file=True)  # fmt: skip
@@ -504,8 +512,7 @@ def read_html_document(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> 
     if len(data) <= limit:
         stream.read(1)  # at the end: raises StreamCut when a compressed page was cut short
     if encoding.looks_binary(data[:_DETECT_BYTES]):
-        counts[BINARY_FILE] += 1
-        return
+        raise StreamCut(BINARY_FILE, NOT_TEXT, whole_file=True)
     if len(data) > limit or (b"\x00" in data and encoding.sniff_unicode(data) is None):
         counts[RECORDS_READ] += 1
         counts[DOCUMENT_TOO_LONG if len(data) > limit else NUL_BYTE] += 1
@@ -514,8 +521,9 @@ def read_html_document(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> 
     try:
         text, codec = encoding.decode_bytes(data, declared)
     except encoding.DecodeError as exc:
-        counts[BINARY_FILE if exc.reason == encoding.BINARY else UNDECODABLE_FILE] += 1
-        return
+        if exc.reason == encoding.BINARY:
+            raise StreamCut(BINARY_FILE, NOT_TEXT, whole_file=True) from None
+        raise StreamCut(UNDECODABLE_FILE, f"{exc}; pass --encoding if you know it", whole_file=True) from None
     counts[RECORDS_READ] += 1
     reason = _check_text(text, cfg)
     if reason:
@@ -696,6 +704,8 @@ def _open_ipc(source):
 
     magic = source.read(6)
     source.seek(0)
+    if magic.startswith(FEATHER_V1):
+        raise pa.ArrowInvalid(FEATHER_V1_FIX)
     if magic != b"ARROW1":
         return pa.ipc.open_stream(source)
     try:
@@ -971,16 +981,8 @@ def read_documents(
     if byte_range is None or byte_range[0] == 0:
         counts[FILES_READ] += 1
     before = (counts[RECORDS_READ], counts[DOCUMENTS_READ], counts[MISSING_TEXT_FIELD] + counts[NON_STRING_TEXT])
-    binary = counts[BINARY_FILE]
     file_drops = sum(counts[r] for r in FILE_DROPS)
     yield from _read_documents(path, fmt, cfg, counts, opener, byte_range)  # never raises
-    if counts[BINARY_FILE] > binary and compression_of(path) is None:
-        kind = _compressed_by_magic(path, opener)
-        if kind is not None:  # a common slip: a compressed file whose name does not say so
-            suffix = next(suf for suf, k in COMPRESSIONS.items() if k == kind)
-            log.warning(
-                "%s: holds %s-compressed data; name it %s%s to read it (skipped as binary)", path, kind, path, suffix
-            )
     if byte_range is None and counts[RECORDS_READ] == before[0] and sum(counts[r] for r in FILE_DROPS) == file_drops:
         counts[EMPTY_FILE] += 1  # nothing but whitespace (or a table of no rows)
     records, docs, no_text = (
@@ -1026,6 +1028,12 @@ def _read_documents(path, fmt, cfg, counts, opener, byte_range) -> Iterator[str]
                 counts[DOCUMENTS_READ] += 1
                 yield doc
     except StreamCut as exc:
+        kind = _compressed_by_magic(path, opener) if exc.reason == BINARY_FILE and not compression_of(path) else None
+        if kind is not None:  # a common slip: a compressed file whose name does not say so
+            suffix = next(suf for suf, k in COMPRESSIONS.items() if k == kind)
+            exc = StreamCut(
+                BINARY_FILE, f"holds {kind}-compressed data; name it {path}{suffix} to read it", whole_file=True
+            )
         log.warning("%s: %s; %s", path, exc, "skipped it" if exc.whole_file else "kept the documents before it")
         counts[exc.reason] += 1
     except OSError as exc:

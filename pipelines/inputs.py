@@ -243,7 +243,7 @@ def check_inputs(files: list[str], cfg: BuildConfig) -> None:
                 first_error = first_error or (path, exc)
         if schema is None:
             bad, exc = first_error
-            fix = "" if readers.compression_of(bad) else "; check --input-format"
+            fix = "" if readers.compression_of(bad) or readers.FEATHER_V1_FIX in str(exc) else "; check --input-format"
             raise InputError(f"{bad}: not a readable {fmt.table} file ({str(exc)[:150]}){fix}") from None
         if field not in schema.names:
             raise InputError(

@@ -368,3 +368,20 @@ def test_a_finished_build_ends_without_the_interpreters_teardown_and_a_failed_on
     failed = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert failed.returncode == 1 and "Error:" in failed.stderr, failed.stderr
     assert marker.read_text() == "teardown ran"
+
+
+def test_a_local_worker_log_line_is_shown_as_its_message():
+    """Beam's job service relays a worker's warning as the text of a log proto; the user reads the message."""
+    import logging
+
+    from corpusgen.cli import _worker_message
+
+    relayed = (
+        'Worker: severity: WARN timestamp {   seconds: 1796357579   nanos: 853147745 } message: "/tmp/caf\\303\\251 '
+        'x.txt: binary_file: a \\"table\\"; skipped it" instruction_id: "bundle_5" transform_id: "Read/Parse" '
+        'log_location: "/work/corpusgen/readers.py:1037" thread: "Thread-11" '
+    )
+    record = logging.LogRecord("apache_beam", logging.WARNING, __file__, 1, "%s", (relayed,), None)
+    assert _worker_message(record) and record.getMessage() == '/tmp/café x.txt: binary_file: a "table"; skipped it'
+    other = logging.LogRecord("apache_beam", logging.INFO, __file__, 1, "Job state: %s", ("DONE",), None)
+    assert _worker_message(other) and other.getMessage() == "Job state: DONE"

@@ -18,16 +18,22 @@ def balanced(docs: list[str], counts: Counter) -> Counter:
     return +counts
 
 
-def text_docs(data: bytes, **cfg):
-    counts = Counter()
-    docs = list(readers.read_text_documents(io.BytesIO(data), BuildConfig(**cfg), counts))
+def _read(reader, data: bytes, **cfg):
+    """A reader's documents and counts; a file it stops on counted by reason, as ``read_documents`` does."""
+    counts, docs = Counter(), []
+    try:
+        docs.extend(reader(io.BytesIO(data), BuildConfig(**cfg), counts))
+    except readers.StreamCut as exc:
+        counts[exc.reason] += 1
     return docs, balanced(docs, counts)
+
+
+def text_docs(data: bytes, **cfg):
+    return _read(readers.read_text_documents, data, **cfg)
 
 
 def jsonl_docs(data: bytes, **cfg):
-    counts = Counter()
-    docs = list(readers.read_jsonl_documents(io.BytesIO(data), BuildConfig(**cfg), counts))
-    return docs, balanced(docs, counts)
+    return _read(readers.read_jsonl_documents, data, **cfg)
 
 
 def test_blank_lines_separate_documents():
@@ -517,7 +523,9 @@ def test_binary_is_decided_on_evidence():
     assert text_docs(bytes(range(256)) * 100)[1] == Counter({stats.BINARY_FILE: 1})
     assert jsonl_docs(b"\x89PNG\r\n\x1a\n" + b'{"text": "x"}\n' * 10)[1] == Counter({stats.BINARY_FILE: 1})
     with pytest.raises(readers.StreamCut) as cut:  # a zip: an archive (read_documents counts it, says so)
-        jsonl_docs(b"PK\x03\x04" + b'{"text": "x"}\n' * 10)
+        list(
+            readers.read_jsonl_documents(io.BytesIO(b"PK\x03\x04" + b'{"text": "x"}\n' * 10), BuildConfig(), Counter())
+        )
     assert cut.value.reason == stats.ARCHIVE_FILE and cut.value.whole_file
     assert jsonl_docs(b'{"text": "x"}\n' + bytes(4000) + b"\n")[1] == Counter({stats.BINARY_FILE: 1})
     # UTF-16 without a BOM has NULs everywhere and is text
@@ -587,7 +595,7 @@ def test_a_compressed_file_whose_name_does_not_say_so_is_named_with_the_fix(tmp_
     assert counts[stats.BINARY_FILE] == 1
     path = tmp_path / "corpus.jsonl"
     assert [r.getMessage() for r in caplog.records] == [
-        f"{path}: holds gzip-compressed data; name it {path}.gz to read it (skipped as binary)"
+        f"{path}: binary_file: holds gzip-compressed data; name it {path}.gz to read it; skipped it"
     ]
 
 
@@ -654,7 +662,8 @@ def test_an_arrow_stream_is_read_by_its_suffix_and_named_when_misnamed(tmp_path,
         with caplog.at_level("WARNING", logger="corpusgen"):
             assert read_file(tmp_path / name) == ([], Counter({stats.BINARY_FILE: 1}))
         assert [r.getMessage() for r in caplog.records] == [
-            f"{tmp_path / name}: binary_file: a {kind} file; name it *.{kind} or pass --input-format {kind}; skipped it"
+            f"{tmp_path / name}: binary_file: {readers.TABLE_NAMES[kind]} file; name it *.{kind} or pass --input-format "
+            f"{kind}; skipped it"
         ]
 
 
@@ -692,3 +701,32 @@ def test_text_holding_ustar_where_a_tar_header_would_is_still_text():
     line = b'{"text": "' + b"a" * (257 - 10) + b'ustar custard. Second sentence."}\n'
     assert line[257:262] == b"ustar"
     assert jsonl_docs(line * 3)[0] == [json.loads(line)["text"]] * 3
+
+
+def test_a_binary_file_is_named_in_a_warning(tmp_path, caplog):
+    """The count alone did not say which of a glob's files was skipped as binary."""
+    (tmp_path / "noise.txt").write_bytes(bytes(range(256)) * 40)
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert read_file(tmp_path / "noise.txt") == ([], Counter({stats.BINARY_FILE: 1}))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'noise.txt'}: binary_file: {readers.NOT_TEXT}; skipped it"
+    ]
+
+
+def test_a_feather_v1_file_gets_the_fix_not_a_metadata_length_error(tmp_path, caplog):
+    """pyarrow read an old Feather file as an IPC stream: 'Expected to read 826361158 metadata bytes'."""
+    import warnings
+
+    import pyarrow.feather as feather
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pyarrow 25 deprecates writing V1
+        feather.write_feather(pa.table({"text": ["One. Two."]}), tmp_path / "old.feather", version=1)
+    with pytest.raises(pa.ArrowInvalid, match="Feather V1"):
+        readers.table_schema(str(tmp_path / "old.feather"), "arrow")
+    (tmp_path / "old.txt").write_bytes((tmp_path / "old.feather").read_bytes())
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert read_file(tmp_path / "old.txt") == ([], Counter({stats.BINARY_FILE: 1}))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'old.txt'}: binary_file: {readers.FEATHER_V1_FIX}; skipped it"
+    ]
