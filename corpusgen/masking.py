@@ -17,9 +17,10 @@ the budget skipped and the next ones still tried, as the reference does. ``span`
 
 The seam: ``assemble`` lays rows out (``Sequences``, with a word start per position), a
 scheme of ``POSITION_SCHEMES`` chooses the positions, ``replace`` applies the split. Their
-random numbers come from a *draws* object of counter-based streams: at build time
-``DocumentDraws`` (a stream per (document, dupe), so a document's masks do not depend on its
-neighbours), in the loader ``RowDraws`` (a stream per (random_seed, epoch, row): ``mask_rows``). Static
+random numbers come from a *draws* object of counter-based streams (``corpusgen.streams``): at
+build time ``DocumentDraws`` (a stream per (document, dupe), so a document's masks do not depend on
+its neighbours), in the loader ``KeyedDraws`` over ``row_keys`` (a stream per (random_seed, epoch,
+row): ``mask_rows``). Static
 masks, mask copies and dynamic masks are therefore made by the same functions, and the build
 measures the dynamic masks of epoch 0 exactly as the loader draws them.
 """
@@ -37,6 +38,7 @@ import numpy as np
 from corpusgen.config import BuildConfig
 from corpusgen.pairing import Pair
 from corpusgen.shards import WORD_SCHEMES, Instances, position_dtype, token_dtype
+from corpusgen.streams import GOLDEN, M64, MASKING, KeyedDraws, mix64, stream_keys
 
 
 @dataclass(frozen=True)
@@ -99,17 +101,6 @@ def _segment_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # --- random numbers -------------------------------------------------------------------------
 
-_M64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (a bijection of 64-bit words that scrambles every bit), elementwise."""
-    z = np.asarray(z, dtype=np.uint64)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
 
 class Draws(Protocol):
     """Where the masking functions take their random numbers from: ``per_row[r]`` for every row r,
@@ -120,47 +111,17 @@ class Draws(Protocol):
     def integers(self, high: int, per_row: np.ndarray) -> np.ndarray: ...  # ints in [0, high)
 
 
-class RowDraws:
-    """Random numbers for rows, each row on its own counter-based stream named by a 64-bit key.
-
-    The i-th number of the c-th call for a row is a SplitMix64 output of (key, c, i): nothing is
-    sequential, so a whole batch is drawn with a few array operations, and a row's numbers depend
-    on its key alone (``row_keys``: random_seed, epoch, shard, row), never on its neighbours.
-    """
-
-    def __init__(self, keys: np.ndarray) -> None:
-        self.keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
-        self.calls = 0
-
-    def words(self, per_row: np.ndarray) -> np.ndarray:
-        """Random 64-bit words (uint64)."""
-        self.calls += 1
-        per_row = np.asarray(per_row, dtype=np.int64)
-        row = np.repeat(np.arange(len(per_row)), per_row)
-        first = np.cumsum(per_row) - per_row
-        i = (np.arange(len(row), dtype=np.int64) - first[row] + 1).astype(np.uint64)
-        stream = _mix64(self.keys ^ np.uint64((self.calls * _GOLDEN) & _M64))
-        return _mix64(stream[row] + i * np.uint64(_GOLDEN))
-
-    def random(self, per_row: np.ndarray) -> np.ndarray:
-        return (self.words(per_row) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-    def integers(self, high: int, per_row: np.ndarray) -> np.ndarray:
-        """Integers in [0, high)."""
-        return np.minimum((self.random(per_row) * high).astype(np.int64), high - 1)
-
-
 class DocumentDraws:
     """Random numbers for the rows of many documents, each document on its own stream.
 
     ``random(per_row)`` returns ``per_row[r]`` numbers for every row r, rows in order: a document's
-    numbers are those of ``RowDraws`` keyed by the document alone (its rows' counts summed), so
+    numbers are those of its stream alone (``KeyedDraws``, its rows' counts summed), so
     they do not depend on the other documents of the batch, and the whole batch is drawn with a
     few array operations (a generator per document cost four calls of Python each: 8% of a build).
     """
 
     def __init__(self, seeds: np.ndarray, rows_per_doc: np.ndarray) -> None:
-        self.streams = RowDraws(stream_keys(seeds))
+        self.streams = KeyedDraws(stream_keys(seeds, MASKING))
         self.doc_of_row = np.repeat(np.arange(len(self.streams.keys)), rows_per_doc)
 
     def _per_doc(self, per_row: np.ndarray) -> np.ndarray:
@@ -177,13 +138,6 @@ class DocumentDraws:
         return self.streams.integers(high, self._per_doc(per_row))
 
 
-def stream_keys(seeds: np.ndarray) -> np.ndarray:
-    """The 64-bit masking stream keys of documents named by 128-bit seeds (``pairing.document_seed``;
-    shape (documents, 2), uint64)."""
-    seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1, 2)
-    return _mix64(seeds[:, 0] ^ _mix64(seeds[:, 1] + np.uint64(_GOLDEN)))
-
-
 def shard_key(path: str) -> int:
     """A 64-bit name of a shard (its path inside the build), part of its rows' mask keys."""
     return int.from_bytes(hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest(), "little")
@@ -192,9 +146,9 @@ def shard_key(path: str) -> int:
 def row_keys(seed: int, epoch: np.ndarray | int, shard: np.ndarray | int, row: np.ndarray) -> np.ndarray:
     """The keys of rows' mask streams: one per (random_seed, epoch, shard key, row within the shard)."""
     row = np.asarray(row, dtype=np.int64).reshape(-1)
-    h = _mix64(np.broadcast_to(np.asarray(shard, dtype=np.uint64), row.shape) ^ np.uint64(int(seed) & _M64))
-    h = _mix64(h + np.broadcast_to(np.asarray(epoch, dtype=np.int64), row.shape).astype(np.uint64) * np.uint64(_GOLDEN))
-    return _mix64(h + (row.astype(np.uint64) + np.uint64(1)) * np.uint64(0xD1B54A32D192ED03))
+    h = mix64(np.broadcast_to(np.asarray(shard, dtype=np.uint64), row.shape) ^ np.uint64(int(seed) & M64))
+    h = mix64(h + np.broadcast_to(np.asarray(epoch, dtype=np.int64), row.shape).astype(np.uint64) * np.uint64(GOLDEN))
+    return mix64(h + (row.astype(np.uint64) + np.uint64(1)) * np.uint64(0xD1B54A32D192ED03))
 
 
 # --- the seam ---------------------------------------------------------------------------------
@@ -582,7 +536,7 @@ def mask_rows(
     seq = row_sequences(ids, lengths, word_start, tables)
     cand = ~tables.is_special[seq.ids]
     _, k = mask_budget(seq, cand, cfg)
-    return seq, draw_masks(seq, cand, k, cfg, tables, RowDraws(keys))
+    return seq, draw_masks(seq, cand, k, cfg, tables, KeyedDraws(keys))
 
 
 ROWS_PER_MASK_CALL = 1024  # rows masked per call when measuring a shard: bounds the arrays of one call

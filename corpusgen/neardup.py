@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from corpusgen import unicode_ranges
+from corpusgen.streams import mix64
 
 __all__ = [
     "NearDupConfig",
@@ -135,15 +136,6 @@ def _word_hashes(words: list[str]) -> np.ndarray:
         return np.fromiter(map(_WORD_CACHE.__getitem__, words), dtype=np.uint64, count=len(words))
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads the position-weighted sum over all 64 bits before reduction."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     """Sorted unique 32-bit hashes (as uint64) of the text's word n-grams, words lowercased and
     punctuation ignored. A text shorter than ``ngram`` words is one shingle; no words, no shingles."""
@@ -157,7 +149,7 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     with np.errstate(over="ignore"):
         for i in range(n):
             acc += w[i : i + count] * _POSITION_MULTIPLIERS[i]
-        return np.unique(_mix64(acc) & _SHINGLE_BITS)
+        return np.unique(mix64(acc) & _SHINGLE_BITS)
 
 
 @functools.lru_cache(maxsize=16)

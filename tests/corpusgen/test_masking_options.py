@@ -9,7 +9,6 @@ import pytest
 from corpusgen.config import BuildConfig
 from corpusgen.masking import (
     DocumentDraws,
-    RowDraws,
     VocabTables,
     cut_spans,
     mask_budget,
@@ -18,11 +17,11 @@ from corpusgen.masking import (
     row_keys,
     row_sequences,
     shard_key,
-    stream_keys,
 )
 from corpusgen.pairing import create_pairs, document_rng, document_seed, seeded_rng
 from corpusgen.shards import instance_counters
 from corpusgen.stats import KIND_KEPT, KIND_MASK, KIND_RANDOM, binomial_halfwidth, mask_kinds
+from corpusgen.streams import MASKING, KeyedDraws, stream_keys
 from tests.corpusgen.test_pairing_masking import make_pool
 
 Z = 5.0  # standard errors: a correct sampler fails one check in ~2 million
@@ -139,7 +138,7 @@ def test_span_lengths_follow_the_clipped_geometric(tables):
     ids, lengths = random_rows(tables, 4000, seed=3, min_len=60, max_len=128)
     seq = row_sequences(ids, lengths, None, tables)
     cand = ~tables.is_special[ids]
-    w, span_of = cut_spans(seq, cand, cfg, RowDraws(row_keys(1, 0, 2, np.arange(len(lengths)))))
+    w, span_of = cut_spans(seq, cand, cfg, KeyedDraws(row_keys(1, 0, 2, np.arange(len(lengths)))))
     # spans: consecutive words of one stretch (never across [SEP]), at most `top` words
     size = np.bincount(span_of)
     assert size.max() == top
@@ -185,14 +184,14 @@ def test_dynamic_masks_depend_on_the_key_alone(tables):
 
 def test_row_draws_are_uniform_and_independent_of_neighbours():
     keys = row_keys(3, 0, shard_key("shards/train/x.arrow"), np.arange(1000))
-    u = RowDraws(keys).random(np.full(1000, 100))
+    u = KeyedDraws(keys).random(np.full(1000, 100))
     assert abs(u.mean() - 0.5) <= Z * np.sqrt(1 / 12 / len(u)) and 0 <= u.min() and u.max() < 1
     assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) <= Z / np.sqrt(len(u))
     per_row = np.arange(1000) % 7
-    x = RowDraws(keys).random(per_row)
-    y = RowDraws(keys[5:6]).random(per_row[5:6])
+    x = KeyedDraws(keys).random(per_row)
+    y = KeyedDraws(keys[5:6]).random(per_row[5:6])
     assert np.array_equal(x[per_row[:5].sum() : per_row[:6].sum()], y)
-    ints = RowDraws(keys).integers(10, np.full(1000, 50))
+    ints = KeyedDraws(keys).integers(10, np.full(1000, 50))
     assert ints.min() == 0 and ints.max() == 9
 
 
@@ -240,10 +239,10 @@ def test_document_draws_are_each_documents_own_stream():
     seeds = np.stack([document_seed(1, key, 0) for key in "abc"])
     draws = DocumentDraws(seeds, np.array([2, 1, 2]))
     x, y = draws.random(np.array([1, 2, 3, 0, 4])), draws.integers(5, np.array([0, 1, 1, 1, 2]))
-    keys = stream_keys(seeds)
-    want_x = [RowDraws(keys[d : d + 1]).random(np.array([n])) for d, n in enumerate([3, 3, 4])]
+    keys = stream_keys(seeds, MASKING)
+    want_x = [KeyedDraws(keys[d : d + 1]).random(np.array([n])) for d, n in enumerate([3, 3, 4])]
     assert np.array_equal(x, np.concatenate(want_x))
-    alone = [RowDraws(keys[d : d + 1]) for d in range(3)]
+    alone = [KeyedDraws(keys[d : d + 1]) for d in range(3)]
     for r, n in zip(alone, [3, 3, 4]):
         r.random(np.array([n]))
     assert np.array_equal(y, np.concatenate([r.integers(5, np.array([n])) for r, n in zip(alone, [1, 1, 3])]))

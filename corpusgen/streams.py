@@ -1,0 +1,70 @@
+"""Counter-based random streams: the i-th number of a stream is a hash of (its 64-bit key, i).
+
+Nothing is sequential, so the numbers of many streams (rows, documents) are drawn at once with a
+few array operations, and a stream's numbers depend on its key alone, never on which others share
+the batch or on a worker's history. The hash is SplitMix64's finaliser, a bijection of 64-bit words.
+Pairing (``pairing.PairStream``), the build's masks (``masking.DocumentDraws``) and the loader's
+dynamic masks (``masking.row_keys``) draw from here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+M64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: the stream's step
+MASKING, PAIRING = 0, 1  # purposes: one document seed names a stream for each
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, elementwise on uint64."""
+    z = np.asarray(z, dtype=np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def mix64_int(z: int) -> int:
+    """``mix64`` of one Python int (no array overhead: for numbers drawn one at a time)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def call_stream(key: int, call: int) -> int:
+    """The base of a key's ``call``-th draw (an int): its numbers are ``mix64(base + i * GOLDEN)``, i ≥ 1."""
+    return mix64_int(key ^ ((call * GOLDEN) & M64))
+
+
+class KeyedDraws:
+    """Random numbers for many streams, one per 64-bit key: ``per_key[k]`` numbers of stream k,
+    streams in order, as one flat array. Each call draws the next numbers of every stream."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        self.calls = 0
+
+    def words(self, per_key: np.ndarray) -> np.ndarray:
+        """Random 64-bit words (uint64)."""
+        self.calls += 1
+        per_key = np.asarray(per_key, dtype=np.int64)
+        owner = np.repeat(np.arange(len(per_key)), per_key)
+        first = np.cumsum(per_key) - per_key
+        i = (np.arange(len(owner), dtype=np.int64) - first[owner] + 1).astype(np.uint64)
+        base = mix64(self.keys ^ np.uint64((self.calls * GOLDEN) & M64))
+        return mix64(base[owner] + i * np.uint64(GOLDEN))
+
+    def random(self, per_key: np.ndarray) -> np.ndarray:
+        """Floats in [0, 1), 53 random bits each."""
+        return (self.words(per_key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    def integers(self, high: int, per_key: np.ndarray) -> np.ndarray:
+        """Integers in [0, high)."""
+        return np.minimum((self.random(per_key) * high).astype(np.int64), high - 1)
+
+
+def stream_keys(seeds: np.ndarray, purpose: int) -> np.ndarray:
+    """The 64-bit stream keys of documents named by 128-bit seeds (``pairing.document_seed``; shape
+    (documents, 2), uint64) for ``purpose`` (MASKING, PAIRING): independent streams of one seed."""
+    seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1, 2)
+    return mix64(seeds[:, 0] ^ mix64(seeds[:, 1] + np.uint64(((purpose + 1) * GOLDEN) & M64)))
