@@ -14,15 +14,13 @@ import hashlib
 from collections import Counter
 from collections.abc import Collection, Sequence
 
-import numpy as np
-
 from corpusgen import stats
 from corpusgen.config import BuildConfig
 from corpusgen.documents import Removed, drop
 from corpusgen.intermediate import PoolDocument
 from corpusgen.masking import VocabTables, mask_documents
 from corpusgen.packing import create_packed_instances
-from corpusgen.pairing import TokenizedDocument, create_pairs, document_seed, pair_streams
+from corpusgen.pairing import TokenizedDocument, create_pairs, document_seed, seeded_rng
 from corpusgen.partition import VALIDATION
 from corpusgen.shards import Instances
 from corpusgen.timing import StageTimer
@@ -93,10 +91,9 @@ def create_instances(
         for lo in range(0, len(pool), DOCS_PER_MASK_BATCH):
             batch = []
             with timer.stage("pair"):
-                docs = pool[lo : lo + DOCS_PER_MASK_BATCH]
-                seeds = np.stack([document_seed(cfg.random_seed, d.key, dupe) for d in docs])
-                for i, seed, stream in zip(range(lo, lo + len(docs)), seeds, pair_streams(seeds, docs)):
-                    pairs = create_pairs(i, pool, cfg, stream, counts)
+                for i in range(lo, min(lo + DOCS_PER_MASK_BATCH, len(pool))):
+                    seed = document_seed(cfg.random_seed, pool[i].key, dupe)
+                    pairs = create_pairs(i, pool, cfg, seeded_rng(seed), counts)
                     counts["short_target_instances"] += sum(p.short for p in pairs)
                     batch.append((pairs, seed))
             with timer.stage("mask"):

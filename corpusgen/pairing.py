@@ -38,7 +38,6 @@ from numpy.random.bit_generator import ISeedSequence
 
 from corpusgen.config import BuildConfig
 from corpusgen.shards import NSP_IGNORE
-from corpusgen.streams import GOLDEN, M64, PAIRING, KeyedDraws, call_stream, mix64_int, stream_keys
 
 NEXT = 0  # B follows A
 RANDOM = 1  # B is from another document (NSP) or A and B are swapped (SOP)
@@ -129,47 +128,6 @@ def document_rng(seed: int, key: str, dupe: int) -> np.random.Generator:
     return seeded_rng(document_seed(seed, key, dupe))
 
 
-class PairStream:
-    """Pairing's random numbers for one (document, dupe): what ``create_pairs`` asks of a generator
-    (one block of uniforms, then fair-coin binomials), from the document's counter-based stream.
-
-    ``pair_streams`` draws the blocks of a batch of documents in one array call, and a binomial is
-    the number of heads among n coins, 64 to a random word. A numpy generator per document cost
-    4 µs to key and 1.5 µs a call: a fifth of pairing's time (profiled).
-    """
-
-    __slots__ = ("_block", "_base", "_coins")
-
-    def __init__(self, block: np.ndarray, key: int) -> None:
-        self._block, self._base, self._coins = block, call_stream(key, 2), 0
-
-    def random(self, n: int) -> np.ndarray:
-        if n != len(self._block):
-            raise ValueError(f"a pair stream holds a block of {len(self._block)} uniforms, not {n}")
-        return self._block
-
-    def binomial(self, n: int, p: float) -> int:
-        """Heads among ``n`` fair coins (``p`` must be 0.5)."""
-        if p != 0.5:
-            raise ValueError("a pair stream draws fair coins only")
-        heads = 0
-        while n > 0:
-            self._coins += 1
-            word = mix64_int((self._base + self._coins * GOLDEN) & M64)
-            heads += (word & ((1 << min(n, 64)) - 1)).bit_count()
-            n -= 64
-        return heads
-
-
-def pair_streams(seeds: np.ndarray, docs: Sequence[TokenizedDocument]) -> list[PairStream]:
-    """The pair streams of ``docs`` (one dupe), named by their ``document_seed``s (rows of ``seeds``)."""
-    keys = stream_keys(seeds, PAIRING)
-    need = DRAWS_PER_PAIR * (np.array([d.n_sentences for d in docs], dtype=np.int64) + 1)
-    flat = KeyedDraws(keys).random(need)
-    ends = np.cumsum(need).tolist()
-    return [PairStream(flat[end - n : end], key) for end, n, key in zip(ends, need.tolist(), keys.tolist())]
-
-
 def truncation_counts(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:
     """Tokens to remove from A and from B so that len_a + len_b <= max_tokens.
 
@@ -192,7 +150,7 @@ def create_pairs(
     doc_index: int,
     pool: Sequence[TokenizedDocument],
     cfg: BuildConfig,
-    rng: np.random.Generator | PairStream,
+    rng: np.random.Generator,
     counts: Counter,
 ) -> list[Pair]:
     """The pairs of one document for one dupe, drawing B from ``pool`` when random.

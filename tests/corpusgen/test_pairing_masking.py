@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from corpusgen.config import BuildConfig
 from corpusgen.masking import VocabTables, mask_documents, mask_pairs
 from corpusgen.pairing import (
-    DRAWS_PER_PAIR,
     NEXT,
     RANDOM,
     Pair,
@@ -18,7 +17,6 @@ from corpusgen.pairing import (
     create_pairs,
     document_rng,
     document_seed,
-    pair_streams,
     seeded_rng,
     truncation_counts,
 )
@@ -122,61 +120,20 @@ def test_pairs_are_whole_well_formed_and_deterministic(seed, mode, max_seq_lengt
                 assert any(find_slice(d.ids, second) >= 0 for d in others), "random B comes from another document"
 
 
-def stream_of(seed: int, pool, dupe: int):
-    """The build's random streams of a pool's documents: ``pair_streams`` over the pool at once."""
-    seeds = np.stack([document_seed(seed, d.key, dupe) for d in pool])
-    return pair_streams(seeds, pool)
-
-
-@pytest.mark.parametrize("kind", ["build stream", "philox"])
-def test_nsp_balance_and_short_share_on_a_large_sample(kind):
+def test_nsp_balance_and_short_share_on_a_large_sample():
     cfg = BuildConfig()
     pool = make_pool(7, 400, min_sent=2, max_sent=60)
     counts = Counter()
     labels, shorts = [], []
     for dupe in range(3):
-        streams = stream_of(99, pool, dupe)
         for i, doc in enumerate(pool):
-            rng = streams[i] if kind == "build stream" else document_rng(99, doc.key, dupe)
-            for p in create_pairs(i, pool, cfg, rng, counts):
+            for p in create_pairs(i, pool, cfg, document_rng(99, doc.key, dupe), counts):
                 labels.append(p.label)
                 shorts.append(p.short)
     n = len(labels)
     assert n > 3000
     assert abs(np.mean(labels) - 0.5) <= binomial_halfwidth(n, 0.5)
     assert abs(np.mean(shorts) - 0.1) <= binomial_halfwidth(n, 0.1)
-
-
-@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 300])
-def test_pair_stream_binomial_is_fair_coins(n):
-    """Heads among n coins, 64 to a word: mean n/2 and variance n/4, every count reachable."""
-    pool = make_pool(3, 1, min_sent=2, max_sent=3)
-    draws = []
-    for dupe in range(4000):
-        stream = stream_of(1, pool, dupe)[0]
-        draws += [stream.binomial(n, 0.5), stream.binomial(n, 0.5)]
-    x = np.array(draws)
-    assert x.min() >= 0 and x.max() <= n
-    assert abs(x.mean() - n / 2) <= 4 * np.sqrt(n / 4 / len(x))
-    assert abs(x.var() / (n / 4) - 1) <= 0.1
-    if n <= 5:
-        assert set(x.tolist()) == set(range(n + 1))
-    with pytest.raises(ValueError, match="fair coins"):
-        stream.binomial(3, 0.3)
-
-
-def test_pair_streams_do_not_depend_on_batch_neighbours():
-    pool = make_pool(5, 6, min_sent=2, max_sent=9)
-    together = stream_of(2, pool, 1)
-    for i, doc in enumerate(pool):
-        alone = stream_of(2, [doc], 1)[0]
-        n = DRAWS_PER_PAIR * (doc.n_sentences + 1)
-        assert np.array_equal(alone.random(n), together[i].random(n))
-        assert [alone.binomial(70, 0.5) for _ in range(3)] == [together[i].binomial(70, 0.5) for _ in range(3)]
-    n0 = DRAWS_PER_PAIR * (pool[0].n_sentences + 1)
-    assert not np.array_equal(together[0].random(n0), stream_of(2, pool, 2)[0].random(n0)), (
-        "another dupe, other numbers"
-    )
 
 
 # --- masking -----------------------------------------------------------------------------
