@@ -4,6 +4,8 @@ import ast
 import importlib.util
 import json
 import re
+import shlex
+import shutil
 import sys
 
 import apache_beam
@@ -76,3 +78,24 @@ def test_deploy_readmes_name_the_pinned_beam_version(readme):
     text = (ROOT / "deploy" / readme).read_text()
     versions = set(re.findall(r"beam[-_a-z0-9.]*?[-:]([0-9]+\.[0-9]+\.[0-9]+)", text, re.I))
     assert versions <= {apache_beam.__version__}, versions
+
+
+def _dry_run_commands(text: str) -> list[list[str]]:
+    """The ``corpusgen build … --dry-run`` command lines of a README's bash blocks, continuations joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [shlex.split(line)[1:] for line in lines if line.startswith("corpusgen build ") and "--dry-run" in line]
+
+
+@pytest.mark.parametrize("readme", ["README.md", "deploy/dataflow/README.md"])
+def test_readme_dry_runs_pass_as_written(readme, tmp_path, monkeypatch):
+    # A user checks a cluster command line offline by pasting the README's: its placeholders must pass
+    # Beam's validator (gs://BUCKET is not a valid bucket name, PROJECT not a project id).
+    commands = _dry_run_commands((ROOT / readme).read_text())
+    assert commands
+    shutil.copy(ROOT / "corpusgen" / "data" / "bert-base-uncased-vocab.txt", tmp_path / "vocab.txt")
+    monkeypatch.chdir(tmp_path)
+    for argv in commands:
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 0, (argv, result.output)
+        assert "nothing submitted" in result.output
