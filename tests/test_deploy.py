@@ -99,3 +99,19 @@ def test_readme_dry_runs_pass_as_written(readme, tmp_path, monkeypatch):
         result = CliRunner().invoke(cli, argv)
         assert result.exit_code == 0, (argv, result.output)
         assert "nothing submitted" in result.output
+
+
+def test_template_parameters_admit_every_choice_of_their_option():
+    # A parameter's regex that leaves out a choice (next-sentence once admitted nsp|sop|none only) makes
+    # the template refuse what the command line takes.
+    import click
+
+    options = {o: p for p in build.params for o in getattr(p, "opts", [])}
+    for param in json.loads((DATAFLOW / "metadata.json").read_text())["parameters"]:
+        option = options.get(f"--{param['name']}")
+        if option is None or not isinstance(option.type, click.Choice):
+            continue
+        for choice in option.type.choices:
+            assert choice in param["helpText"], (param["name"], choice)
+            for regex in param.get("regexes", []):
+                assert re.fullmatch(regex, choice), (param["name"], choice, regex)
