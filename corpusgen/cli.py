@@ -554,6 +554,11 @@ def _size_limit_warning(manifest: dict, cfg: BuildConfig) -> str | None:
     return f"warning: left out {' and '.join(over)}; to keep them, raise the limit under [build] in a --config file"
 
 
+def _nsp_share(share: float | None, next_sentence: str) -> str:
+    """The NSP random share as printed: a layout without pairs has none (not the word None)."""
+    return f"none (--next-sentence {next_sentence} makes no NSP labels)" if share is None else str(share)
+
+
 def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:
     from corpusgen.stats import input_summary
 
@@ -571,7 +576,8 @@ def _summary(manifest: dict, seconds: float, cfg: BuildConfig) -> str:
             f"dropped: {drops}",
             f"tokens: {s['tokens']['kept']} kept; instances: {s['instances']} ({tokens} tokens) in {len(shards)} shard(s), "
             f"{nbytes / 1e6:.1f} MB, {nbytes / max(1, tokens):.3f} bytes/token",
-            f"NSP random share: {s['nsp']['random_share']}; masked {m['masked_share']} of tokens "
+            f"NSP random share: {_nsp_share(s['nsp']['random_share'], cfg.next_sentence)}; "
+            f"masked {m['masked_share']} of tokens "
             f"(mask/random/kept {m['mask_share']}/{m['random_share']}/{m['kept_share']})"
             + (
                 f"; max_predictions_per_seq {cfg.max_predictions_per_seq} caps masking below masked_lm_prob "
@@ -601,10 +607,14 @@ def validate(build_dir: str, as_json: bool) -> None:
         for d in report["defects"]:
             click.echo(f"DEFECT {d}")
         c = report["checked"]
-        if c:
+        if c and not c["rows"]:  # no figures to give (the defect above says why)
+            click.echo(f"{c['shards']} shard(s), 0 rows")
+        elif c:
+            nsp = c["nsp_random_share"]
             click.echo(
                 f"{c['shards']} shard(s), {c['rows']} rows, {c['tokens']} tokens, {c['bytes_per_token']} bytes/token; "
-                f"NSP random {c['nsp_random_share']}; mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}; "
+                f"NSP random {'none (no NSP labels)' if nsp is None else nsp}; "
+                f"mask/random/kept {c['mask_share']}/{c['random_share']}/{c['kept_share']}; "
                 f"padding share at most {c['padding_share_at_most']} (rows padded to their length bin's top)"
             )
         click.echo("OK" if report["ok"] else f"FAILED: {len(report['defects'])} defect(s)")

@@ -137,7 +137,21 @@ def test_build_with_no_instances_fails_with_the_reason(tmp_path):
     assert out.splitlines()[0] == (
         "DEFECT manifest.json: the build holds no instances (drops: non_string_text 3); nothing can be trained on it"
     )
+    assert out.splitlines()[1] == "0 shard(s), 0 rows"  # not "None bytes/token; NSP random None; …"
     assert out.splitlines()[-1] == "FAILED: 1 defect(s)"
+
+
+@pytest.mark.parametrize("layout", ["full-sentences", "none"])
+def test_a_layout_without_pairs_prints_no_nsp_share_as_none(tmp_path, text, layout):
+    out_dir = str(tmp_path / "o")
+    code, out = run("build", text, "-o", out_dir, "--dupe-factor", "1", "--next-sentence", layout)
+    assert code == 0, out
+    summary = next(line for line in out.splitlines() if line.startswith("NSP random share"))
+    assert summary.startswith(f"NSP random share: none (--next-sentence {layout} makes no NSP labels); masked ")
+    code, out = run("validate", out_dir)
+    assert code == 0, out
+    assert "NSP random none (no NSP labels); mask/random/kept " in out.splitlines()[0]
+    assert "None" not in out
 
 
 def test_long_sequences_and_capped_masking_are_warned(tmp_path, text):
