@@ -42,6 +42,18 @@ def _fail(exc: Exception) -> UserError:
 DEBUG = "corpusgen.debug"
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe its reader has closed (``corpusgen inspect DIR -n 50 | head``)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a test's runner), no poll
+        return False
+
+
 class _Group(click.Group):
     """Any error a command did not turn into a one-line message still ends in one line; ``--debug`` shows it whole."""
 
@@ -51,6 +63,8 @@ class _Group(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+                raise  # the reader has what it wanted (`corpusgen split < docs | head`): click ends quietly, exit 1
             if ctx.meta.get(DEBUG):
                 raise
             first = (str(exc).strip().splitlines() or [""])[0][:300]

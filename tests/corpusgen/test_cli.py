@@ -385,3 +385,22 @@ def test_a_local_worker_log_line_is_shown_as_its_message():
     assert _worker_message(record) and record.getMessage() == '/tmp/café x.txt: binary_file: a "table"; skipped it'
     other = logging.LogRecord("apache_beam", logging.INFO, __file__, 1, "Job state: %s", ("DONE",), None)
     assert _worker_message(other) and other.getMessage() == "Job state: DONE"
+
+
+def test_output_into_a_pipe_its_reader_closed_ends_quietly(tmp_path):
+    """`corpusgen split < docs | head -1` printed 'Error: BrokenPipeError: [Errno 32] Broken pipe (corpusgen
+    --debug split … shows the traceback)' once head had its line: the reader leaving is no error to report."""
+    from tests.conftest import ROOT
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("One sentence here. Another one there.\n\n" * 50_000)
+    with docs.open("rb") as stdin:
+        split = subprocess.Popen(
+            [sys.executable, "-m", "corpusgen.cli", "split"],
+            cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert split.stdout.readline() == b"One sentence here.\n"
+        split.stdout.close()  # as head does
+        stderr = split.stderr.read().decode()
+        assert split.wait(timeout=120) == 1
+    assert stderr == ""
