@@ -135,6 +135,10 @@ def train(config_file: str | None, **options) -> None:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(write_error(exc, Path(cfg.out))) from None
+    except SystemExit as refused:
+        if isinstance(refused.code, str):  # a start refused in one line (trainer.train): "Error: …" as the others
+            raise click.ClickException(refused.code) from None
+        raise
     except TrainingInterrupted as stop:
         if stop.path is not None:  # rank 0
             click.echo(

@@ -88,3 +88,21 @@ def test_bench_train_refuses_impossible_sizes_by_option(args, needle):
 
     r = CliRunner().invoke(cli, ["bench", "train", *args])
     assert r.exit_code == 2 and needle in r.output, r.output
+
+
+def test_a_refused_start_is_an_error_line_like_the_others(build_dir, tmp_path):
+    """'OUT: holds checkpoints already …' and '… need a model with as many positions …' came without the
+    'Error: ' every other refusal of train has (trainer.train raises them as SystemExit with the message)."""
+    run = CliRunner()
+    common = ["train", "--data", str(build_dir), "--steps", "1", "--batch-size", "4", "--no-progress"]
+    r = run.invoke(main, [*common, "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(main, [*common, "--out", str(tmp_path / "run")])
+    assert r.exit_code == 1
+    assert r.output.splitlines()[-1] == (
+        f"Error: {tmp_path / 'run'}: holds checkpoints already; pass --resume to continue that run, or choose another --out"
+    )
+    r = run.invoke(main, [*common, "--out", str(tmp_path / "small"), "--max-position-embeddings", "8"])
+    assert r.exit_code == 1
+    assert r.output.splitlines()[-1].startswith(f"Error: {build_dir}: rows of up to ")
+    assert not (tmp_path / "small").exists()
