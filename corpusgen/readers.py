@@ -523,7 +523,8 @@ def read_html_document(stream: IO[bytes], cfg: BuildConfig, counts: Counter) -> 
     except encoding.DecodeError as exc:
         if exc.reason == encoding.BINARY:
             raise StreamCut(BINARY_FILE, NOT_TEXT, whole_file=True) from None
-        raise StreamCut(UNDECODABLE_FILE, f"{exc}; pass --encoding if you know it", whole_file=True) from None
+        detail = str(exc).removeprefix(f"{exc.reason}: ")
+        raise StreamCut(UNDECODABLE_FILE, f"{detail}; pass --encoding if you know it", whole_file=True) from None
     counts[RECORDS_READ] += 1
     reason = _check_text(text, cfg)
     if reason:

@@ -730,3 +730,14 @@ def test_a_feather_v1_file_gets_the_fix_not_a_metadata_length_error(tmp_path, ca
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'old.txt'}: binary_file: {readers.FEATHER_V1_FIX}; skipped it"
     ]
+
+
+def test_an_undecodable_web_page_is_named_once_with_the_fix(tmp_path, caplog):
+    page = tmp_path / "bad.html"
+    page.write_bytes(b"\xef\xbb\xbf<html><body><p>bad \xff\xfe here.</p></body></html>")
+    with caplog.at_level("WARNING", logger="corpusgen"):
+        assert read_file(page, input_format="html") == ([], Counter({stats.UNDECODABLE_FILE: 1}))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{page}: undecodable_file: utf-8-sig byte-order mark but invalid utf-8-sig; pass --encoding if you know it; "
+        "skipped it"
+    ]
