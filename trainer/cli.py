@@ -186,7 +186,7 @@ def write_error(exc: OSError, out: Path) -> str:
 
 @click.command("plot")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="PNG path (default RUN_DIR/curves.png).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Image path: .png, .svg, .pdf, … (default RUN_DIR/curves.png).")
 def plot(run_dir: str, output: str | None) -> None:
     """Draw a run's losses and accuracies (train and held-out) to a PNG."""
     from trainer.plot import plot_run
@@ -196,6 +196,12 @@ def plot(run_dir: str, output: str | None) -> None:
         target = target if target.suffix else target.with_suffix(".png")  # what matplotlib would write
         if not target.parent.is_dir():
             raise click.ClickException(f"{target.parent}: no such folder; create it or pick another --output")
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        if target.suffix[1:].lower() not in FigureCanvasBase.get_supported_filetypes():
+            raise click.ClickException(
+                f"{target}: no image format is named {target.suffix}; name it .png, .svg or .pdf"
+            )
     try:
         path = plot_run(Path(run_dir), target)
     except FileNotFoundError as exc:

@@ -51,6 +51,10 @@ def test_train_stop_resume_plot_export(build_dir, tmp_path):
         log.write('{"step": 13, "mlm_lo')
     r = run.invoke(main, ["plot", str(tmp_path / "run")])
     assert r.exit_code == 0 and "1 unreadable line(s) skipped" in r.output, r.output
+    r = run.invoke(main, ["plot", str(tmp_path / "run"), "-o", str(tmp_path / "curves.foo")])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "name it .png, .svg or .pdf" in r.output, r.output
+    r = run.invoke(main, ["plot", str(tmp_path / "run"), "-o", str(tmp_path / "curves.SVG")])
+    assert r.exit_code == 0 and (tmp_path / "curves.SVG").read_bytes().lstrip().startswith(b"<?xml"), r.output
     r = run.invoke(main, ["export", str(tmp_path / "run"), "-o", str(tmp_path / "hf")])
     assert r.exit_code == 0 and (tmp_path / "hf" / "model.safetensors").exists()
 
