@@ -646,7 +646,7 @@ def validate(build_dir: str, as_json: bool) -> None:
     help="Index of the shard in the manifest [the largest train shard].",
 )
 def inspect(build_dir: str, count: int, shard_index: int | None) -> None:
-    """Show instances readably: A | B, each mask as [MASK→label], ~random→label or =kept."""
+    """Show instances readably: A and B on their own lines, each mask as [MASK→label], ~random→label or =kept."""
     import pyarrow as pa
 
     from corpusgen.shards import (
