@@ -89,7 +89,8 @@ class StreamCut(Exception):
 
 
 NOT_TEXT = "binary data, not text (leave it out, or pass --input-format for a table)"
-FEATHER_V1 = b"FEA1"
+# a Feather V1 file opens with its magic and the NULs that pad it to 8 bytes: text may start "FEA1" too
+FEATHER_V1 = b"FEA1\x00\x00\x00\x00"
 FEATHER_V1_FIX = "a Feather V1 file (older than Arrow IPC); rewrite it: pyarrow.feather.write_feather(pyarrow.feather.read_table(F), F2)"
 TABLE_NAMES = {"arrow": "an Arrow IPC", "parquet": "a Parquet"}
 
@@ -703,11 +704,11 @@ def _open_ipc(source):
     as the stream its batches are, up to the cut, as a cut stream is: it was unreadable as a whole."""
     import pyarrow as pa
 
-    magic = source.read(6)
+    magic = source.read(len(FEATHER_V1))
     source.seek(0)
-    if magic.startswith(FEATHER_V1):
+    if magic == FEATHER_V1:
         raise pa.ArrowInvalid(FEATHER_V1_FIX)
-    if magic != b"ARROW1":
+    if magic[:6] != b"ARROW1":
         return pa.ipc.open_stream(source)
     try:
         return pa.ipc.open_file(source)

@@ -732,6 +732,15 @@ def test_a_feather_v1_file_gets_the_fix_not_a_metadata_length_error(tmp_path, ca
     ]
 
 
+def test_text_that_starts_with_fea1_is_still_text(tmp_path):
+    """Only 'FEA1' and its padding of NULs open a Feather V1 file; a text about the FEA1 gene is text."""
+    data = b"FEA1 is a gene of plants. It encodes a protein.\n\nAnother document. It has two sentences.\n"
+    (tmp_path / "genes.txt").write_bytes(data)
+    docs, counts = read_file(tmp_path / "genes.txt")
+    assert len(docs) == 2 and counts[stats.BINARY_FILE] == 0
+    assert text_docs(data)[0] == docs
+
+
 def test_an_undecodable_web_page_is_named_once_with_the_fix(tmp_path, caplog):
     page = tmp_path / "bad.html"
     page.write_bytes(b"\xef\xbb\xbf<html><body><p>bad \xff\xfe here.</p></body></html>")
