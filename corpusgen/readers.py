@@ -953,12 +953,15 @@ class LineRange:
 
 def splittable(path: str, cfg: BuildConfig, head: bytes) -> bool:
     """Whether a file can be read as byte ranges of whole lines in parallel: uncompressed JSON lines
-    whose ``head`` (first bytes) shows UTF-8 text (a BOM, UTF-16/32 or binary data need the whole file).
+    whose ``head`` (first bytes) shows UTF-8 text (a BOM, UTF-16/32, binary data, an archive or a
+    table need the whole file).
     """
     from corpusgen import encoding
 
     if detect_format(path, cfg) != "jsonl" or compression_of(path) or cfg.encoding not in ("auto", "utf-8"):
         return False
+    if _archive_kind(head) or _table_kind(head) or head.startswith(FEATHER_V1):
+        return False  # skipped whole by its first range (``_open_text``): the others must not read it as lines
     unicode = encoding.sniff_unicode(head)
     return (unicode is None or unicode[0] == "utf-8-sig") and not encoding.looks_binary(head[:_DETECT_BYTES])
 

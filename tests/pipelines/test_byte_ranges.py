@@ -102,6 +102,28 @@ def test_only_uncompressed_utf8_json_lines_are_split(tmp_path):
     assert list(byte_ranges((0, str(fifo_like)), cfg, 10)) == [(0, str(fifo_like), 0, 0, None)]
 
 
+def test_a_large_table_or_archive_under_a_json_lines_name_is_read_whole(tmp_path):
+    """Its first range skipped it whole (binary_file: 'a Parquet file; name it *.parquet …'), and the
+    other ranges read the rest of its bytes as JSON lines: thousands of malformed_json and nul_byte."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cfg = BuildConfig()
+    path = tmp_path / "table.jsonl"
+    pq.write_table(
+        pa.table({"text": [f"Sentence {i} of a longer text here." for i in range(4000)]}), path, compression="none"
+    )
+    head = path.read_bytes()[: 1 << 16]
+    assert not readers.splittable(str(path), cfg, head)
+    assert list(byte_ranges((0, str(path)), cfg, 5000)) == [(0, str(path), 0, 0, None)]
+    text = b'{"text": "a b c."}\n' * 40
+    for magic in (b"ARROW1\x00\x00", b"FEA1\x00\x00\x00\x00", b"PK\x03\x04"):
+        assert not readers.splittable("a.jsonl", cfg, magic + text)
+    counts = Counter()
+    docs = list(readers.read_documents(str(path), cfg, counts))
+    assert docs == [] and counts[readers.BINARY_FILE] == 1 and counts[readers.MALFORMED_JSON] == 0
+
+
 def test_a_build_read_in_byte_ranges_has_the_same_shards_and_counts(tmp_path, vocab_file, monkeypatch):
     src = _slice(tmp_path, 300)
     cfg = BuildConfig(dupe_factor=1, nsp_pool_tokens=60_000)
