@@ -3,8 +3,8 @@
 Nothing is sequential, so the numbers of many streams (rows, documents) are drawn at once with a
 few array operations, and a stream's numbers depend on its key alone, never on which others share
 the batch or on a worker's history. The hash is SplitMix64's finaliser, a bijection of 64-bit words.
-Pairing (``pairing.PairStream``), the build's masks (``masking.DocumentDraws``) and the loader's
-dynamic masks (``masking.row_keys``) draw from here.
+The build's masks (``masking.DocumentDraws``) and the loader's dynamic masks (``masking.row_keys``)
+draw from here (pairing keeps a Philox generator per document: measured no slower).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio: the stream's step
-MASKING, PAIRING = 0, 1  # purposes: one document seed names a stream for each
+MASKING = 0  # a purpose: one document seed names an independent stream for each purpose
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
@@ -65,6 +65,6 @@ class KeyedDraws:
 
 def stream_keys(seeds: np.ndarray, purpose: int) -> np.ndarray:
     """The 64-bit stream keys of documents named by 128-bit seeds (``pairing.document_seed``; shape
-    (documents, 2), uint64) for ``purpose`` (MASKING, PAIRING): independent streams of one seed."""
+    (documents, 2), uint64) for ``purpose`` (``MASKING``): independent streams of one seed."""
     seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1, 2)
     return mix64(seeds[:, 0] ^ mix64(seeds[:, 1] + np.uint64(((purpose + 1) * GOLDEN) & M64)))

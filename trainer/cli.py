@@ -186,7 +186,12 @@ def write_error(exc: OSError, out: Path) -> str:
 
 @click.command("plot")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Image path: .png, .svg, .pdf, … (default RUN_DIR/curves.png).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Image path: .png, .svg, .pdf, … (default RUN_DIR/curves.png).",
+)
 def plot(run_dir: str, output: str | None) -> None:
     """Draw a run's losses and accuracies (train and held-out) to a PNG."""
     from trainer.plot import plot_run
