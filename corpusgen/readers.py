@@ -986,10 +986,12 @@ def read_documents(
     if byte_range is None or byte_range[0] == 0:
         counts[FILES_READ] += 1
     before = (counts[RECORDS_READ], counts[DOCUMENTS_READ], counts[MISSING_TEXT_FIELD] + counts[NON_STRING_TEXT])
-    file_drops = sum(counts[r] for r in FILE_DROPS)
+    file_drops, empty = sum(counts[r] for r in FILE_DROPS), counts[EMPTY_FILE]
     yield from _read_documents(path, fmt, cfg, counts, opener, byte_range)  # never raises
     if byte_range is None and counts[RECORDS_READ] == before[0] and sum(counts[r] for r in FILE_DROPS) == file_drops:
         counts[EMPTY_FILE] += 1  # nothing but whitespace (or a table of no rows)
+    if counts[EMPTY_FILE] > empty:  # the count alone would not say which of many inputs it was
+        log.warning("%s: no text in it (empty, whitespace only, or a table of no rows); skipped it", path)
     records, docs, no_text = (
         after - was
         for after, was in zip(

@@ -750,3 +750,17 @@ def test_an_undecodable_web_page_is_named_once_with_the_fix(tmp_path, caplog):
         f"{page}: undecodable_file: utf-8-sig byte-order mark but invalid utf-8-sig; pass --encoding if you know it; "
         "skipped it"
     ]
+
+
+def test_a_file_with_no_text_is_named_once(tmp_path, caplog):
+    """empty_file was a count without a name: which of a folder's files was it?"""
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "blank.jsonl").write_text("\n  \n\n")
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp_path / "none.parquet")
+    for name in ("empty.txt", "blank.jsonl", "none.parquet"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="corpusgen"):
+            assert read_file(tmp_path / name) == ([], Counter({stats.EMPTY_FILE: 1}))
+        assert [r.getMessage() for r in caplog.records] == [
+            f"{tmp_path / name}: no text in it (empty, whitespace only, or a table of no rows); skipped it"
+        ]
