@@ -18,10 +18,19 @@ MASKING = 0  # a purpose: one document seed names an independent stream for each
 
 def mix64(z: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser, elementwise on uint64."""
-    z = np.asarray(z, dtype=np.uint64)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    return _mix64_in_place(np.array(z, dtype=np.uint64))
+
+
+def _mix64_in_place(z: np.ndarray) -> np.ndarray:
+    """``mix64`` overwriting ``z`` (a uint64 array of the caller's): no temporaries but one."""
+    t = np.empty_like(z)
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= np.uint64(factor)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    return z
 
 
 def mix64_int(z: int) -> int:
@@ -48,15 +57,24 @@ class KeyedDraws:
         """Random 64-bit words (uint64)."""
         self.calls += 1
         per_key = np.asarray(per_key, dtype=np.int64)
-        owner = np.repeat(np.arange(len(per_key)), per_key)
-        first = np.cumsum(per_key) - per_key
-        i = (np.arange(len(owner), dtype=np.int64) - first[owner] + 1).astype(np.uint64)
         base = mix64(self.keys ^ np.uint64((self.calls * GOLDEN) & M64))
-        return mix64(base[owner] + i * np.uint64(GOLDEN))
+        # number i (from 1) of stream k is mix64(base[k] + i * GOLDEN); with j the flat index and
+        # first[k] the flat index of stream k's first number, i = j - first[k] + 1, so the term is
+        # (base[k] - (first[k] - 1) * GOLDEN) + j * GOLDEN: one gather, no per-number index arithmetic
+        first = (np.cumsum(per_key) - per_key).astype(np.uint64)
+        offset = base - (first - np.uint64(1)) * np.uint64(GOLDEN)  # wraps modulo 2^64, as intended
+        x = np.arange(int(per_key.sum()), dtype=np.uint64)
+        x *= np.uint64(GOLDEN)
+        x += np.repeat(offset, per_key)
+        return _mix64_in_place(x)
 
     def random(self, per_key: np.ndarray) -> np.ndarray:
         """Floats in [0, 1), 53 random bits each."""
-        return (self.words(per_key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        words = self.words(per_key)
+        words >>= np.uint64(11)
+        out = words.astype(np.float64)
+        out *= 2.0**-53
+        return out
 
     def integers(self, high: int, per_key: np.ndarray) -> np.ndarray:
         """Integers in [0, high)."""
