@@ -33,18 +33,6 @@ def _mix64_in_place(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def mix64_int(z: int) -> int:
-    """``mix64`` of one Python int (no array overhead: for numbers drawn one at a time)."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
-
-
-def call_stream(key: int, call: int) -> int:
-    """The base of a key's ``call``-th draw (an int): its numbers are ``mix64(base + i * GOLDEN)``, i ≥ 1."""
-    return mix64_int(key ^ ((call * GOLDEN) & M64))
-
-
 class KeyedDraws:
     """Random numbers for many streams, one per 64-bit key: ``per_key[k]`` numbers of stream k,
     streams in order, as one flat array. Each call draws the next numbers of every stream."""
